@@ -1,0 +1,54 @@
+"""`gradient-pipeline` command line. Each domain adds its own subcommands in `<domain>/cli.py`
+(`add_commands(subparsers)`); handlers import their heavy modules lazily so `--help` stays fast."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+
+# Domains that contribute subcommands. A module that is not there yet is skipped.
+COMMAND_MODULES = (
+    "gradient_pipeline.localexchange.cli",
+    "gradient_pipeline.marketdata.cli",
+    "gradient_pipeline.research.cli",
+    "gradient_pipeline.execution.cli",
+    "gradient_pipeline.monitoring.cli",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gradient-pipeline", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as err:
+            if err.name == name:
+                continue
+            raise
+        module.add_commands(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("TZ", "UTC")
+    args = build_parser().parse_args(argv)
+    try:
+        result = args.handler(args)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as err:  # one clear line for operators; tracebacks with GRADIENT_DEBUG=1
+        if os.environ.get("GRADIENT_DEBUG"):
+            raise
+        from gradient_pipeline.config import ConfigError
+
+        prefix = "configuration error" if isinstance(err, ConfigError) else type(err).__name__
+        print(f"gradient-pipeline {args.command}: {prefix}: {err}", file=sys.stderr)
+        return 2
+    return int(result or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

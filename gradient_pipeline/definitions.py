@@ -1,0 +1,9 @@
+"""The Dagster code location: merges each domain's definitions and the shared resources."""
+
+import dagster as dg
+
+from gradient_pipeline.defs.resources import RESOURCES
+
+defs = dg.Definitions.merge(
+    dg.Definitions(resources=RESOURCES),
+)

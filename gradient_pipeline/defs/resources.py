@@ -1,0 +1,41 @@
+"""Resources shared by every domain: the validated configuration and the DuckDB file it names."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from functools import cached_property
+
+import dagster as dg
+import duckdb
+
+from gradient_pipeline.config import GradientConfig, load_config
+from gradient_pipeline.storage.db import connect
+
+
+class GradientResource(dg.ConfigurableResource):
+    """The pipeline's configuration file (`$GRADIENT_CONFIG`, default `config/gradient_live.json`) and its DuckDB file.
+
+    `duckdb_path` overrides the file's `duckdb_path` (tests and the demo point it at their own file).
+    """
+
+    config_path: str = ""
+    duckdb_path: str = ""
+
+    @cached_property
+    def config(self) -> GradientConfig:
+        return load_config(self.config_path or None)
+
+    @property
+    def db_path(self) -> str:
+        return self.duckdb_path or os.environ.get("GRADIENT_DUCKDB_PATH") or str(self.config.resolved_duckdb_path)
+
+    @contextlib.contextmanager
+    def db(self, read_only: bool = False, wait_s: float = 60.0) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A short-lived connection; waits up to `wait_s` for another process's lock."""
+        with connect(self.db_path, read_only=read_only, wait_s=wait_s) as conn:
+            yield conn
+
+
+RESOURCES = {"gradient": GradientResource()}
