@@ -18,9 +18,23 @@ COMMAND_MODULES = (
 )
 
 
+def _ui(args: argparse.Namespace) -> int:
+    """Start the Dagster UI and daemon (`dagster dev`) with the project's DAGSTER_HOME."""
+    from gradient_pipeline.dagster_home import PROJECT_ROOT, ensure_dagster_home
+
+    home = ensure_dagster_home()
+    print(f"DAGSTER_HOME={home}")
+    cmd = ["dagster", "dev", "-w", str(PROJECT_ROOT / "workspace.yaml"), "-p", str(args.port)]
+    os.execvp(cmd[0], cmd)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gradient-pipeline", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    ui = sub.add_parser("ui", help="start the Dagster UI + daemon (dagster dev) with the project's DAGSTER_HOME")
+    ui.add_argument("--port", type=int, default=3000)
+    ui.set_defaults(handler=_ui)
     for name in COMMAND_MODULES:
         try:
             module = importlib.import_module(name)
