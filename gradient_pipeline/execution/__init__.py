@@ -1,0 +1,1 @@
+"""Rebalance planning, the order lifecycle and the execution ledger (Dagster-free)."""
