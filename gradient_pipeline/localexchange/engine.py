@@ -1,0 +1,759 @@
+"""`TradingEngine`: the trading half of the local exchange — accounts, orders, fills, fees, funding, signatures.
+
+The server hands it `/info` bodies whose type is in `ACCOUNT_INFO_TYPES` and every `/exchange` body; it answers
+with the live exchange's JSON shapes (string numbers, ms times) and exact error strings (reference §2–§7). Prices
+and depth come from the market half (`MarketView`): taker orders walk `market.book(coin)`, so large IOC orders fill
+partially; resting Gtc/Alo orders fill as maker when a later book trades through their price.
+
+Clock: `on_clock(now_ms)` is called when the replay clock moves; it pays hourly funding for every whole hour
+crossed, runs scheduled cancels, then fills resting orders the new prices cross. Public calls also catch up with
+`market.now_ms()` themselves, so a missed notification cannot skip funding.
+
+Nonce time: the live exchange checks nonces and `expiresAfter` against its block time, and the SDK makes nonces
+from the wall clock (`get_timestamp_ms`). The replay clock is historical, so by default (`nonce_clock: "wall"`)
+those checks use the wall clock; `nonce_clock: "replay"` checks them against the replay clock instead.
+
+Signers: an L1 action's signer is recovered with the SDK (`signing.py`); a registered API wallet acts for its
+master, a funded master acts for itself, anything else is `User or API Wallet 0x… does not exist.` State is kept
+in memory and guarded by one re-entrant lock.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Protocol
+
+from eth_utils import keccak
+from hyperliquid.utils.signing import action_hash
+
+from gradient_pipeline.localexchange import fmt
+from gradient_pipeline.localexchange import orders as E
+from gradient_pipeline.localexchange.accounts import (
+    Account,
+    apply_fill,
+    increase_size,
+    liquidation_px,
+    margin_summary,
+)
+from gradient_pipeline.localexchange.matching import Liquidity, crosses, crossing_depth, floor_sz, walk
+from gradient_pipeline.localexchange.nonces import NonceBook
+from gradient_pipeline.localexchange.orders import BadRequest, OrderRecord, OrderWire
+from gradient_pipeline.localexchange.signing import recover_approve_agent_signer, recover_l1_signer
+
+HOUR_MS = 3_600_000
+DAY_MS = 86_400_000
+EPS = 1e-9
+
+
+class CoinMeta(Protocol):
+    name: str
+    asset_index: int
+    sz_decimals: int
+    max_leverage: int
+    is_delisted: bool
+
+
+class MarketView(Protocol):
+    """What the engine needs from the market half (full contract: `market.py` docstring)."""
+
+    def now_ms(self) -> int: ...
+    def coins(self) -> list[CoinMeta]: ...
+    def coin(self, name: str) -> CoinMeta | None: ...
+    def coin_by_asset(self, i: int) -> CoinMeta | None: ...
+    def mid(self, coin: str) -> float | None: ...
+    def mark(self, coin: str) -> float | None: ...
+    def oracle(self, coin: str) -> float | None: ...
+    def book(self, coin: str) -> tuple[list[tuple[float, float]], list[tuple[float, float]]]: ...
+    def funding_rate(self, coin: str, hour_ms: int) -> float | None: ...
+
+
+DEFAULT_CONFIG: dict = {
+    "taker_fee": 0.00045,  # base tier perps (fees.md)
+    "maker_fee": 0.00015,
+    "default_leverage": 20,  # capped at the coin's maxLeverage
+    "min_notional": 10.0,
+    "price_band": 0.8,  # reject limit prices more than 80% from the mark
+    "nonce_clock": "wall",  # "wall" | "replay": the T in the nonce window and expiresAfter checks
+    "request_buffer": 10_000,  # address-based limit: cap = traded USDC + this
+    "max_fills": 2000,  # userFills / userFillsByTime page size
+    "max_funding_rows": 500,
+}
+
+ACCOUNT_INFO_TYPES: set[str] = {
+    "clearinghouseState",
+    "openOrders",
+    "frontendOpenOrders",
+    "userFills",
+    "userFillsByTime",
+    "orderStatus",
+    "userFunding",
+    "userRateLimit",
+    "userRole",
+    "userFees",
+}
+
+
+def _err(message: str) -> dict:
+    return {"status": "err", "response": message}
+
+
+def _ok_default() -> dict:
+    return {"status": "ok", "response": {"type": "default"}}
+
+
+def _address(value: object, what: str) -> str:
+    if not isinstance(value, str) or not value.startswith("0x") or len(value) != 42:
+        raise BadRequest(f"{what} is not a 0x-prefixed 20-byte address: {value!r}")
+    try:
+        int(value[2:], 16)
+    except ValueError as err:
+        raise BadRequest(f"{what} is not hex: {value!r}") from err
+    return value.lower()
+
+
+def _int(value: object, what: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise BadRequest(f"{what} must be an integer, got {value!r}")
+    return value
+
+
+def _hash_hex(*parts: object) -> str:
+    return "0x" + keccak(text="|".join(str(p) for p in parts)).hex()
+
+
+class TradingEngine:
+    ACCOUNT_INFO_TYPES = ACCOUNT_INFO_TYPES
+
+    def __init__(self, market: MarketView, config: dict | None = None):
+        unknown = set(config or {}) - set(DEFAULT_CONFIG)
+        if unknown:
+            raise ValueError(f"TradingEngine config: unknown key(s) {sorted(unknown)}; known: {sorted(DEFAULT_CONFIG)}")
+        self.config = {**DEFAULT_CONFIG, **(config or {})}
+        if self.config["nonce_clock"] not in ("wall", "replay"):
+            raise ValueError(f"TradingEngine config: nonce_clock must be 'wall' or 'replay', got {self.config['nonce_clock']!r}")
+        self.market = market
+        self._lock = threading.RLock()
+        self._accounts: dict[str, Account] = {}
+        self._agents: dict[str, str] = {}  # agent address -> master (both lower-case)
+        self._named_agents: dict[str, dict[str, str]] = {}  # master -> name -> agent ("" = unnamed)
+        self._nonces = NonceBook()
+        self._liquidity = Liquidity()
+        self._next_oid = 1
+        self._next_tid = 1
+        self._last_ms = market.now_ms()
+
+    # ------------------------------------------------------------------ operator surface
+    def fund(self, address: str, usdc: float) -> None:
+        """Credit `usdc` to a master account (creating it): the local stand-in for a deposit."""
+        if not usdc == usdc or usdc < 0:  # NaN or negative
+            raise ValueError(f"fund: amount must be a non-negative number, got {usdc!r}")
+        with self._lock:
+            acct = self._account(_address(address, "fund address"), create=True)
+            acct.balance += float(usdc)
+
+    def approve_agent(self, agent: str, master: str) -> None:
+        """Register `agent` as an API wallet of `master` (what a signed approveAgent does)."""
+        with self._lock:
+            self._register_agent(_address(agent, "agent"), _address(master, "master"), "")
+
+    # ------------------------------------------------------------------ clock
+    def on_clock(self, now_ms: int) -> None:
+        with self._lock:
+            self._advance(int(now_ms))
+
+    def _advance(self, now: int) -> None:
+        self._liquidity.reset_if_moved(now)
+        last = self._last_ms
+        self._last_ms = now
+        if now <= last:  # same instant, or the operator rewound the clock: nothing to pay or fill
+            return
+        first_hour = (last // HOUR_MS + 1) * HOUR_MS
+        for hour in range(first_hour, now + 1, HOUR_MS):
+            self._pay_funding(hour)
+        for acct in self._accounts.values():
+            if acct.scheduled_cancel_ms is not None and acct.scheduled_cancel_ms <= now:
+                self._cancel_all(acct, "scheduledCancel", acct.scheduled_cancel_ms)
+                acct.scheduled_cancel_ms = None
+        self._fill_resting(now)
+
+    def _sync(self) -> None:
+        now = self.market.now_ms()
+        if now != self._last_ms:
+            self._advance(now)
+
+    def _action_clock_ms(self) -> int:
+        if self.config["nonce_clock"] == "replay":
+            return self.market.now_ms()
+        return int(time.time() * 1000)
+
+    # ------------------------------------------------------------------ accounts
+    def _account(self, address: str, create: bool = False) -> Account | None:
+        acct = self._accounts.get(address)
+        if acct is None and create:
+            acct = self._accounts[address] = Account(address)
+        return acct
+
+    def _register_agent(self, agent: str, master: str, name: str) -> None:
+        self._account(master, create=True)
+        named = self._named_agents.setdefault(master, {})
+        previous = named.get(name)
+        if previous is not None and previous != agent:
+            # a new wallet under the same name (or a new unnamed one) deregisters the old one (§4.4)
+            self._agents.pop(previous, None)
+        named[name] = agent
+        self._agents[agent] = master
+
+    def _coin_meta(self, coin: str):
+        return self.market.coin(coin)
+
+    def _leverage(self, acct: Account, coin: str) -> int:
+        meta = self._coin_meta(coin)
+        max_lev = meta.max_leverage if meta else self.config["default_leverage"]
+        return acct.leverage.get(coin, min(self.config["default_leverage"], max_lev))
+
+    def _max_leverage(self, coin: str) -> int:
+        meta = self._coin_meta(coin)
+        return meta.max_leverage if meta else self.config["default_leverage"]
+
+    def _mark(self, coin: str) -> float | None:
+        m = self.market.mark(coin)
+        return m if m is not None else self.market.mid(coin)
+
+    def _summary(self, acct: Account):
+        return margin_summary(acct, self._mark, lambda c: self._leverage(acct, c), self._max_leverage)
+
+    # ------------------------------------------------------------------ /info
+    def handle_info(self, body: dict) -> object:
+        with self._lock:
+            self._sync()
+            if not isinstance(body, dict):
+                raise BadRequest("info body must be an object")
+            kind = body.get("type")
+            if kind not in ACCOUNT_INFO_TYPES:
+                raise BadRequest(f"info type {kind!r} is not an account type")
+            user = _address(body.get("user"), "user")
+            acct = self._accounts.get(user)
+            handler = getattr(self, f"_info_{kind}")
+            return handler(body, user, acct)
+
+    def _info_clearinghouseState(self, body, user, acct):
+        now = self.market.now_ms()
+        if acct is None:
+            acct = Account(user)
+        s = self._summary(acct)
+        positions = []
+        for coin, pos in sorted(acct.positions.items()):
+            if pos.szi == 0:
+                continue
+            meta = self._coin_meta(coin)
+            sz_dec = meta.sz_decimals if meta else 8
+            lev = self._leverage(acct, coin)
+            max_lev = self._max_leverage(coin)
+            mark = self._mark(coin) or pos.entry_px
+            value = abs(pos.szi) * mark
+            upnl = pos.szi * (mark - pos.entry_px)
+            own_maint = 0.5 * value / max_lev
+            liq = liquidation_px(s.account_value, s.maintenance_margin - own_maint, pos.szi, mark, max_lev)
+            entry_margin = abs(pos.szi) * pos.entry_px / lev
+            positions.append({
+                "position": {
+                    "coin": coin,
+                    "cumFunding": {
+                        "allTime": fmt.usd(pos.funding_all_time),
+                        "sinceChange": fmt.usd(pos.funding_since_change),
+                        "sinceOpen": fmt.usd(pos.funding_since_open),
+                    },
+                    "entryPx": fmt.px(pos.entry_px),
+                    "leverage": {"type": "cross", "value": lev},
+                    "liquidationPx": None if liq is None else fmt.px(liq),
+                    "marginUsed": fmt.usd(value / lev),
+                    "maxLeverage": max_lev,
+                    "positionValue": fmt.usd(value),
+                    "returnOnEquity": fmt.num(upnl / entry_margin if entry_margin else 0.0, 8),
+                    "szi": fmt.sz(pos.szi, sz_dec),
+                    "unrealizedPnl": fmt.usd(upnl),
+                },
+                "type": "oneWay",
+            })
+        summary = {
+            "accountValue": fmt.usd(s.account_value),
+            "totalMarginUsed": fmt.usd(s.total_margin_used),
+            "totalNtlPos": fmt.usd(s.total_ntl_pos),
+            "totalRawUsd": fmt.usd(s.total_raw_usd),
+        }
+        return {
+            "assetPositions": positions,
+            "crossMaintenanceMarginUsed": fmt.usd(s.maintenance_margin),
+            "crossMarginSummary": dict(summary),
+            "marginSummary": summary,
+            "time": now,
+            "withdrawable": fmt.usd(s.withdrawable),
+        }
+
+    def _info_openOrders(self, body, user, acct):
+        if acct is None:
+            return []
+        return [o.open_wire() for o in sorted(acct.open_orders(), key=lambda o: -o.oid)]
+
+    def _info_frontendOpenOrders(self, body, user, acct):
+        if acct is None:
+            return []
+        return [o.wire() for o in sorted(acct.open_orders(), key=lambda o: -o.oid)]
+
+    def _info_userFills(self, body, user, acct):
+        if acct is None:
+            return []
+        return list(reversed(acct.fills[-self.config["max_fills"]:]))
+
+    def _info_userFillsByTime(self, body, user, acct):
+        start = _int(body.get("startTime"), "startTime")
+        end = body.get("endTime")
+        end = self.market.now_ms() if end is None else _int(end, "endTime")
+        if acct is None:
+            return []
+        rows = [f for f in acct.fills if start <= f["time"] <= end]
+        return rows[: self.config["max_fills"]]
+
+    def _info_userFunding(self, body, user, acct):
+        start = _int(body.get("startTime"), "startTime")
+        end = body.get("endTime")
+        end = self.market.now_ms() if end is None else _int(end, "endTime")
+        if acct is None:
+            return []
+        rows = [f for f in acct.funding if start <= f["time"] <= end]
+        return rows[: self.config["max_funding_rows"]]
+
+    def _info_orderStatus(self, body, user, acct):
+        ref = body.get("oid")
+        if isinstance(ref, str):
+            if not E.is_cloid(ref):
+                raise BadRequest(f"orderStatus oid must be an integer or a 0x cloid, got {ref!r}")
+            oid = acct.cloids.get(ref.lower()) if acct else None
+        else:
+            oid = _int(ref, "oid")
+        order = acct.orders.get(oid) if (acct and oid is not None) else None
+        if order is None:
+            return {"status": "unknownOid"}
+        return {"status": "order",
+                "order": {"order": order.wire(), "status": order.status, "statusTimestamp": order.status_timestamp}}
+
+    def _info_userRateLimit(self, body, user, acct):
+        vlm = acct.cum_volume if acct else 0.0
+        used = acct.requests_used if acct else 0
+        cap = int(vlm) + self.config["request_buffer"]
+        return {"cumVlm": fmt.num(vlm, 6), "nRequestsUsed": used, "nRequestsCap": cap,
+                "nRequestsSurplus": max(0, cap - used)}
+
+    def _info_userRole(self, body, user, acct):
+        if user in self._agents:
+            return {"role": "agent", "data": {"user": self._agents[user]}}
+        if acct is not None:
+            return {"role": "user"}
+        return {"role": "missing"}
+
+    def _info_userFees(self, body, user, acct):
+        taker, maker = fmt.num(self.config["taker_fee"], 8), fmt.num(self.config["maker_fee"], 8)
+        return {
+            "dailyUserVlm": [],
+            "feeSchedule": {"cross": taker, "add": maker, "referralDiscount": "0.0", "tiers": {"vip": [], "mm": []}},
+            "userCrossRate": taker,
+            "userAddRate": maker,
+            "activeReferralDiscount": "0.0",
+            "trial": None,
+            "feeTrialReward": "0.0",
+            "nextTrialAvailableTimestamp": None,
+        }
+
+    # ------------------------------------------------------------------ /exchange
+    def handle_exchange(self, body: dict) -> object:
+        """Verify and apply one signed action. Raises `BadRequest` for a body of the wrong shape (the
+        server answers 422); every other failure is a `{"status":"err",...}` or a per-order error."""
+        with self._lock:
+            self._sync()
+            if not isinstance(body, dict):
+                raise BadRequest("exchange body must be an object")
+            action = body.get("action")
+            if not isinstance(action, dict) or not isinstance(action.get("type"), str):
+                raise BadRequest("action must be an object with a 'type'")
+            nonce = _int(body.get("nonce"), "nonce")
+            vault = body.get("vaultAddress")
+            expires = body.get("expiresAfter")
+            if expires is not None:
+                expires = _int(expires, "expiresAfter")
+            if vault is not None:
+                _address(vault, "vaultAddress")
+            clock = self._action_clock_ms()
+            if expires is not None and expires < clock:
+                return _err("Action already expired")
+
+            if action["type"] == "approveAgent":
+                return self._approve_agent_action(action, body.get("signature"), nonce, clock)
+
+            signer = recover_l1_signer(action, body.get("signature"), vault, nonce, expires)
+            signer_key = signer.lower()
+            master = self._agents.get(signer_key) or (signer_key if signer_key in self._accounts else None)
+            if master is None:
+                return _err(f"User or API Wallet {signer} does not exist.")
+            if vault is not None:
+                return _err(f"Vault not registered: {vault}")
+            acct = self._accounts[master]
+            cost = self._request_cost(action)
+            limited = self._address_limit(acct, action["type"], cost)
+            if limited:
+                return _err(limited)
+            bad_nonce = self._nonces.check(signer_key, nonce, clock)
+            if bad_nonce:
+                return _err(bad_nonce)
+            self._nonces.use(signer_key, nonce)
+            acct.requests_used += cost
+            tx_hash = "0x" + action_hash(action, vault, nonce, expires).hex()
+            kind = action["type"]
+            if kind == "order":
+                return self._order_action(acct, action, tx_hash)
+            if kind == "cancel":
+                return self._cancel_action(acct, action, by_cloid=False)
+            if kind == "cancelByCloid":
+                return self._cancel_action(acct, action, by_cloid=True)
+            if kind == "updateLeverage":
+                return self._update_leverage(acct, action)
+            if kind == "scheduleCancel":
+                return self._schedule_cancel(acct, action)
+            return _err(f"Action type {kind!r} is not supported by the local exchange.")
+
+    def _request_cost(self, action: dict) -> int:
+        items = action.get("orders") if action["type"] == "order" else action.get("cancels")
+        return max(1, len(items)) if isinstance(items, list) else 1
+
+    def _address_limit(self, acct: Account, kind: str, cost: int) -> str | None:
+        """The address-based request budget (rate-limits-and-user-limits.md): 1 request per USDC traded plus a
+        10,000 buffer; cancels get min(limit + 100000, 2 × limit)."""
+        cap = int(acct.cum_volume) + self.config["request_buffer"]
+        if kind in ("cancel", "cancelByCloid"):
+            cap = min(cap + 100_000, 2 * cap)
+        if acct.requests_used + cost > cap:
+            return (f"Too many cumulative requests sent ({acct.requests_used + cost} > {cap}) for cumulative volume "
+                    f"traded ${acct.cum_volume:.2f}. Place taker orders to free up 1 request per USDC traded.")
+        return None
+
+    def _approve_agent_action(self, action: dict, signature, nonce: int, clock: int) -> dict:
+        agent = _address(action.get("agentAddress"), "agentAddress")
+        if action.get("nonce") != nonce:
+            raise BadRequest("approveAgent action nonce must equal the request nonce")
+        name = action.get("agentName") or ""
+        signer = recover_approve_agent_signer(action, signature)
+        master = signer.lower()
+        if master not in self._accounts:
+            return _err(f"User or API Wallet {signer} does not exist.")
+        if master in self._agents:
+            return _err("Agent wallets cannot approve other agents.")  # LOCAL wording
+        bad_nonce = self._nonces.check(master, nonce, clock)
+        if bad_nonce:
+            return _err(bad_nonce)
+        self._nonces.use(master, nonce)
+        named = [n for n in self._named_agents.get(master, {}) if n]
+        if name and name not in named and len(named) >= 3:
+            return _err("Too many named agents: an account can have at most 3.")  # LOCAL wording
+        self._register_agent(agent, master, name)
+        return _ok_default()
+
+    # ---------------------------------------------------------------- order
+    def _order_action(self, acct: Account, action: dict, tx_hash: str) -> dict:
+        wires = action.get("orders")
+        if not isinstance(wires, list):
+            raise BadRequest("order action lacks an 'orders' list")
+        grouping = action.get("grouping", "na")
+        parsed = [E.parse_order_wire(w, i) for i, w in enumerate(wires)]
+        if grouping != "na":
+            return _err(f"Grouping {grouping!r} is not supported by the local exchange (only 'na').")
+        band = self._price_band_error(parsed)
+        if band is not None:
+            return self._order_response([{"error": band}] * len(parsed))
+        return self._order_response([self._place(acct, w, tx_hash) for w in parsed])
+
+    @staticmethod
+    def _order_response(statuses: list[dict]) -> dict:
+        return {"status": "ok", "response": {"type": "order", "data": {"statuses": statuses}}}
+
+    def _price_band_error(self, parsed: list[OrderWire]) -> str | None:
+        """Batch pre-validation: a limit price more than 80% from the mark rejects the whole batch, with the
+        error repeated for every order (error-responses.md)."""
+        for w in parsed:
+            meta = self.market.coin_by_asset(w.asset)
+            if meta is None or w.tif is None:
+                continue
+            px, err = E.check_price(w.px_text, meta.sz_decimals)
+            ref = self._mark(meta.name)
+            if err is None and ref and abs(px - ref) > self.config["price_band"] * ref:
+                return E.with_asset(E.PRICE_BAND, w.asset)
+        return None
+
+    def _place(self, acct: Account, w: OrderWire, tx_hash: str) -> dict:
+        now = self.market.now_ms()
+        meta = self.market.coin_by_asset(w.asset)
+        if meta is None:
+            return {"error": E.with_asset(E.UNKNOWN_ASSET, w.asset)}
+        if w.tif is None:
+            return {"error": E.with_asset(E.TRIGGER_UNSUPPORTED, w.asset)}
+        if meta.is_delisted:
+            return {"error": E.with_asset(E.DELISTED, w.asset)}
+        px, err = E.check_price(w.px_text, meta.sz_decimals)
+        if err:
+            return {"error": E.with_asset(err, w.asset)}
+        sz, err = E.check_size(w.sz_text, meta.sz_decimals)
+        if err:
+            return {"error": E.with_asset(err, w.asset)}
+        if w.cloid is not None and self._cloid_taken(acct, w.cloid):
+            return {"error": E.with_asset(E.DUPLICATE_CLOID, w.asset)}
+
+        coin = meta.name
+        order = OrderRecord(self._next_oid, acct.address, coin, w.asset, meta.sz_decimals, w.is_buy, px, sz, sz,
+                            w.reduce_only, w.tif, w.cloid, now, status_timestamp=now)
+        self._next_oid += 1
+        acct.orders[order.oid] = order
+        if w.cloid is not None:
+            acct.cloids[w.cloid] = order.oid
+
+        rejection = self._pretrade_check(acct, order)
+        if rejection is None and w.tif == "Alo":
+            rejection = self._alo_check(order)
+        if rejection is not None:
+            message = rejection if rejection.startswith("Post only") else rejection
+            order.status = "badAloPxRejected" if rejection.startswith("Post only") else E.REJECT_STATUS.get(
+                rejection, "rejected")
+            return {"error": E.with_asset(message, w.asset)}
+
+        if w.tif != "Alo":
+            bids, asks = self._book(coin)
+            levels = asks if w.is_buy else bids
+            for fpx, fsz in walk(levels, w.is_buy, px, sz, meta.sz_decimals):
+                self._fill(acct, order, fpx, fsz, crossed=True, tx_hash=tx_hash, now=now)
+                self._liquidity.take(coin, "ask" if w.is_buy else "bid", fpx, fsz)
+
+        if order.remaining <= EPS:
+            order.remaining = 0.0
+            order.status = "filled"
+            return {"filled": self._filled_status(order)}
+        if w.tif == "Ioc":
+            if order.filled <= EPS:
+                order.status = "iocCancelRejected"
+                return {"error": E.with_asset(E.IOC_CANCEL, w.asset)}
+            order.status = "canceled"
+            return {"filled": self._filled_status(order)}
+        acct.open_oids.append(order.oid)
+        resting = {"oid": order.oid}
+        if order.cloid is not None:
+            resting["cloid"] = order.cloid
+        return {"resting": resting}
+
+    def _cloid_taken(self, acct: Account, cloid: str) -> bool:
+        """A cloid is spent once an order carrying it was accepted; a rejected order leaves it free to retry."""
+        oid = acct.cloids.get(cloid)
+        if oid is None:
+            return False
+        status = acct.orders[oid].status
+        return not (status.endswith("Rejected") or status == "rejected")
+
+    def _filled_status(self, order: OrderRecord) -> dict:
+        out = {"totalSz": fmt.sz(order.filled, order.sz_decimals),
+               "avgPx": fmt.px(order.fills_notional / order.filled), "oid": order.oid}
+        if order.cloid is not None:
+            out["cloid"] = order.cloid
+        return out
+
+    def _pretrade_check(self, acct: Account, order: OrderRecord) -> str | None:
+        szi = acct.szi(order.coin)
+        full_close = order.reduce_only and szi != 0 and (szi > 0) != order.is_buy and abs(
+            abs(szi) - order.orig_sz) <= EPS
+        if order.reduce_only and (szi == 0 or (szi > 0) == order.is_buy or order.orig_sz > abs(szi) + EPS):
+            return E.REDUCE_ONLY
+        if order.orig_sz * order.limit_px < self.config["min_notional"] - EPS and not full_close:
+            return E.MIN_NOTIONAL
+        inc = increase_size(szi, order.is_buy, order.orig_sz)
+        if inc > 0:
+            required = inc * order.limit_px / self._leverage(acct, order.coin)
+            if required > self._summary(acct).available + EPS:
+                return E.MARGIN
+        return None
+
+    def _alo_check(self, order: OrderRecord) -> str | None:
+        bids, asks = self._book(order.coin)
+        opposite = asks if order.is_buy else bids
+        if opposite and crosses(order.is_buy, order.limit_px, opposite[0][0]):
+            bid = fmt.px(bids[0][0]) if bids else "None"
+            ask = fmt.px(asks[0][0]) if asks else "None"
+            return E.bad_alo(bid, ask)
+        return None
+
+    def _book(self, coin: str):
+        """The market's book at replay-now minus what our fills already took at this instant."""
+        self._liquidity.reset_if_moved(self.market.now_ms())
+        bids, asks = self.market.book(coin)
+        return self._liquidity.remaining(coin, "bid", bids), self._liquidity.remaining(coin, "ask", asks)
+
+    def _fill(self, acct: Account, order: OrderRecord, px: float, sz: float, crossed: bool, tx_hash: str,
+              now: int) -> None:
+        rate = self.config["taker_fee"] if crossed else self.config["maker_fee"]
+        fee = px * sz * rate
+        effect = apply_fill(acct.position(order.coin), order.is_buy, px, sz, order.sz_decimals)
+        acct.balance += effect.closed_pnl - fee
+        acct.cum_volume += px * sz
+        order.remaining = round(order.remaining - sz, order.sz_decimals)
+        order.filled = round(order.filled + sz, order.sz_decimals)
+        order.fills_notional += px * sz
+        order.status_timestamp = now
+        tid = self._next_tid
+        self._next_tid += 1
+        row = {
+            "closedPnl": fmt.usd(effect.closed_pnl),
+            "coin": order.coin,
+            "crossed": crossed,
+            "dir": effect.direction,
+            "hash": tx_hash,
+            "oid": order.oid,
+            "px": fmt.px(px),
+            "side": order.side,
+            "startPosition": fmt.sz(effect.start_position, order.sz_decimals),
+            "sz": fmt.sz(sz, order.sz_decimals),
+            "time": now,
+            "fee": fmt.usd(fee),
+            "feeToken": "USDC",
+            "tid": tid,
+        }
+        if order.cloid is not None:
+            row["cloid"] = order.cloid
+        acct.fills.append(row)
+
+    # ---------------------------------------------------------------- cancel / leverage / schedule
+    def _cancel_action(self, acct: Account, action: dict, by_cloid: bool) -> dict:
+        cancels = action.get("cancels")
+        if not isinstance(cancels, list):
+            raise BadRequest("cancel action lacks a 'cancels' list")
+        statuses: list = []
+        now = self.market.now_ms()
+        for i, c in enumerate(cancels):
+            if not isinstance(c, dict):
+                raise BadRequest(f"cancels[{i}] is not an object")
+            if by_cloid:
+                asset = _int(c.get("asset"), f"cancels[{i}].asset")
+                cloid = c.get("cloid")
+                if not E.is_cloid(cloid):
+                    raise BadRequest(f"cancels[{i}].cloid is not a 0x 16-byte hex string")
+                oid = acct.cloids.get(cloid.lower())
+            else:
+                asset = _int(c.get("a"), f"cancels[{i}].a")
+                oid = _int(c.get("o"), f"cancels[{i}].o")
+            order = acct.orders.get(oid) if oid is not None else None
+            if order is None or order.status != "open" or order.asset != asset:
+                statuses.append({"error": E.with_asset(E.CANCEL_MISSING, asset)})
+                continue
+            self._close_order(acct, order, "canceled", now)
+            statuses.append("success")
+        return {"status": "ok", "response": {"type": "cancel", "data": {"statuses": statuses}}}
+
+    def _close_order(self, acct: Account, order: OrderRecord, status: str, now: int) -> None:
+        order.status = status
+        order.status_timestamp = now
+        if order.oid in acct.open_oids:
+            acct.open_oids.remove(order.oid)
+
+    def _cancel_all(self, acct: Account, status: str, now: int) -> None:
+        for order in acct.open_orders():
+            self._close_order(acct, order, status, now)
+
+    def _update_leverage(self, acct: Account, action: dict) -> dict:
+        asset = _int(action.get("asset"), "asset")
+        lev = _int(action.get("leverage"), "leverage")
+        is_cross = action.get("isCross")
+        if not isinstance(is_cross, bool):
+            raise BadRequest("updateLeverage isCross must be a boolean")
+        meta = self.market.coin_by_asset(asset)
+        if meta is None:
+            return _err(f"Unknown asset {asset}.")  # LOCAL wording
+        if not is_cross:
+            return _err("Isolated margin is not supported by the local exchange; use isCross=true.")  # LOCAL
+        if not 1 <= lev <= meta.max_leverage:
+            return _err(f"Invalid leverage value: {lev} (allowed 1..{meta.max_leverage} for {meta.name}).")  # LOCAL
+        previous = acct.leverage.get(meta.name)
+        acct.leverage[meta.name] = lev
+        if self._summary(acct).available < -EPS:  # a lower leverage must still be covered by the account
+            if previous is None:
+                acct.leverage.pop(meta.name)
+            else:
+                acct.leverage[meta.name] = previous
+            return _err(E.MARGIN)
+        return _ok_default()
+
+    def _schedule_cancel(self, acct: Account, action: dict) -> dict:
+        when = action.get("time")
+        now = self.market.now_ms()
+        if when is None:
+            acct.scheduled_cancel_ms = None
+            return _ok_default()
+        when = _int(when, "time")
+        if when < now + 5000:
+            return _err("Scheduled cancel time too early, must be at least 5 seconds from now.")  # LOCAL wording
+        day = now // DAY_MS
+        if acct.scheduled_cancel_days.get(day, 0) >= 10:
+            return _err("Too many scheduled cancels today (at most 10 per UTC day).")  # LOCAL wording
+        acct.scheduled_cancel_days[day] = acct.scheduled_cancel_days.get(day, 0) + 1
+        acct.scheduled_cancel_ms = when
+        return _ok_default()
+
+    # ---------------------------------------------------------------- clock-driven work
+    def _pay_funding(self, hour: int) -> None:
+        """Hourly funding at `hour`: payment = szi × oracle × rate; positive rate means longs pay shorts."""
+        for acct in self._accounts.values():
+            for coin, pos in sorted(acct.positions.items()):
+                if pos.szi == 0:
+                    continue
+                rate = self.market.funding_rate(coin, hour)
+                if rate is None:
+                    continue
+                oracle = self.market.oracle(coin) or self._mark(coin)
+                if oracle is None:
+                    continue
+                payment = pos.szi * oracle * rate
+                acct.balance -= payment
+                pos.funding_all_time += payment
+                pos.funding_since_open += payment
+                pos.funding_since_change += payment
+                meta = self._coin_meta(coin)
+                acct.funding.append({
+                    "delta": {
+                        "coin": coin,
+                        "fundingRate": fmt.num(rate, 8),
+                        "nSamples": None,
+                        "szi": fmt.sz(pos.szi, meta.sz_decimals if meta else 8),
+                        "type": "funding",
+                        "usdc": fmt.usd(-payment),
+                    },
+                    "hash": _hash_hex("funding", acct.address, coin, hour),
+                    "time": hour,
+                })
+
+    def _fill_resting(self, now: int) -> None:
+        """Resting orders the new book trades through fill at their own price as maker, oldest first."""
+        for acct in self._accounts.values():
+            for order in list(acct.open_orders()):
+                if order.reduce_only:
+                    szi = acct.szi(order.coin)
+                    if szi == 0 or (szi > 0) == order.is_buy:
+                        self._close_order(acct, order, "reduceOnlyCanceled", now)
+                        continue
+                bids, asks = self._book(order.coin)
+                levels = asks if order.is_buy else bids
+                qty = min(order.remaining, crossing_depth(levels, order.is_buy, order.limit_px))
+                if order.reduce_only:
+                    qty = min(qty, abs(acct.szi(order.coin)))
+                qty = floor_sz(qty, order.sz_decimals)
+                if qty <= 0:
+                    continue
+                tx_hash = _hash_hex("maker", order.oid, now)
+                self._fill(acct, order, order.limit_px, qty, crossed=False, tx_hash=tx_hash, now=now)
+                side = "ask" if order.is_buy else "bid"
+                for px, sz in walk(levels, order.is_buy, order.limit_px, qty, order.sz_decimals):
+                    self._liquidity.take(order.coin, side, px, sz)
+                if order.remaining <= EPS:
+                    order.remaining = 0.0
+                    self._close_order(acct, order, "filled", now)
