@@ -26,6 +26,9 @@ class MarketView:
         # the recorded rate of the funding event in the hour [hour_ms, hour_ms + 1h) (recorded times carry ms
         # jitter); None if no event in that hour (8-hourly era before 2023-06-08, or outside the data)
     def current_funding(self, coin: str) -> float | None      # latest recorded rate at or before now
+
+class BadRequest(ValueError)   # raise from TradingEngine.handle_info/handle_exchange for a malformed body:
+                               # the app answers HTTP 422 "Failed to deserialize the JSON body into the target type"
 ```
 
 Prices at replay-now: mid = close of the latest *closed* 1h candle (open + 1h <= now), falling back to the latest
@@ -59,6 +62,11 @@ FUNDING_PAGE = 500  # fundingHistory returns at most 500 items; paginate with th
 INTEREST_PER_HOUR = 0.0000125  # 0.01% / 8h: the interest component of Hyperliquid funding
 OVERRIDE_FILE = "meta_overrides.json"
 _OVERRIDE_KEYS = {"szDecimals", "maxLeverage", "onlyIsolated", "marginMode"}
+
+
+class BadRequest(ValueError):
+    """Raise (market or engine) when a request body has the wrong shape: the app answers HTTP 422
+    `Failed to deserialize the JSON body into the target type`, as the real exchange does."""
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,70 @@
+"""`gradient-pipeline exchange serve`: run the local Hyperliquid-compatible exchange in the foreground."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def add_commands(subparsers) -> None:
+    exchange = subparsers.add_parser("exchange", help="local Hyperliquid-compatible exchange (replays recorded data)")
+    sub = exchange.add_subparsers(dest="exchange_command", required=True, metavar="SUBCOMMAND")
+    serve = sub.add_parser(
+        "serve",
+        help="serve /info and /exchange on 127.0.0.1 from a freqtrade-layout data directory",
+        description="Serve the Hyperliquid API on 127.0.0.1 from recorded data on a replay clock. Operator "
+        "endpoints (clock, faults, price shock, funding accounts) live under /_local/ (see localexchange/app.py).",
+    )
+    serve.add_argument("--data", required=True, type=Path, help="directory of <COIN>_USDC_USDC-*.feather files")
+    serve.add_argument("--port", type=int, default=3001, help="port on 127.0.0.1 (default 3001, the SDK's LOCAL_API_URL)")
+    serve.add_argument("--start-time", required=True, help="replay start, UTC, e.g. '2025-05-01 00:05' or epoch ms")
+    serve.add_argument("--speed", type=float, default=1.0,
+                       help="replay seconds per wall second (default 1; 0 freezes the clock until moved via /_local/clock)")
+    serve.add_argument("--accounts", type=Path,
+                       help='JSON file {"accounts": {"0xMASTER": usdc}, "agents": {"0xAGENT": "0xMASTER"}}')
+    serve.add_argument("--rate-limit", type=float, default=1200, help="weight budget per IP per minute (default 1200)")
+    serve.add_argument("--spread-bps", type=float, default=2.0, help="synthetic book spread in bps (default 2)")
+    serve.add_argument("--coins", help="comma-separated subset of coins (default: all in --data)")
+    serve.add_argument("--log-level", default="info", help="uvicorn log level (default info)")
+    serve.set_defaults(handler=_serve)
+
+
+def read_accounts_file(path: Path) -> tuple[dict[str, float], dict[str, str]]:
+    """Parse the accounts JSON; errors name the file and the offending entry."""
+    try:
+        raw = json.loads(Path(path).read_text())
+    except OSError as err:
+        raise ValueError(f"accounts file {path}: {err.strerror}") from err
+    except ValueError as err:
+        raise ValueError(f"accounts file {path}: not valid JSON ({err})") from err
+    if not isinstance(raw, dict) or set(raw) - {"accounts", "agents"}:
+        raise ValueError(f"accounts file {path}: expected an object with keys 'accounts' and/or 'agents'")
+    accounts, agents = raw.get("accounts", {}), raw.get("agents", {})
+    if not isinstance(accounts, dict) or not isinstance(agents, dict):
+        raise ValueError(f"accounts file {path}: 'accounts' and 'agents' must be objects")
+    out_accounts = {}
+    for address, usdc in accounts.items():
+        if isinstance(usdc, bool) or not isinstance(usdc, (int, float)) or usdc < 0:
+            raise ValueError(f"accounts file {path}: accounts[{address!r}] must be a non-negative number of USDC")
+        out_accounts[address] = float(usdc)
+    for agent, master in agents.items():
+        if not isinstance(master, str):
+            raise ValueError(f"accounts file {path}: agents[{agent!r}] must be the master address (a string)")
+    return out_accounts, dict(agents)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from gradient_pipeline.localexchange.server import build_exchange, serve_forever
+
+    accounts, agents = read_accounts_file(args.accounts) if args.accounts else ({}, {})
+    coins = [c.strip() for c in args.coins.split(",") if c.strip()] if args.coins else None
+    start = int(args.start_time) if args.start_time.isdigit() else args.start_time
+    exchange = build_exchange(args.data, start, speed=args.speed, accounts=accounts, agents=agents,
+                              rate_limit_per_minute=args.rate_limit, spread_bps=args.spread_bps, coins=coins)
+    status = exchange.status()
+    print(f"local exchange: http://127.0.0.1:{args.port}  replay now {status['now']} x{status['speed']}  "
+          f"{status['coins_listed']} coins listed  trading {'on' if status['trading_available'] else 'off'}",
+          flush=True)
+    serve_forever(exchange, args.port, log_level=args.log_level)
+    return 0
