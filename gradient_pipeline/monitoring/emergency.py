@@ -1,0 +1,223 @@
+"""Emergency stop: halt trading, cancel every open order, close every position, report what is left.
+
+Works without Dagster (the CLI `gradient-pipeline emergency-stop --flatten-all` and
+`scripts/gradient_emergency_stop.sh` call `emergency_stop` directly; the Dagster `emergency_stop_job` is a thin
+wrapper). Order of work, and why:
+
+1. **halt first** (`halt_state`), so no scheduled rebalance starts while we flatten. If another process holds the
+   DuckDB lock (a rebalance run), we do not wait for it before touching the exchange: we flatten, then wait for the
+   lock, set the halt and flatten once more (anything the running rebalance opened meanwhile is closed too);
+2. **cancel** every open order of the master account (resting orders could re-open exposure);
+3. **flatten**: per round, read positions from the exchange (the truth), send one batch of reduce-only IOC orders
+   closing each whole position, then re-read. The IOC limit starts at mid ± `execution.slippage_cap_bps` and
+   doubles each round (capped at `MAX_FLATTEN_SLIPPAGE_BPS`): in an emergency getting out beats price. Reduce-only
+   orders cannot overshoot, so a lost response is harmless: the next round re-reads positions. Up to
+   `risk.flatten_max_attempts` rounds; whatever is still open is reported position by position.
+
+In `dry_run` mode nothing is sent: the report lists what would have been closed (the halt is still set).
+Client order ids are deterministic per (stop id, coin, round) and every order is written to the `orders` ledger
+(rebalance_id = the stop id, e.g. ``emergency-20250301T120500``) before it is sent.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from gradient_pipeline.config import GradientConfig
+from gradient_pipeline.exchange.trading import OrderRequest, TradingClient, make_cloid, round_price
+from gradient_pipeline.monitoring import halt as halt_mod
+from gradient_pipeline.storage.db import DuckDBLockedError, connect
+
+log = logging.getLogger(__name__)
+
+MAX_FLATTEN_SLIPPAGE_BPS = 1000.0  # 10%: beyond this an IOC is not an order but a donation
+DUST_USD = 0.01
+
+
+@dataclass
+class FlattenReport:
+    stop_id: str
+    mode: str
+    halted: bool = False
+    halt_note: str = ""
+    cancelled: int = 0
+    cancel_errors: list[str] = field(default_factory=list)
+    rounds: int = 0
+    orders_sent: int = 0
+    closed: dict[str, float] = field(default_factory=dict)  # coin -> size closed (signed, as held)
+    remaining: dict[str, float] = field(default_factory=dict)  # coin -> signed size still open
+    errors: list[str] = field(default_factory=list)
+    account_value: float | None = None
+
+    @property
+    def flat(self) -> bool:
+        return not self.remaining
+
+    def summary(self) -> str:
+        sent = "would send (dry_run)" if self.mode == "dry_run" else "sent"
+        parts = [
+            f"{self.cancelled} open order(s) cancelled",
+            f"{self.orders_sent} reduce-only IOC order(s) {sent} in {self.rounds} round(s)",
+        ]
+        if self.closed:
+            parts.append("closed " + ", ".join(f"{c} {s:+g}" for c, s in sorted(self.closed.items())))
+        if self.flat:
+            parts.append("account is FLAT" if self.mode != "dry_run" else "positions left open (dry_run)")
+        else:
+            parts.append("STILL OPEN: " + ", ".join(f"{c} {s:+g}" for c, s in sorted(self.remaining.items())))
+        if self.errors:
+            parts.append("errors: " + "; ".join(self.errors[:5]))
+        parts.append("halt set" if self.halted else f"HALT NOT SET ({self.halt_note})")
+        return "; ".join(parts)
+
+
+def _cancel(trading: TradingClient, order: dict) -> bool:
+    """Cancel one open order by client id when it has one, else by exchange id."""
+    coin = order["coin"]
+    if order.get("cloid"):
+        return trading.cancel_by_cloid(coin, order["cloid"])
+    cancel = getattr(trading, "cancel", None)
+    if cancel is not None:
+        return bool(cancel(coin, int(order["oid"])))
+    resp = trading._require_signer().cancel(coin, int(order["oid"]))  # SDK cancel by oid
+    st = resp.get("response", {}).get("data", {}).get("statuses", [None])[0] if isinstance(resp, dict) else None
+    return st == "success"
+
+
+def cancel_all(trading: TradingClient, report: FlattenReport) -> None:
+    for order in trading.open_orders():
+        try:
+            if _cancel(trading, order):
+                report.cancelled += 1
+        except Exception as err:  # noqa: BLE001 - keep going: one stuck order must not stop the flatten
+            report.cancel_errors.append(f"{order.get('coin')} oid {order.get('oid')}: {type(err).__name__}: {err}")
+
+
+def flatten_orders(positions: dict, mids: dict[str, float], sz_decimals: dict[str, int], slippage_bps: float,
+                   stop_id: str, round_no: int) -> list[OrderRequest]:
+    """Reduce-only IOC orders closing every position in full (pure)."""
+    out = []
+    for coin, p in sorted(positions.items()):
+        if p.szi == 0:
+            continue
+        is_buy = p.szi < 0
+        mid = mids.get(coin) or (p.position_value / abs(p.szi) if p.position_value else None)
+        if not mid:
+            continue
+        factor = 1 + slippage_bps / 1e4 if is_buy else 1 - slippage_bps / 1e4
+        px = round_price(mid * factor, sz_decimals.get(coin, 0), is_buy)
+        cloid = make_cloid(stop_id, coin, "flatten", round_no).to_raw()
+        out.append(OrderRequest(coin, is_buy, abs(p.szi), px, True, cloid, "Ioc"))
+    return out
+
+
+def _record_orders(db_path: str | None, stop_id: str, orders: list[OrderRequest], mids: dict[str, float],
+                   round_no: int, status: str) -> None:
+    if not db_path:
+        return
+    try:
+        from gradient_pipeline.execution import ledger
+
+        with connect(db_path, wait_s=2.0) as conn:
+            ledger.ensure(conn)
+            ledger.record_orders(conn, [
+                {"cloid": o.cloid, "rebalance_id": stop_id, "coin": o.coin, "leg": "close", "attempt": round_no,
+                 "side": "buy" if o.is_buy else "sell", "sz": o.sz, "limit_px": o.limit_px,
+                 "mid_px": mids.get(o.coin), "reduce_only": True, "tif": "Ioc",
+                 "notional_usd": o.sz * (mids.get(o.coin) or o.limit_px), "status": status}
+                for o in orders
+            ])
+    except DuckDBLockedError:
+        log.warning("orders of %s round %d not written to the ledger: DuckDB locked", stop_id, round_no)
+
+
+def flatten_all(trading: TradingClient, cfg: GradientConfig, report: FlattenReport, db_path: str | None = None,
+                sleep: Callable[[float], None] = time.sleep) -> None:
+    """Cancel and close everything, round by round, until flat or out of rounds (see the module docstring)."""
+    send = cfg.sends_orders
+    if send:
+        cancel_all(trading, report)
+    bps = cfg.execution.slippage_cap_bps
+    for round_no in range(cfg.risk.flatten_max_attempts):
+        state = trading.account_state()
+        report.account_value = state.account_value
+        open_pos = {c: p for c, p in state.positions.items() if abs(p.position_value) > DUST_USD or p.szi != 0}
+        if not open_pos:
+            report.remaining = {}
+            return
+        if round_no == 0:
+            report.closed = {c: p.szi for c, p in open_pos.items()}
+        mids = trading.all_mids()
+        orders = flatten_orders(open_pos, mids, trading.sz_decimals, min(bps * 2**round_no, MAX_FLATTEN_SLIPPAGE_BPS),
+                                report.stop_id, round_no)
+        report.rounds += 1
+        report.orders_sent += len(orders)
+        if not send:
+            report.remaining = {c: p.szi for c, p in open_pos.items()}
+            return
+        _record_orders(db_path, report.stop_id, orders, mids, round_no, "sending")
+        for outcome in trading.bulk_orders(orders):
+            if outcome.kind in ("rejected", "ambiguous"):
+                report.errors.append(f"round {round_no} {outcome.cloid[:10]}…: {outcome.kind}: {outcome.error}")
+        sleep(0.2)
+    state = trading.account_state()
+    report.account_value = state.account_value
+    report.remaining = {c: p.szi for c, p in state.positions.items() if p.szi != 0}
+
+
+def _try_halt(db_path: str, reason: str, source: str, wait_s: float) -> tuple[bool, str]:
+    try:
+        with connect(db_path, wait_s=wait_s) as conn:
+            halt_mod.set_halt(conn, reason, source)
+        return True, ""
+    except DuckDBLockedError:
+        return False, f"DuckDB {db_path} locked by another process for {wait_s:g}s"
+
+
+def emergency_stop(
+    cfg: GradientConfig,
+    db_path: str,
+    reason: str,
+    source: str = "operator",
+    trading: TradingClient | None = None,
+    stop_id: str | None = None,
+    lock_wait_s: float = 5.0,
+    second_lock_wait_s: float = 120.0,
+) -> FlattenReport:
+    """Halt, cancel, flatten (see module docstring). Returns the report; raises only if the exchange is unreachable."""
+    from gradient_pipeline.monitoring.account import open_trading
+
+    if trading is None:
+        trading = open_trading(cfg, signer=cfg.sends_orders)
+    stop_id = stop_id or f"emergency-{halt_mod.utcnow():%Y%m%dT%H%M%S}"
+    report = FlattenReport(stop_id=stop_id, mode=cfg.mode)
+    report.halted, report.halt_note = _try_halt(db_path, reason, source, lock_wait_s)
+    log.warning("EMERGENCY STOP %s (%s): halt %s", stop_id, reason, "set" if report.halted else "pending")
+    flatten_all(trading, cfg, report, db_path if report.halted else None)
+    if not report.halted:
+        report.halted, report.halt_note = _try_halt(db_path, reason, source, second_lock_wait_s)
+        if report.halted:  # a rebalance that held the lock may have traded meanwhile: flatten again
+            again = FlattenReport(stop_id=stop_id + "-2", mode=cfg.mode, halted=True)
+            flatten_all(trading, cfg, again, db_path)
+            report.cancelled += again.cancelled
+            report.rounds += again.rounds
+            report.orders_sent += again.orders_sent
+            report.errors += again.errors
+            report.remaining = again.remaining
+    try:  # bookkeeping only: the flatten is done; a ledger problem must not hide the report
+        _ingest_fills(trading, db_path)
+    except Exception as err:  # noqa: BLE001
+        log.warning("fills of %s not ingested into the ledger: %s: %s", stop_id, type(err).__name__, err)
+    return report
+
+
+def _ingest_fills(trading: TradingClient, db_path: str) -> None:
+    from gradient_pipeline.execution import ledger
+
+    fills = trading.user_fills()
+    with connect(db_path, wait_s=2.0) as conn:
+        ledger.ensure(conn)
+        ledger.ingest_fills(conn, fills)

@@ -1,0 +1,155 @@
+"""Mark-to-market equity, high-water mark and drawdown.
+
+Account value is Hyperliquid's `marginSummary.accountValue` for the master address: USDC balance plus the
+unrealised PnL of every open position at mark price, after every fee and every hourly funding payment (funding
+settles into the balance), so it is the mark-to-market equity the drawdown stop needs — not closed-trade PnL.
+
+Snapshots go to the execution ledger's `equity` / `positions` tables (source ``monitor`` from the equity sensor's
+run, ``rebalance_*`` from the rebalance job). The high-water mark lives in `high_water_mark` (one row): it only
+rises, except that `rebase_high_water_mark` (called by `resume`) resets it to the current account value — otherwise
+a resumed account still 20 % below its old peak would trip the stop again at once. Deposits and withdrawals are not
+netted out: after moving money, rebase (``gradient-pipeline resume --rebase-only``) so the drawdown stays honest.
+
+Pure parts (`drawdown_pct`, `drawdown_level`) are separate from the DuckDB parts so sensors can reuse them
+on a read-only connection.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import duckdb
+import pandas as pd
+
+from gradient_pipeline.config import GradientConfig
+from gradient_pipeline.monitoring.halt import utcnow
+from gradient_pipeline.storage.db import table_exists
+
+HWM_DDL = """
+CREATE TABLE IF NOT EXISTS high_water_mark (
+    name       VARCHAR PRIMARY KEY,  -- always 'account' (one trading account per DuckDB file)
+    hwm_usd    DOUBLE NOT NULL,      -- highest mark-to-market account value seen since the last rebase
+    hwm_ts     TIMESTAMP NOT NULL,   -- when it was seen (naive UTC)
+    updated_at TIMESTAMP NOT NULL,
+    reason     VARCHAR NOT NULL      -- new_high | rebase: <why>
+);
+"""
+
+
+@dataclass(frozen=True)
+class EquityState:
+    """The latest equity, the high-water mark and the drawdown between them (percent, ≥ 0)."""
+
+    ts: dt.datetime | None
+    account_value: float | None
+    hwm: float | None
+    drawdown_pct: float | None
+    source: str | None = None
+
+
+# ------------------------------------------------------------------------------------------------ pure
+
+
+def drawdown_pct(equity: float, hwm: float) -> float:
+    """Percent below the high-water mark (0 at or above it)."""
+    if hwm is None or hwm <= 0 or equity is None:
+        return 0.0
+    return max(0.0, (hwm - equity) / hwm * 100.0)
+
+
+def drawdown_level(dd_pct: float, cfg: GradientConfig) -> str:
+    """'ok', 'warn' (≥ risk.drawdown_warn_pct) or 'stop' (≥ emergency_stop_drawdown_pct)."""
+    if dd_pct >= cfg.emergency_stop_drawdown_pct:
+        return "stop"
+    if dd_pct >= cfg.risk.drawdown_warn_pct:
+        return "warn"
+    return "ok"
+
+
+def drawdown_series(equity: pd.Series) -> pd.Series:
+    """Running drawdown percent of an equity curve (for charts)."""
+    peak = equity.cummax()
+    return ((peak - equity) / peak * 100.0).fillna(0.0)
+
+
+# ------------------------------------------------------------------------------------------------ DuckDB
+
+
+def ensure_hwm_table(conn: duckdb.DuckDBPyConnection) -> None:
+    conn.execute(HWM_DDL)
+
+
+def high_water_mark(conn: duckdb.DuckDBPyConnection) -> tuple[float, dt.datetime] | None:
+    if not table_exists(conn, "high_water_mark"):
+        return None
+    row = conn.execute("SELECT hwm_usd, hwm_ts FROM high_water_mark WHERE name = 'account'").fetchone()
+    return (float(row[0]), row[1]) if row else None
+
+
+def update_high_water_mark(conn: duckdb.DuckDBPyConnection, account_value: float, ts: dt.datetime) -> float:
+    """Raise the mark if `account_value` is a new high (or the first seen); return the current mark."""
+    ensure_hwm_table(conn)
+    current = high_water_mark(conn)
+    if current is None or account_value > current[0]:
+        conn.execute(
+            "INSERT OR REPLACE INTO high_water_mark VALUES ('account', ?, ?, ?, 'new_high')",
+            [float(account_value), ts, utcnow()],
+        )
+        return float(account_value)
+    return current[0]
+
+
+def rebase_high_water_mark(conn: duckdb.DuckDBPyConnection, account_value: float, why: str) -> None:
+    ensure_hwm_table(conn)
+    now = utcnow()
+    conn.execute(
+        "INSERT OR REPLACE INTO high_water_mark VALUES ('account', ?, ?, ?, ?)",
+        [float(account_value), now, now, f"rebase: {why}"],
+    )
+
+
+def latest_equity(conn: duckdb.DuckDBPyConnection) -> tuple[dt.datetime, float, str] | None:
+    """The newest `equity` row (ts, account value, source), any source."""
+    if not table_exists(conn, "equity"):
+        return None
+    row = conn.execute(
+        "SELECT ts, account_value_usd, source FROM equity ORDER BY ts DESC, source LIMIT 1"
+    ).fetchone()
+    return (row[0], float(row[1]), row[2]) if row else None
+
+
+def equity_state(conn: duckdb.DuckDBPyConnection) -> EquityState:
+    """Latest equity vs the high-water mark; works on a read-only connection (nothing written)."""
+    last = latest_equity(conn)
+    hwm = high_water_mark(conn)
+    if last is None:
+        return EquityState(None, None, hwm[0] if hwm else None, None)
+    ts, value, source = last
+    mark = max(hwm[0], value) if hwm else value
+    return EquityState(ts, value, mark, drawdown_pct(value, mark), source)
+
+
+def record_equity(conn: duckdb.DuckDBPyConnection, account, ts: dt.datetime | pd.Timestamp,
+                  source: str = "monitor") -> EquityState:
+    """Snapshot an `AccountState` (exchange.trading) into the ledger, raise the high-water mark, return the state."""
+    from gradient_pipeline.execution import ledger
+
+    ledger.ensure(conn)
+    ts = pd.Timestamp(ts).to_pydatetime()
+    ledger.snapshot(conn, ts, source, None, account.account_value, account.total_ntl_pos, account.positions)
+    mark = update_high_water_mark(conn, account.account_value, ts)
+    return EquityState(ts, account.account_value, mark, drawdown_pct(account.account_value, mark), source)
+
+
+def equity_history(conn: duckdb.DuckDBPyConnection, since: dt.datetime | None = None) -> pd.DataFrame:
+    """Equity rows (ts, source, account value, exposure) in time order; empty frame if none yet."""
+    cols = ["ts", "source", "account_value_usd", "gross_exposure_usd", "net_exposure_usd", "n_positions"]
+    if not table_exists(conn, "equity"):
+        return pd.DataFrame(columns=cols)
+    q = f"SELECT {', '.join(cols)} FROM equity"
+    params: list = []
+    if since is not None:
+        q += " WHERE ts >= ?"
+        params.append(since)
+    return conn.execute(q + " ORDER BY ts, source", params).df()
