@@ -59,6 +59,7 @@ from gradient_pipeline.localexchange.replay import HOUR_MS, INTERVAL_MS, Candles
 DAY_MS = 24 * HOUR_MS
 CANDLE_HISTORY_LIMIT = 5000  # the real exchange serves only the most recent 5000 candles per coin and interval
 FUNDING_PAGE = 500  # fundingHistory returns at most 500 items; paginate with the last time as the next startTime
+CANDLE_PAGE = 5000  # candleSnapshot returns at most 5000 candles per response (matters when history_limit > 5000)
 INTEREST_PER_HOUR = 0.0000125  # 0.01% / 8h: the interest component of Hyperliquid funding
 OVERRIDE_FILE = "meta_overrides.json"
 _OVERRIDE_KEYS = {"szDecimals", "maxLeverage", "onlyIsolated", "marginMode"}
@@ -452,7 +453,7 @@ class MarketView:
         m = int(np.searchsorted(c.t, now, side="right"))  # candles opened at or before now
         first_available = max(0, m - self.candle_history_limit)
         lo = max(first_available, int(np.searchsorted(c.t, start_ms - step + 1, side="left")))
-        hi = min(m, int(np.searchsorted(c.t, end_ms, side="right")))
+        hi = min(m, int(np.searchsorted(c.t, end_ms, side="right")), lo + CANDLE_PAGE)
         out = []
         for j in range(lo, hi):
             if int(c.t[j]) + step > now:
