@@ -104,22 +104,24 @@ def load_candles(
     start=None,
     end=None,
     timeframe: str = "4h",
+    traded_only: bool = True,
 ) -> pd.DataFrame:
     """Candles `coin, ts, open, high, low, close, volume` with `start <= ts < end` (ts = open time, naive UTC).
 
-    Rows before each coin's first traded candle (volume > 0) are dropped; a coin that never traded
-    contributes nothing. Sorted by (coin, ts). A requested coin without a file raises `FreqtradeDataError`.
+    Rows before each coin's first traded candle (volume > 0) are dropped (`traded_only=False` keeps them, for
+    reports about what was dropped); a coin that never traded contributes nothing. Sorted by (coin, ts).
+    A requested coin without a file raises `FreqtradeDataError`.
     """
     d = _check_dir(directory)
     s, e = _bounds(start, end)
     parts = []
     for coin in _coins(d, coins, timeframe):
         f = read_candle_file(d, coin, timeframe)
-        traded = f["volume"].to_numpy() > 0
-        if not traded.any():
-            continue
-        first = int(traded.argmax())
-        f = f.iloc[first:]
+        if traded_only:
+            traded = f["volume"].to_numpy() > 0
+            if not traded.any():
+                continue
+            f = f.iloc[int(traded.argmax()):]
         if s is not None:
             f = f[f["ts"] >= s]
         if e is not None:

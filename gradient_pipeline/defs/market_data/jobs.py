@@ -1,0 +1,24 @@
+"""The market-data job (also the single-run backfill job) and its 4h schedule."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from gradient_pipeline.defs.partitions import four_hourly
+
+WRITER_TAGS = {"gradient/duckdb": "writer"}  # serialised by dagster.yaml: one DuckDB writer at a time
+
+market_data_job = dg.define_asset_job(
+    "market_data_job",
+    selection=dg.AssetSelection.groups("market_data"),
+    tags=WRITER_TAGS,
+    description="Candles, funding and universe for one 4h window, or a whole range in one run (single-run backfill).",
+)
+
+
+@dg.schedule(job=market_data_job, cron_schedule="2 */4 * * *", execution_timezone="UTC",
+             default_status=dg.DefaultScheduleStatus.STOPPED)
+def market_data_schedule(context: dg.ScheduleEvaluationContext):
+    """Every 4h, two minutes after the close: fetch the window that just closed (only that window)."""
+    key = four_hourly.get_partition_keys(current_time=context.scheduled_execution_time)[-1]
+    return dg.RunRequest(run_key=key, partition_key=key)

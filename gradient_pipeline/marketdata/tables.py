@@ -1,0 +1,138 @@
+"""The market-data tables in DuckDB: DDL, window writes and the read helpers other domains call.
+
+Documented for users in docs/TABLES.md. Every timestamp is naive UTC (`TIMESTAMP`). Keys are real primary keys,
+so a duplicate can never slip in; writes replace whole 4h windows atomically (`storage.db.replace_rows`), which
+is what makes rematerialising a partition idempotent. Queries filter on `ts` ranges so their cost follows the
+window asked for, not the length of the stored history (rows are inserted in time order, so DuckDB's per-row-group
+min/max on `ts` skips everything outside the range).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import duckdb
+import pandas as pd
+
+from gradient_pipeline.storage.db import ensure_tables, replace_rows
+from gradient_pipeline.timegrid import BAR, utc_naive
+
+CANDLES_COLUMNS = ["coin", "ts", "open", "high", "low", "close", "volume", "notional_usd", "ohlc_repaired",
+                   "source", "ingested_at"]
+FUNDING_COLUMNS = ["coin", "ts", "rate", "premium"]
+UNIVERSE_COLUMNS = ["ts", "coin", "asset_index", "sz_decimals", "max_leverage", "is_delisted", "only_isolated",
+                    "day_ntl_vlm", "mark_px", "oracle_px", "open_interest", "funding"]
+
+DDL = """
+CREATE TABLE IF NOT EXISTS candles (
+    coin          VARCHAR   NOT NULL,
+    ts            TIMESTAMP NOT NULL,  -- candle open time, naive UTC; the candle covers [ts, ts + 4h)
+    open          DOUBLE    NOT NULL,
+    high          DOUBLE    NOT NULL,
+    low           DOUBLE    NOT NULL,
+    close         DOUBLE    NOT NULL,
+    volume        DOUBLE    NOT NULL,  -- base-asset units
+    notional_usd  DOUBLE    NOT NULL,  -- volume * close
+    ohlc_repaired BOOLEAN   NOT NULL,  -- high/low widened to include open/close (docs/TABLES.md)
+    source        VARCHAR   NOT NULL,  -- hyperliquid | freqtrade
+    ingested_at   TIMESTAMP NOT NULL,
+    PRIMARY KEY (coin, ts)
+);
+CREATE TABLE IF NOT EXISTS funding (
+    coin    VARCHAR   NOT NULL,
+    ts      TIMESTAMP NOT NULL,  -- funding hour, naive UTC
+    rate    DOUBLE    NOT NULL,  -- rate for the interval (1h; 8h before 2023-06-08); + means longs pay shorts
+    premium DOUBLE,              -- premium component when the source has it (hyperliquid), else NULL
+    PRIMARY KEY (coin, ts)
+);
+CREATE TABLE IF NOT EXISTS universe (
+    ts            TIMESTAMP NOT NULL,  -- window open time; the snapshot describes the window [ts, ts + 4h)
+    coin          VARCHAR   NOT NULL,
+    asset_index   INTEGER,             -- exchange asset id (hyperliquid), NULL for freqtrade
+    sz_decimals   INTEGER,
+    max_leverage  INTEGER,
+    is_delisted   BOOLEAN   NOT NULL,
+    only_isolated BOOLEAN,
+    day_ntl_vlm   DOUBLE,              -- 24h notional volume, USD
+    mark_px       DOUBLE,
+    oracle_px     DOUBLE,
+    open_interest DOUBLE,              -- base units
+    funding       DOUBLE,              -- latest hourly funding rate known for the window
+    PRIMARY KEY (ts, coin)
+);
+"""
+
+
+def ensure(conn: duckdb.DuckDBPyConnection) -> None:
+    """Create the market-data tables if they do not exist (idempotent)."""
+    ensure_tables(conn, DDL)
+
+
+def replace_window(conn: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame, start, end) -> int:
+    """Atomically replace every row of `table` with `start <= ts < end` by `frame` (already validated)."""
+    columns = {"candles": CANDLES_COLUMNS, "funding": FUNDING_COLUMNS, "universe": UNIVERSE_COLUMNS}[table]
+    # Time-ordered inserts keep each row group's ts range narrow, so later window queries skip old data.
+    ordered = frame[columns].sort_values(["ts", "coin"], kind="stable")
+    return replace_rows(conn, table, ordered, "ts >= ? AND ts < ?", [utc_naive(start), utc_naive(end)])
+
+
+def _where(start, end, coins: Iterable[str] | None) -> tuple[str, list]:
+    clauses, params = ["TRUE"], []
+    if start is not None:
+        clauses.append("ts >= ?")
+        params.append(utc_naive(start))
+    if end is not None:
+        clauses.append("ts < ?")
+        params.append(utc_naive(end))
+    if coins is not None:
+        coins = list(coins)
+        clauses.append("coin IN (SELECT unnest(?))")
+        params.append(coins)
+    return " AND ".join(clauses), params
+
+
+def read_candles(conn: duckdb.DuckDBPyConnection, start=None, end=None, coins: Iterable[str] | None = None) -> pd.DataFrame:
+    """Stored candles with `start <= ts < end` (either bound optional), sorted by (coin, ts)."""
+    where, params = _where(start, end, coins)
+    return conn.execute(f"SELECT * FROM candles WHERE {where} ORDER BY coin, ts", params).df()
+
+
+def read_funding(conn: duckdb.DuckDBPyConnection, start=None, end=None, coins: Iterable[str] | None = None) -> pd.DataFrame:
+    where, params = _where(start, end, coins)
+    return conn.execute(f"SELECT * FROM funding WHERE {where} ORDER BY coin, ts", params).df()
+
+
+def read_universe(conn: duckdb.DuckDBPyConnection, start=None, end=None, coins: Iterable[str] | None = None) -> pd.DataFrame:
+    where, params = _where(start, end, coins)
+    return conn.execute(f"SELECT * FROM universe WHERE {where} ORDER BY ts, coin", params).df()
+
+
+def coins_with_candle_in(conn: duckdb.DuckDBPyConnection, start, end) -> set[str]:
+    """Coins with a stored candle in `[start, end)` (bounded: reads only that range)."""
+    rows = conn.execute("SELECT DISTINCT coin FROM candles WHERE ts >= ? AND ts < ?", [utc_naive(start), utc_naive(end)])
+    return {r[0] for r in rows.fetchall()}
+
+
+def window_row_count(conn: duckdb.DuckDBPyConnection, table: str, ts) -> int:
+    t = utc_naive(ts)
+    return int(conn.execute(f"SELECT count(*) FROM {table} WHERE ts >= ? AND ts < ?", [t, t + BAR]).fetchone()[0])
+
+
+def stored_range(conn: duckdb.DuckDBPyConnection, table: str = "candles") -> tuple[pd.Timestamp | None, pd.Timestamp | None]:
+    lo, hi = conn.execute(f"SELECT min(ts), max(ts) FROM {table}").fetchone()
+    return (pd.Timestamp(lo) if lo is not None else None, pd.Timestamp(hi) if hi is not None else None)
+
+
+def candle_gaps(conn: duckdb.DuckDBPyConnection, coins: Iterable[str] | None = None) -> pd.DataFrame:
+    """Missing 4h bars inside each coin's stored range: `coin, after, before, missing_bars` (one row per hole)."""
+    where, params = _where(None, None, coins)
+    return conn.execute(
+        f"""
+        SELECT coin, prev_ts AS after, ts AS before,
+               CAST(epoch(ts - prev_ts) / 14400 AS BIGINT) - 1 AS missing_bars
+        FROM (SELECT coin, ts, lag(ts) OVER (PARTITION BY coin ORDER BY ts) AS prev_ts FROM candles WHERE {where})
+        WHERE prev_ts IS NOT NULL AND ts - prev_ts > INTERVAL 4 HOUR
+        ORDER BY coin, after
+        """,
+        params,
+    ).df()
