@@ -166,7 +166,10 @@ class TradingEngine:
         self._liquidity.reset_if_moved(now)
         last = self._last_ms
         self._last_ms = now
-        if now <= last:  # same instant, or the operator rewound the clock: nothing to pay or fill
+        if now < last:  # the operator rewound the clock: nothing to pay or fill
+            return
+        if now == last:  # same instant (e.g. after a price shock): only resting orders can newly cross
+            self._fill_resting(now)
             return
         first_hour = (last // HOUR_MS + 1) * HOUR_MS
         for hour in range(first_hour, now + 1, HOUR_MS):
@@ -480,7 +483,7 @@ class TradingEngine:
         error repeated for every order (error-responses.md)."""
         for w in parsed:
             meta = self.market.coin_by_asset(w.asset)
-            if meta is None or w.tif is None:
+            if meta is None or meta.is_delisted or w.tif is None:  # rejected per order below
                 continue
             px, err = E.check_price(w.px_text, meta.sz_decimals)
             ref = self._mark(meta.name)
