@@ -62,6 +62,7 @@ def _serve(args: argparse.Namespace) -> int:
     start = int(args.start_time) if args.start_time.isdigit() else args.start_time
     exchange = build_exchange(args.data, start, speed=args.speed, accounts=accounts, agents=agents,
                               rate_limit_per_minute=args.rate_limit, spread_bps=args.spread_bps, coins=coins)
+    exchange.set_time(start)  # loading took wall time; a running clock starts at --start-time when serving starts
     status = exchange.status()
     print(f"local exchange: http://127.0.0.1:{args.port}  replay now {status['now']} x{status['speed']}  "
           f"{status['coins_listed']} coins listed  trading {'on' if status['trading_available'] else 'off'}",
