@@ -143,8 +143,8 @@ def set_attempts(conn, rebalance_id: str, attempts: int) -> None:
 def finish_rebalance(conn, rebalance_id: str, status: str, reason: str | None) -> None:
     if status not in TERMINAL:
         raise ValueError(f"not a terminal status: {status!r}")
-    n_orders = conn.execute("SELECT count(*) FROM orders WHERE rebalance_id = ?", [rebalance_id]).fetchone()[0]
-    n_fills = conn.execute("SELECT count(*) FROM fills WHERE rebalance_id = ?", [rebalance_id]).fetchone()[0]
+    n_orders = conn.execute("SELECT count(*) FROM orders WHERE rebalance_id = ?", [rebalance_id]).fetchall()[0][0]
+    n_fills = conn.execute("SELECT count(*) FROM fills WHERE rebalance_id = ?", [rebalance_id]).fetchall()[0][0]
     conn.execute(
         "UPDATE rebalances SET status = ?, reason = ?, n_orders = ?, n_fills = ?, finished_at = ? WHERE rebalance_id = ?",
         [status, reason, n_orders, n_fills, now_utc(), rebalance_id],
@@ -193,7 +193,7 @@ def unresolved_orders(conn, rebalance_id: str) -> pd.DataFrame:
 
 def max_attempt(conn, rebalance_id: str) -> int:
     v = conn.execute("SELECT max(attempt) FROM orders WHERE rebalance_id = ? AND status <> 'dry_run'",
-                     [rebalance_id]).fetchone()[0]
+                     [rebalance_id]).fetchall()[0][0]
     return -1 if v is None else int(v)
 
 
@@ -230,7 +230,7 @@ def ingest_fills(conn, fills: list[dict]) -> int:
         })
     df = pd.DataFrame(rows)[FILL_COLS]
     df["oid"] = df["oid"].astype("Int64")
-    before = conn.execute("SELECT count(*) FROM fills").fetchone()[0]
+    before = conn.execute("SELECT count(*) FROM fills").fetchall()[0][0]
     conn.register("_new_fills", df)
     try:
         conn.execute(f"INSERT OR IGNORE INTO fills SELECT {', '.join(FILL_COLS)} FROM _new_fills")
@@ -241,7 +241,7 @@ def ingest_fills(conn, fills: list[dict]) -> int:
         )
     finally:
         conn.unregister("_new_fills")
-    return conn.execute("SELECT count(*) FROM fills").fetchone()[0] - before
+    return conn.execute("SELECT count(*) FROM fills").fetchall()[0][0] - before
 
 
 def fills_for(conn, rebalance_id: str) -> pd.DataFrame:

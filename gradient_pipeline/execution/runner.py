@@ -285,9 +285,11 @@ class Rebalancer:
                                     "order plan failed validation, nothing sent in this round: " + "; ".join(problems),
                                     state, plan, resumed)
             if not plan.orders:
-                note = "at target" + (f" ({len(plan.skipped)} deltas below the minimum)" if plan.skipped else "")
-                return self._finish(rid, "complete", None if attempt == first_attempt and not resumed else note,
-                                    state, plan, resumed, mids)
+                rounds = attempt - first_attempt
+                note = (f"at target after {rounds} order round(s)" if rounds else "already at target, nothing sent")
+                if plan.skipped:
+                    note += f"; {len(plan.skipped)} delta(s) below the minimum left alone"
+                return self._finish(rid, "complete", note, state, plan, resumed, mids)
             if attempt >= self.ex.max_attempts:
                 return self._finish(rid, "partial", f"{len(plan.orders)} order(s) left after "
                                     f"{self.ex.max_attempts} attempts", state, plan, resumed, mids)

@@ -1,0 +1,19 @@
+"""Execution definitions: lineage asset, rebalance job, trading-window job, schedule and sensor."""
+
+import dagster as dg
+
+from gradient_pipeline.defs.execution.jobs import executed_orders, rebalance_job
+from gradient_pipeline.defs.execution.schedule import (
+    rebalance_after_window,
+    trading_cycle_schedule,
+    trading_window_job,
+)
+
+defs = dg.Definitions(
+    assets=[executed_orders],
+    jobs=[rebalance_job, trading_window_job],
+    schedules=[trading_cycle_schedule],
+    sensors=[rebalance_after_window],
+    # Op outputs are small dicts; they must not go to a DuckDB IO manager (dagster-notes §2.8).
+    resources={"op_io_manager": dg.FilesystemIOManager()},
+)

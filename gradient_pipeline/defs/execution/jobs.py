@@ -1,0 +1,132 @@
+"""`rebalance_job`: move the account to the latest validated targets (an op job — trading is an action, not data).
+
+Ops: `check_targets` (is this the latest complete window by the exchange clock, and did every check on
+`target_weights` pass for it?) → `rebalance` (reconcile, plan, risk, send, record; see `execution/runner.py`).
+Lineage: each run logs an `AssetMaterialization` of the external asset `executed_orders` (deps: `target_weights`),
+so the asset graph shows target_weights → executed_orders and each rebalance appears in its history.
+
+Safety: the job carries `gradient/exclusive: rebalance` (limit 1 in dagster.yaml: a second run waits in the queue)
+and `gradient/duckdb: writer`; inside, an OS lock makes a concurrent rebalance skip visibly (run tag
+`gradient/skipped`). Refusals (stale window, failed check, halt, risk, invalid plan) are written to the ledger and
+fail the run, so nothing about them is silent. Nothing here logs the private key: it is read from the
+environment inside `execution/session.py` and handed straight to the SDK.
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+from pydantic import Field
+
+from gradient_pipeline.defs.execution.gate import checks_refusal, window_refusal
+from gradient_pipeline.defs.resources import GradientResource
+from gradient_pipeline.execution import ledger
+from gradient_pipeline.execution.runner import (
+    RebalanceBusy,
+    Rebalancer,
+    load_targets,
+    rebalance_id_for,
+)
+from gradient_pipeline.execution.session import trading_client
+from gradient_pipeline.timegrid import latest_complete_bar_open, parse_partition_key, partition_key
+
+EXECUTED_ORDERS = dg.AssetKey("executed_orders")
+
+executed_orders = dg.AssetSpec(
+    EXECUTED_ORDERS,
+    deps=["target_weights"],
+    group_name="execution",
+    description="Orders sent by `rebalance_job` for the latest target window (rows in the DuckDB ledger: "
+    "rebalances, orders, fills). Materialised by the job, never from the asset graph.",
+    kinds={"duckdb"},
+)
+
+REBALANCE_TAGS = {"gradient/exclusive": "rebalance", "gradient/duckdb": "writer"}
+
+
+class RebalanceConfig(dg.Config):
+    window: str = Field(
+        "",
+        description="Partition key of the target window to trade (%Y-%m-%d-%H:%M). Empty: the latest complete "
+        "window by the exchange clock. Anything but the latest complete window is refused as stale.",
+    )
+
+
+def _refuse(context, gradient: GradientResource, client, window_key: str, reason: str):
+    """Record a refused rebalance in the ledger and fail the run with the reason."""
+    cfg = gradient.config
+    rid = rebalance_id_for(parse_partition_key(window_key), cfg.mode, client.account_address)
+    with gradient.db() as conn:
+        ledger.ensure(conn)
+        if ledger.get_rebalance(conn, rid) is None:
+            ledger.start_rebalance(conn, rid, parse_partition_key(window_key), cfg.mode, cfg.network,
+                                   client.account_address, None, context.run_id)
+        row = ledger.get_rebalance(conn, rid)
+        if row["status"] not in ("complete", "partial"):
+            ledger.finish_rebalance(conn, rid, "refused", reason)
+    context.log.error(f"rebalance {rid} refused: {reason}")
+    raise dg.Failure(description=f"refused: {reason}", metadata={"rebalance_id": rid, "window": window_key},
+                     allow_retries=False)
+
+
+@dg.op(out=dg.Out(io_manager_key="op_io_manager"), tags={"kind": "duckdb"})
+def check_targets(context: dg.OpExecutionContext, config: RebalanceConfig, gradient: GradientResource) -> dict:
+    """Pick the window to trade and refuse stale targets or targets whose checks did not pass."""
+    cfg = gradient.config
+    client = trading_client(cfg)
+    now = client.server_time()
+    window_key = config.window or partition_key(latest_complete_bar_open(now))
+    context.log.info(f"mode={cfg.mode} network={cfg.network} url={client.base_url} window={window_key} "
+                     f"exchange clock={now}")
+    reason = window_refusal(window_key, now) or checks_refusal(context.instance, context.repository_def, window_key)
+    if reason is None:
+        with gradient.db() as conn:
+            targets, _adv = load_targets(conn, parse_partition_key(window_key))
+        if not targets:
+            reason = f"no target_weights rows for window {window_key}"
+    if reason:
+        _refuse(context, gradient, client, window_key, reason)
+    return {"window": window_key, "exchange_time": str(now)}
+
+
+@dg.op(out=dg.Out(io_manager_key="op_io_manager"), tags={"kind": "hyperliquid"})
+def rebalance(context: dg.OpExecutionContext, gradient: GradientResource, target: dict) -> dict:
+    """Trade the account to the window's targets and record everything in the ledger (see execution/runner.py)."""
+    cfg = gradient.config
+    client = trading_client(cfg)
+    window = parse_partition_key(target["window"])
+    with gradient.db() as conn:
+        targets, adv = load_targets(conn, window)
+    runner = Rebalancer(cfg, client, gradient.db_path, dagster_run_id=context.run_id, on_event=context.log.info)
+    try:
+        result = runner.run(window, targets, adv)
+    except RebalanceBusy as busy:
+        context.instance.add_run_tags(context.run_id, {"gradient/skipped": "another rebalance is running"})
+        context.log.warning(f"skipped: {busy}")
+        return {"status": "skipped", "reason": str(busy)}
+    metadata = {
+        "rebalance_id": result.rebalance_id,
+        "window": target["window"],
+        "mode": result.mode,
+        "network": result.network,
+        "status": result.status,
+        "reason": result.reason or "",
+        "orders": result.orders_sent,
+        "fills": result.fills,
+        "account_value_usd": float(result.account_value or 0.0),
+        "residual_usd": dg.MetadataValue.json(result.residual_usd),
+    }
+    context.log_event(dg.AssetMaterialization(EXECUTED_ORDERS, metadata=metadata,
+                                              description=f"rebalance {result.status}"))
+    if result.status in ("refused", "failed"):
+        raise dg.Failure(description=f"{result.status}: {result.reason}", metadata={"rebalance_id": result.rebalance_id},
+                         allow_retries=False)
+    return {"rebalance_id": result.rebalance_id, "status": result.status, "orders": result.orders_sent}
+
+
+@dg.job(tags=REBALANCE_TAGS, description=__doc__.split("\n\n")[0])
+def rebalance_job():
+    rebalance(check_targets())
+
+
+def rebalance_run_config(window_key: str) -> dict:
+    return {"ops": {"check_targets": {"config": {"window": window_key}}}}
