@@ -7,7 +7,8 @@ kind               key                             severity    raised by
 =================  ==============================  ==========  =========================================
 run_failure        run_failure:<run id>            failure     run_failure_sensor → send_alert_job
 drawdown_warning   drawdown_warn                   warning     drawdown sensor (cleared below the level)
-drawdown_stop      drawdown_stop                   failure     emergency stop (cleared by resume)
+drawdown_stop      emergency_stop                  failure     drawdown emergency stop (cleared by resume)
+emergency_stop     emergency_stop                  failure     `emergency-stop` command (cleared by resume)
 daily_summary      daily_summary:<YYYY-MM-DD>      info        daily summary schedule
 slippage           slippage:<rebalance id>         warning     rebalance review after each rebalance
 position_drift     position_drift                  warning     equity snapshot (cleared when back in band)
@@ -58,7 +59,7 @@ def drawdown_stop(drawdown_pct: float, equity: float, hwm: float, stop_pct: floa
         "Trading is HALTED: scheduled rebalances end as refused until an operator runs `gradient-pipeline resume`.\n"
         "What to do: confirm the account is flat (`gradient-pipeline status`), find the cause, then resume."
     )
-    return Alert("drawdown_stop", "drawdown_stop", "failure",
+    return Alert("drawdown_stop", "emergency_stop", "failure",
                  f"[gradient] EMERGENCY STOP at {drawdown_pct:.1f}% drawdown — trading halted", body)
 
 
@@ -67,7 +68,7 @@ def emergency_stop_manual(reason: str, flatten_summary: str) -> Alert:
         f"EMERGENCY STOP requested: {reason}.\nFlatten: {flatten_summary}\n"
         "Trading is HALTED until `gradient-pipeline resume`."
     )
-    return Alert("drawdown_stop", "drawdown_stop", "failure", "[gradient] EMERGENCY STOP — trading halted", body)
+    return Alert("emergency_stop", "emergency_stop", "failure", "[gradient] EMERGENCY STOP — trading halted", body)
 
 
 def daily_summary(

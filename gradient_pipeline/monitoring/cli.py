@@ -1,0 +1,151 @@
+"""Operator commands that work with the Dagster daemon down: `status`, `emergency-stop`, `resume`.
+
+    gradient-pipeline status [--offline] [--json]
+    gradient-pipeline emergency-stop --flatten-all [--yes] [--reason TEXT]
+    gradient-pipeline resume [--yes] [--reason TEXT]
+
+The configuration is `$GRADIENT_CONFIG` (or `--config`); the DuckDB file is the configuration's `duckdb_path`
+unless `GRADIENT_DUCKDB_PATH` overrides it (as for Dagster runs). Exit codes: 0 done, 1 the emergency stop left
+positions open or was not confirmed, 2 error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+
+def add_commands(subparsers) -> None:
+    status = subparsers.add_parser("status", help="mode, network, halt state, account value, drawdown, positions, "
+                                   "exposure, last rebalance")
+    status.add_argument("--offline", action="store_true", help="do not contact the exchange; use the ledger only")
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+    _common(status)
+    status.set_defaults(handler=_status)
+
+    stop = subparsers.add_parser(
+        "emergency-stop",
+        help="halt trading, cancel open orders and (with --flatten-all) close every position",
+        description="Set the persistent halt, cancel every open order and, with --flatten-all, close every position "
+        "with reduce-only IOC orders until flat (or report what is left). Needs no Dagster daemon.",
+    )
+    stop.add_argument("--flatten-all", action="store_true", help="also close every position (the usual emergency)")
+    stop.add_argument("--yes", action="store_true", help="do not ask for confirmation (scripts)")
+    stop.add_argument("--reason", default="emergency stop by operator", help="recorded with the halt")
+    _common(stop)
+    stop.set_defaults(handler=_emergency_stop)
+
+    resume = subparsers.add_parser(
+        "resume",
+        help="clear the halt after an emergency stop (asks for confirmation)",
+        description="Clear the persistent halt so scheduled rebalances trade again, and re-base the drawdown "
+        "high-water mark to the current account value (otherwise the stop would fire again at once).",
+    )
+    resume.add_argument("--yes", action="store_true", help="do not ask for confirmation (scripts)")
+    resume.add_argument("--reason", default="resumed by operator", help="recorded with the resume")
+    _common(resume)
+    resume.set_defaults(handler=_resume)
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", help="configuration file (default: $GRADIENT_CONFIG or config/gradient_live.json)")
+
+
+def _load(args):
+    from gradient_pipeline.config import load_config
+
+    cfg = load_config(args.config)
+    db_path = os.environ.get("GRADIENT_DUCKDB_PATH") or str(cfg.resolved_duckdb_path)
+    return cfg, db_path
+
+
+def _confirm(prompt: str, yes: bool) -> bool:
+    if yes:
+        return True
+    if not sys.stdin.isatty():
+        print(f"{prompt} — refusing without a terminal; pass --yes to confirm from a script", file=sys.stderr)
+        return False
+    answer = input(f"{prompt} Type 'yes' to continue: ").strip().lower()
+    return answer == "yes"
+
+
+def _status(args) -> int:
+    from gradient_pipeline.monitoring.status import gather_status, render
+
+    cfg, db_path = _load(args)
+    report = gather_status(cfg, db_path, live=not args.offline)
+    if args.json:
+        print(json.dumps(report.as_dict(), default=str, indent=2))
+    else:
+        print(render(report))
+    return 0
+
+
+def _emergency_stop(args) -> int:
+    from gradient_pipeline.monitoring import messages
+    from gradient_pipeline.monitoring.alerts import raise_alert
+    from gradient_pipeline.monitoring.emergency import FlattenReport, cancel_all, emergency_stop
+    from gradient_pipeline.monitoring.halt import set_halt
+    from gradient_pipeline.storage.db import connect
+
+    cfg, db_path = _load(args)
+    what = "close EVERY position and cancel every open order" if args.flatten_all else "cancel every open order"
+    if not _confirm(f"EMERGENCY STOP on {cfg.network} ({cfg.mode}): halt trading and {what}.", args.yes):
+        print("emergency stop NOT performed (not confirmed)")
+        return 1
+    if args.flatten_all:
+        report = emergency_stop(cfg, db_path, args.reason, source="operator")
+    else:
+        from gradient_pipeline.monitoring.account import open_trading
+
+        report = FlattenReport(stop_id="cancel-only", mode=cfg.mode)
+        with connect(db_path, wait_s=30.0) as conn:
+            set_halt(conn, args.reason, "operator")
+        report.halted = True
+        if cfg.sends_orders:
+            cancel_all(open_trading(cfg, signer=True), report)
+        report.remaining = {}
+    print(f"emergency stop {report.stop_id}: {report.summary()}")
+    try:
+        with connect(db_path, wait_s=10.0) as conn:
+            raise_alert(conn, messages.emergency_stop_manual(args.reason, report.summary()), cfg)
+    except Exception as err:  # noqa: BLE001 - the stop is done; an alert problem must not change the exit code
+        print(f"note: alert not sent ({type(err).__name__}: {err})", file=sys.stderr)
+    if args.flatten_all and not report.flat and cfg.sends_orders:
+        print("WARNING: positions are still open — close them in the exchange UI now", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _resume(args) -> int:
+    from gradient_pipeline.monitoring.alerts import clear_alert
+    from gradient_pipeline.monitoring.equity import rebase_high_water_mark
+    from gradient_pipeline.monitoring.halt import clear_halt, halt_status
+    from gradient_pipeline.monitoring.status import gather_status, render
+    from gradient_pipeline.storage.db import connect
+
+    cfg, db_path = _load(args)
+    report = gather_status(cfg, db_path, live=True)
+    print(render(report))
+    if report.halt is None:
+        raise RuntimeError(f"cannot read the halt state from {db_path} (locked?); try again when no run is writing")
+    if not report.halt.halted:
+        print("trading is not halted; nothing to resume")
+        return 0
+    if report.account_value is None:
+        raise RuntimeError("account value unknown (exchange unreachable and no ledger snapshot): not resuming")
+    prompt = (f"RESUME trading on {cfg.network} ({cfg.mode}); the drawdown high-water mark is re-based to "
+              f"${report.account_value:,.2f}.")
+    if not _confirm(prompt, args.yes):
+        print("NOT resumed (not confirmed); trading stays halted")
+        return 1
+    with connect(db_path, wait_s=30.0) as conn:
+        if halt_status(conn).halted:
+            clear_halt(conn, args.reason, "operator")
+        rebase_high_water_mark(conn, report.account_value, args.reason)
+        for key in ("emergency_stop", "drawdown_warn"):
+            clear_alert(conn, key)
+    print(f"resumed: trading is no longer halted; high-water mark re-based to ${report.account_value:,.2f}")
+    return 0

@@ -1,0 +1,171 @@
+"""`gradient-pipeline status`: one screen with everything an operator checks first.
+
+Mode and network, halt state, account value, high-water mark and drawdown, positions, exposure and the last
+rebalance. Live figures come from the exchange (master address, read-only: no key needed); the ledger is read
+with a read-only DuckDB connection, so status works while a run holds the write lock (it says so and shows
+what it can) and while the Dagster daemon is down.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import asdict, dataclass, field
+
+from gradient_pipeline.config import GradientConfig
+from gradient_pipeline.monitoring.equity import drawdown_level, drawdown_pct
+from gradient_pipeline.monitoring.halt import HaltStatus
+from gradient_pipeline.storage.db import DuckDBLockedError, connect, table_exists
+
+
+@dataclass
+class PositionRow:
+    coin: str
+    szi: float
+    value_usd: float  # signed: + long, − short
+    unrealized_pnl_usd: float
+    entry_px: float | None
+
+
+@dataclass
+class StatusReport:
+    mode: str
+    network: str
+    base_url: str
+    sends_orders: bool
+    db_path: str
+    halt: HaltStatus | None = None
+    account_value: float | None = None
+    account_value_source: str = ""  # exchange | ledger <ts>
+    hwm: float | None = None
+    drawdown_pct: float | None = None
+    drawdown_level: str = ""
+    positions: list[PositionRow] = field(default_factory=list)
+    last_rebalance: dict | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def exposure(self) -> dict[str, float]:
+        longs = sum(p.value_usd for p in self.positions if p.value_usd > 0)
+        shorts = -sum(p.value_usd for p in self.positions if p.value_usd < 0)
+        out = {"long_usd": longs, "short_usd": shorts, "gross_usd": longs + shorts, "net_usd": longs - shorts}
+        out["leverage"] = (longs + shorts) / self.account_value if self.account_value else 0.0
+        return out
+
+    def as_dict(self) -> dict:
+        d = asdict(self)
+        d["halt"] = asdict(self.halt) if self.halt else None
+        d["exposure"] = self.exposure
+        return d
+
+
+def _usd(x: float | None) -> str:
+    if x is None:
+        return "unknown"
+    return f"-${abs(x):,.2f}" if x < 0 else f"${x:,.2f}"
+
+
+def render(r: StatusReport) -> str:
+    """The text `gradient-pipeline status` prints."""
+    lines = [
+        f"mode:           {r.mode} ({'sends orders' if r.sends_orders else 'never sends orders'})",
+        f"network:        {r.network} ({r.base_url})",
+        f"halt:           {r.halt.describe() if r.halt else 'unknown (ledger unavailable)'}",
+        f"account value:  {_usd(r.account_value)}" + (f"  [{r.account_value_source}]" if r.account_value_source else ""),
+        f"high-water:     {_usd(r.hwm)}",
+        "drawdown:       " + ("unknown" if r.drawdown_pct is None else f"{r.drawdown_pct:.2f}% ({r.drawdown_level})"),
+    ]
+    e = r.exposure
+    lines.append(
+        f"exposure:       long {_usd(e['long_usd'])}, short {_usd(e['short_usd'])}, gross {_usd(e['gross_usd'])}, "
+        f"net {_usd(e['net_usd'])}, leverage {e['leverage']:.2f}x"
+    )
+    lines.append(f"positions:      {len(r.positions)}")
+    if r.positions:
+        lines.append(f"  {'coin':<10} {'size':>14} {'value':>14} {'uPnL':>12}")
+        for p in sorted(r.positions, key=lambda p: -abs(p.value_usd)):
+            lines.append(f"  {p.coin:<10} {p.szi:>14g} {_usd(p.value_usd):>14} {_usd(p.unrealized_pnl_usd):>12}")
+    lr = r.last_rebalance
+    if lr:
+        when = lr.get("finished_at") or lr.get("started_at")
+        lines.append(
+            f"last rebalance: {lr['rebalance_id']} window {lr.get('window_ts')} status {lr['status']}"
+            + (f" at {when}" if when is not None else "")
+            + (f" — {lr['reason']}" if lr.get("reason") else "")
+        )
+    else:
+        lines.append("last rebalance: none recorded")
+    for note in r.notes:
+        lines.append(f"note: {note}")
+    return "\n".join(lines)
+
+
+def _read_ledger(report: StatusReport, cfg: GradientConfig) -> None:
+    from gradient_pipeline.monitoring.equity import equity_state, high_water_mark
+    from gradient_pipeline.monitoring.halt import halt_status
+
+    try:
+        with connect(report.db_path, read_only=True) as conn:
+            report.halt = halt_status(conn)
+            hwm = high_water_mark(conn)
+            report.hwm = hwm[0] if hwm else None
+            if report.account_value is None:
+                st = equity_state(conn)
+                if st.account_value is not None:
+                    report.account_value = st.account_value
+                    report.account_value_source = f"ledger, {st.source} snapshot at {st.ts}"
+                    report.positions = _ledger_positions(conn)
+            if table_exists(conn, "rebalances"):
+                df = conn.execute(
+                    "SELECT rebalance_id, window_ts, mode, status, reason, started_at, finished_at FROM rebalances "
+                    "WHERE rebalance_id NOT LIKE 'emergency-%' ORDER BY started_at DESC LIMIT 1"
+                ).df()
+                if len(df):
+                    report.last_rebalance = {k: (None if v is None or v != v else v) for k, v in df.iloc[0].items()}
+    except FileNotFoundError:
+        report.notes.append(f"no DuckDB file at {report.db_path} yet (nothing recorded): halt state is 'not halted'")
+        report.halt = HaltStatus(False)
+    except DuckDBLockedError:
+        report.notes.append("the DuckDB ledger is locked by a running process; halt state and history not shown")
+
+
+def _ledger_positions(conn) -> list[PositionRow]:
+    if not table_exists(conn, "positions"):
+        return []
+    df = conn.execute(
+        "SELECT coin, szi, position_value_usd, unrealized_pnl_usd, entry_px FROM positions "
+        "WHERE ts = (SELECT max(ts) FROM positions)"
+    ).df()
+    return [PositionRow(r.coin, r.szi, r.position_value_usd if r.szi > 0 else -r.position_value_usd,
+                        r.unrealized_pnl_usd, r.entry_px) for r in df.itertuples()]
+
+
+def gather_status(cfg: GradientConfig, db_path: str, live: bool = True, trading=None) -> StatusReport:
+    """Collect the status; `live=False` (or an unreachable exchange) falls back to the ledger's last snapshot."""
+    report = StatusReport(cfg.mode, cfg.network, cfg.base_url, cfg.sends_orders, str(db_path))
+    if live:
+        try:
+            if trading is None:
+                from gradient_pipeline.monitoring.account import open_trading
+
+                trading = open_trading(cfg, signer=False)
+            state = trading.account_state()
+            report.account_value = state.account_value
+            report.account_value_source = f"exchange, account {trading.account_address}"
+            report.positions = [
+                PositionRow(c, p.szi, p.position_value if p.szi > 0 else -p.position_value, p.unrealized_pnl,
+                            p.entry_px)
+                for c, p in state.positions.items()
+            ]
+        except Exception as err:  # noqa: BLE001 - status must still show the ledger
+            report.notes.append(f"exchange not reachable ({type(err).__name__}: {err}); figures from the ledger")
+    _read_ledger(report, cfg)
+    if report.account_value is not None:
+        mark = max(report.hwm or 0.0, report.account_value)
+        report.hwm = mark
+        report.drawdown_pct = drawdown_pct(report.account_value, mark)
+        report.drawdown_level = drawdown_level(report.drawdown_pct, cfg)
+    return report
+
+
+def now_text() -> str:
+    return f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M:%S} UTC"

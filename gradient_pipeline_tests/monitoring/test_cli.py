@@ -1,0 +1,105 @@
+"""The operator commands as an operator runs them: separate processes, no Dagster daemon, real local exchange."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import duckdb
+
+from gradient_pipeline.monitoring.halt import is_halted
+from gradient_pipeline_tests.monitoring.conftest import BOOK, open_book
+
+
+def run_cli(args: list[str], env: dict[str, str], stdin: str | None = None) -> subprocess.CompletedProcess:
+    full_env = {**os.environ, **env, "TZ": "UTC"}
+    return subprocess.run(
+        [sys.executable, "-m", "gradient_pipeline.cli", *args], env=full_env, input=stdin, capture_output=True,
+        text=True, timeout=120,
+    )
+
+
+def test_emergency_stop_cli_flattens_halts_and_alerts_without_dagster(paper_account, alert_receiver, tmp_path):
+    trading = paper_account.trading()
+    open_book(trading, BOOK)
+    assert set(trading.account_state().positions) == set(BOOK)
+    env = {**paper_account.env(), "GRADIENT_ALERT_URLS": alert_receiver.url,
+           "DAGSTER_HOME": str(tmp_path / "no_dagster_here")}  # no instance, no daemon
+
+    # without --yes and without a terminal: refused, nothing touched
+    refused = run_cli(["emergency-stop", "--flatten-all"], env, stdin="")
+    assert refused.returncode == 1 and "refusing without a terminal" in refused.stderr
+    assert set(trading.account_state().positions) == set(BOOK)
+
+    done = run_cli(["emergency-stop", "--flatten-all", "--yes", "--reason", "test drill"], env)
+    assert done.returncode == 0, done.stderr
+    assert "account is FLAT" in done.stdout and "halt set" in done.stdout
+    state = trading.account_state()
+    assert state.positions == {} and trading.open_orders() == []
+
+    # the halt survives the process: a brand-new connection sees it
+    with duckdb.connect(str(paper_account.db_path), read_only=True) as conn:
+        assert is_halted(conn)
+        orders = conn.execute("SELECT count(*), bool_and(reduce_only) FROM orders WHERE rebalance_id LIKE 'emergency-%'").fetchone()
+    assert orders[0] == len(BOOK) and orders[1]
+
+    # exactly one alert, carrying the reason and the flatten result, and no secret
+    assert len(alert_receiver.posts) == 1
+    msg = alert_receiver.posts[0]["json"]
+    assert "EMERGENCY STOP" in msg["title"] and "test drill" in msg["message"] and "FLAT" in msg["message"]
+    assert msg["type"] == "failure"
+    key = paper_account.key_hex.removeprefix("0x")
+    assert all(key not in json.dumps(p) for p in alert_receiver.posts)
+    assert key not in done.stdout + done.stderr
+
+    # status (another process) shows the halt and a flat account
+    status = run_cli(["status"], env)
+    assert status.returncode == 0, status.stderr
+    assert "HALTED" in status.stdout and "test drill" in status.stdout and "positions:      0" in status.stdout
+    js = json.loads(run_cli(["status", "--json"], env).stdout)
+    assert js["halt"]["halted"] is True and js["exposure"]["gross_usd"] == 0
+
+    # resume asks for confirmation; without it nothing changes
+    no = run_cli(["resume"], env, stdin="")
+    assert no.returncode == 1 and "NOT resumed" in no.stdout
+    with duckdb.connect(str(paper_account.db_path), read_only=True) as conn:
+        assert is_halted(conn)
+    yes = run_cli(["resume", "--yes"], env)
+    assert yes.returncode == 0, yes.stderr
+    assert "resumed" in yes.stdout
+    with duckdb.connect(str(paper_account.db_path), read_only=True) as conn:
+        assert not is_halted(conn)
+        hwm = conn.execute("SELECT hwm_usd, reason FROM high_water_mark").fetchone()
+    assert abs(hwm[0] - state.account_value) < 1e-6 and hwm[1].startswith("rebase")
+    assert "not halted" in run_cli(["status"], env).stdout
+
+
+def test_status_shows_positions_exposure_and_last_rebalance(paper_account, tmp_path):
+    from gradient_pipeline.execution import ledger
+
+    trading = paper_account.trading()
+    open_book(trading, BOOK)
+    with duckdb.connect(str(paper_account.db_path)) as conn:
+        ledger.ensure(conn)
+        ledger.start_rebalance(conn, "rb-test-1", "2025-04-30 20:00", "paper", "local", paper_account.address, 10_000.0)
+        ledger.finish_rebalance(conn, "rb-test-1", "partial", "residual DOGE $12")
+    out = run_cli(["status"], paper_account.env())
+    assert out.returncode == 0, out.stderr
+    text = out.stdout
+    assert "mode:           paper (sends orders)" in text
+    assert f"network:        local ({paper_account.exchange.base_url})" in text
+    assert "halt:           not halted" in text
+    assert "positions:      4" in text
+    for coin in BOOK:
+        assert f"  {coin} " in text
+    assert "last rebalance: rb-test-1" in text and "partial" in text and "residual DOGE $12" in text
+    js = json.loads(run_cli(["status", "--json"], paper_account.env()).stdout)
+    e = js["exposure"]
+    assert 1650 < e["long_usd"] < 1750 and 1650 < e["short_usd"] < 1750
+    assert abs(e["net_usd"]) < 50 and abs(e["gross_usd"] - e["long_usd"] - e["short_usd"]) < 1e-9
+    assert js["drawdown_pct"] is not None and js["drawdown_pct"] < 1
+    # offline: the exchange is not contacted; without a snapshot the account value is unknown
+    off = run_cli(["status", "--offline"], paper_account.env())
+    assert "account value:  unknown" in off.stdout
