@@ -393,6 +393,7 @@ class TradingEngine:
             if action["type"] == "approveAgent":
                 return self._approve_agent_action(action, body.get("signature"), nonce, clock)
 
+            parsed = self._parse_action(action)  # shape errors are 422s, before any signature work
             signer = recover_l1_signer(action, body.get("signature"), vault, nonce, expires)
             signer_key = signer.lower()
             master = self._agents.get(signer_key) or (signer_key if signer_key in self._accounts else None)
@@ -413,16 +414,49 @@ class TradingEngine:
             tx_hash = "0x" + action_hash(action, vault, nonce, expires).hex()
             kind = action["type"]
             if kind == "order":
-                return self._order_action(acct, action, tx_hash)
-            if kind == "cancel":
-                return self._cancel_action(acct, action, by_cloid=False)
-            if kind == "cancelByCloid":
-                return self._cancel_action(acct, action, by_cloid=True)
+                return self._order_action(acct, action, parsed, tx_hash)
+            if kind in ("cancel", "cancelByCloid"):
+                return self._cancel_action(acct, parsed)
             if kind == "updateLeverage":
-                return self._update_leverage(acct, action)
+                return self._update_leverage(acct, *parsed)
             if kind == "scheduleCancel":
-                return self._schedule_cancel(acct, action)
+                return self._schedule_cancel(acct, parsed)
             return _err(f"Action type {kind!r} is not supported by the local exchange.")
+
+    @staticmethod
+    def _parse_action(action: dict):
+        """Shape-check an L1 action (BadRequest if wrong) and return what its handler needs."""
+        kind = action["type"]
+        if kind == "order":
+            wires = action.get("orders")
+            if not isinstance(wires, list):
+                raise BadRequest("order action lacks an 'orders' list")
+            return [E.parse_order_wire(w, i) for i, w in enumerate(wires)]
+        if kind in ("cancel", "cancelByCloid"):
+            cancels = action.get("cancels")
+            if not isinstance(cancels, list):
+                raise BadRequest(f"{kind} action lacks a 'cancels' list")
+            out = []
+            for i, c in enumerate(cancels):
+                if not isinstance(c, dict):
+                    raise BadRequest(f"cancels[{i}] is not an object")
+                if kind == "cancelByCloid":
+                    cloid = c.get("cloid")
+                    if not E.is_cloid(cloid):
+                        raise BadRequest(f"cancels[{i}].cloid is not a 0x 16-byte hex string")
+                    out.append((_int(c.get("asset"), f"cancels[{i}].asset"), None, cloid.lower()))
+                else:
+                    out.append((_int(c.get("a"), f"cancels[{i}].a"), _int(c.get("o"), f"cancels[{i}].o"), None))
+            return out
+        if kind == "updateLeverage":
+            is_cross = action.get("isCross")
+            if not isinstance(is_cross, bool):
+                raise BadRequest("updateLeverage isCross must be a boolean")
+            return _int(action.get("asset"), "asset"), _int(action.get("leverage"), "leverage"), is_cross
+        if kind == "scheduleCancel":
+            when = action.get("time")
+            return None if when is None else _int(when, "time")
+        return None
 
     def _request_cost(self, action: dict) -> int:
         items = action.get("orders") if action["type"] == "order" else action.get("cancels")
@@ -461,12 +495,8 @@ class TradingEngine:
         return _ok_default()
 
     # ---------------------------------------------------------------- order
-    def _order_action(self, acct: Account, action: dict, tx_hash: str) -> dict:
-        wires = action.get("orders")
-        if not isinstance(wires, list):
-            raise BadRequest("order action lacks an 'orders' list")
+    def _order_action(self, acct: Account, action: dict, parsed: list[OrderWire], tx_hash: str) -> dict:
         grouping = action.get("grouping", "na")
-        parsed = [E.parse_order_wire(w, i) for i, w in enumerate(wires)]
         if grouping != "na":
             return _err(f"Grouping {grouping!r} is not supported by the local exchange (only 'na').")
         band = self._price_band_error(parsed)
@@ -628,24 +658,12 @@ class TradingEngine:
         acct.fills.append(row)
 
     # ---------------------------------------------------------------- cancel / leverage / schedule
-    def _cancel_action(self, acct: Account, action: dict, by_cloid: bool) -> dict:
-        cancels = action.get("cancels")
-        if not isinstance(cancels, list):
-            raise BadRequest("cancel action lacks a 'cancels' list")
+    def _cancel_action(self, acct: Account, cancels: list[tuple[int, int | None, str | None]]) -> dict:
         statuses: list = []
         now = self.market.now_ms()
-        for i, c in enumerate(cancels):
-            if not isinstance(c, dict):
-                raise BadRequest(f"cancels[{i}] is not an object")
-            if by_cloid:
-                asset = _int(c.get("asset"), f"cancels[{i}].asset")
-                cloid = c.get("cloid")
-                if not E.is_cloid(cloid):
-                    raise BadRequest(f"cancels[{i}].cloid is not a 0x 16-byte hex string")
-                oid = acct.cloids.get(cloid.lower())
-            else:
-                asset = _int(c.get("a"), f"cancels[{i}].a")
-                oid = _int(c.get("o"), f"cancels[{i}].o")
+        for asset, oid, cloid in cancels:
+            if cloid is not None:
+                oid = acct.cloids.get(cloid)
             order = acct.orders.get(oid) if oid is not None else None
             if order is None or order.status != "open" or order.asset != asset:
                 statuses.append({"error": E.with_asset(E.CANCEL_MISSING, asset)})
@@ -664,12 +682,7 @@ class TradingEngine:
         for order in acct.open_orders():
             self._close_order(acct, order, status, now)
 
-    def _update_leverage(self, acct: Account, action: dict) -> dict:
-        asset = _int(action.get("asset"), "asset")
-        lev = _int(action.get("leverage"), "leverage")
-        is_cross = action.get("isCross")
-        if not isinstance(is_cross, bool):
-            raise BadRequest("updateLeverage isCross must be a boolean")
+    def _update_leverage(self, acct: Account, asset: int, lev: int, is_cross: bool) -> dict:
         meta = self.market.coin_by_asset(asset)
         if meta is None:
             return _err(f"Unknown asset {asset}.")  # LOCAL wording
@@ -687,13 +700,11 @@ class TradingEngine:
             return _err(E.MARGIN)
         return _ok_default()
 
-    def _schedule_cancel(self, acct: Account, action: dict) -> dict:
-        when = action.get("time")
+    def _schedule_cancel(self, acct: Account, when: int | None) -> dict:
         now = self.market.now_ms()
         if when is None:
             acct.scheduled_cancel_ms = None
             return _ok_default()
-        when = _int(when, "time")
         if when < now + 5000:
             return _err("Scheduled cancel time too early, must be at least 5 seconds from now.")  # LOCAL wording
         day = now // DAY_MS
