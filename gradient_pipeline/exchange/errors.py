@@ -62,6 +62,14 @@ class UnknownCoinError(ExchangeError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
+# A connection dropped mid-body surfaces as ChunkedEncodingError, which is not a requests ConnectionError.
+_NETWORK_ERRORS = (
+    requests.exceptions.Timeout,
+    requests.exceptions.ConnectionError,
+    requests.exceptions.ChunkedEncodingError,
+)
+
+
 class ErrorKind(enum.Enum):
     RATE_LIMITED = "rate_limited"
     TRANSIENT = "transient"
@@ -75,7 +83,7 @@ def classify(exc: BaseException) -> ErrorKind:
         return ErrorKind.RATE_LIMITED if exc.status_code == 429 else ErrorKind.CLIENT
     if isinstance(exc, ServerError):
         return ErrorKind.TRANSIENT
-    if isinstance(exc, (requests.exceptions.Timeout, requests.exceptions.ConnectionError)):
+    if isinstance(exc, _NETWORK_ERRORS):
         return ErrorKind.TRANSIENT
     return ErrorKind.OTHER
 
@@ -110,7 +118,7 @@ def describe_failure(exc: BaseException) -> str:
         return f"HTTP {exc.status_code}: {exc.message!s}"[:500]
     if isinstance(exc, requests.exceptions.Timeout):
         return f"timed out ({type(exc).__name__})"
-    if isinstance(exc, requests.exceptions.ConnectionError):
+    if isinstance(exc, (requests.exceptions.ConnectionError, requests.exceptions.ChunkedEncodingError)):
         return f"connection failed ({type(exc).__name__}: {str(exc)[:200]})"
     return f"{type(exc).__name__}: {str(exc)[:300]}"
 

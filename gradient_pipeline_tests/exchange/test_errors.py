@@ -15,6 +15,7 @@ def test_classify():
     assert classify(requests.exceptions.ReadTimeout()) is ErrorKind.TRANSIENT
     assert classify(requests.exceptions.ConnectTimeout()) is ErrorKind.TRANSIENT
     assert classify(requests.exceptions.ConnectionError()) is ErrorKind.TRANSIENT
+    assert classify(requests.exceptions.ChunkedEncodingError()) is ErrorKind.TRANSIENT
     assert classify(KeyError("BTC")) is ErrorKind.OTHER
 
 
