@@ -21,7 +21,7 @@ At each bar t (targets for the window ending at ``times[t] + 4h``):
 7. **No-trade band**: a coin whose weight would move by less than ``no_trade_band_pct``% of capital keeps
    its previous weight.
 8. Every bar (rebalance or not): ineligible coins are set to 0 (a delisted or illiquid coin is always exited),
-   weights below ``MIN_WEIGHT`` of coins outside the current selection are dropped (smoothing tails), and the book is scaled down if gross > ``max_total_leverage``.
+   with smoothing on, weights below ``MIN_WEIGHT`` are dropped (the geometric tails of exited coins), and the book is scaled down if gross > ``max_total_leverage``.
 
 Steps 6–8 make today's weights depend on yesterday's; that is why live reads the previous stored window.
 """
@@ -146,36 +146,47 @@ def _fill_side(members, raw, gross, cap, w, sign):
 
 
 @njit(cache=True)
-def _weights_kernel(
-    score, sigma, eligible, r_hist, hist_off, is_reb, prev,
-    conc, side_gross, cap, max_lev, equal_w, band, smoothing,
-    vol_target, target_vol, max_scale, vol_window, bars_per_year, min_weight, want_rank,
-    w_out, rank_out, info,
-):
+def _order_kernel(score, eligible, order, m_out):
+    """Per bar: eligible coins sorted by score descending, ties by column (= coin name) order."""
     T, N = score.shape
-    w_prev = prev.copy()
-    tw = np.zeros(N)
+    idx = np.empty(N, dtype=np.int64)
+    keys = np.empty(N)
     for t in range(T):
-        for f in range(info.shape[1]):
-            info[t, f] = 0.0
-        idx = np.empty(N, dtype=np.int64)
         m = 0
         for i in range(N):
             if eligible[t, i]:
                 idx[m] = i
+                keys[m] = -score[t, i]
                 m += 1
-        idx = idx[:m]
+        m_out[t] = m
+        if m:
+            o = np.argsort(keys[:m], kind="mergesort")  # stable: ties keep coin-name order
+            for j in range(m):
+                order[t, j] = idx[o[j]]
+
+
+@njit(cache=True)
+def _weights_kernel(
+    order, m_arr, sigma, eligible, r_hist, hist_off, is_reb, prev,
+    conc, side_gross, cap, max_lev, equal_w, band, smoothing,
+    vol_target, target_vol, max_scale, vol_window, bars_per_year, min_weight,
+    w_out, info,
+):
+    T, N = sigma.shape
+    w_prev = prev.copy()
+    w = np.zeros(N)
+    tw = np.zeros(N)
+    longs = np.empty(N, dtype=np.int64)
+    shorts = np.empty(N, dtype=np.int64)
+    rl = np.empty(N)
+    rs = np.empty(N)
+    for t in range(T):
+        for f in range(info.shape[1]):
+            info[t, f] = 0.0
+        m = m_arr[t]
         info[t, 0] = m
-        do_rank = want_rank or is_reb[t]
-        order = np.empty(0, dtype=np.int64)
-        if do_rank and m > 0:
-            keys = np.empty(m)
-            for j in range(m):
-                keys[j] = -score[t, idx[j]]
-            order = np.argsort(keys, kind="mergesort")  # stable: ties keep coin-name order
-            for j in range(m):
-                rank_out[t, idx[order[j]]] = j + 1
-        w = w_prev.copy()
+        for i in range(N):
+            w[i] = w_prev[i]
         if is_reb[t]:
             info[t, 10] = 1.0
             for i in range(N):
@@ -187,17 +198,13 @@ def _weights_kernel(
                     k = m // 2
             info[t, 1] = k
             if k >= 1:
-                longs = np.empty(k, dtype=np.int64)
-                shorts = np.empty(k, dtype=np.int64)
-                rl = np.empty(k)
-                rs = np.empty(k)
                 for j in range(k):
-                    longs[j] = idx[order[j]]
-                    shorts[j] = idx[order[m - 1 - j]]
+                    longs[j] = order[t, j]
+                    shorts[j] = order[t, m - 1 - j]
                     rl[j] = 1.0 if equal_w else 1.0 / sigma[t, longs[j]]
                     rs[j] = 1.0 if equal_w else 1.0 / sigma[t, shorts[j]]
-                c1, s1 = _fill_side(longs, rl, side_gross, cap, tw, 1.0)
-                c2, s2 = _fill_side(shorts, rs, side_gross, cap, tw, -1.0)
+                c1, s1 = _fill_side(longs[:k], rl[:k], side_gross, cap, tw, 1.0)
+                c2, s2 = _fill_side(shorts[:k], rs[:k], side_gross, cap, tw, -1.0)
                 info[t, 6] = c1 + c2
                 info[t, 7] = 1.0 if (s1 or s2) else 0.0
             scale = 1.0
@@ -239,7 +246,7 @@ def _weights_kernel(
             info[t, 8] = 1.0
         gross = 0.0
         for i in range(N):
-            if not eligible[t, i] or (abs(w[i]) < min_weight and tw[i] == 0.0):
+            if not eligible[t, i] or (smoothing < 1.0 and abs(w[i]) < min_weight):
                 w[i] = 0.0
             gross += abs(w[i])
         if gross > max_lev:
@@ -263,7 +270,8 @@ def _weights_kernel(
         info[t, 3] = ns
         info[t, 4] = lg
         info[t, 5] = sg
-        w_prev = w
+        for i in range(N):
+            w_prev[i] = w[i]
 
 
 def target_path(
@@ -302,18 +310,43 @@ def target_path(
     hist_off = r_hist.shape[0] - T
     if hist_off < 0:
         raise ValueError("r_hist must cover every bar (look-back rows first)")
-    w = np.empty((T, N))
+    order, m = rank_order(score, elig)
+    w, info = weights_from_order(times, order, m, sigma, elig, params, prev, r_hist)
     rank = np.zeros((T, N), dtype=np.int64)
+    if want_rank:
+        rows, pos = np.nonzero(np.arange(N)[None, :] < m[:, None])
+        rank[rows, order[rows, pos]] = pos + 1
+    return WeightsResult(w, rank, elig, info)
+
+
+def rank_order(score: np.ndarray, eligible: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``order[t, :m[t]]`` = eligible columns by score descending (ties: coin name A→Z)."""
+    T, N = score.shape
+    order = np.zeros((T, N), dtype=np.int64)
+    m = np.zeros(T, dtype=np.int64)
+    if T:
+        _order_kernel(np.ascontiguousarray(score, dtype=np.float64), np.ascontiguousarray(eligible), order, m)
+    return order, m
+
+
+def weights_from_order(times, order, m, sigma, eligible, params: PortfolioParams, prev, r_hist,
+                       rebalance=None) -> tuple[np.ndarray, np.ndarray]:
+    """The weights kernel on a precomputed ranking (the sweep reuses one ranking for many configurations)."""
+    T, N = order.shape
+    w = np.empty((T, N))
     info = np.zeros((T, len(INFO_FIELDS)))
+    if T == 0:
+        return w, info
+    hist_off = r_hist.shape[0] - T
     _weights_kernel(
-        score, np.ascontiguousarray(sigma, dtype=np.float64), elig, r_hist, hist_off,
-        rebalance_mask(times, params.rebalance_hours), prev,
+        order, m, np.ascontiguousarray(sigma, dtype=np.float64), np.ascontiguousarray(eligible), r_hist, hist_off,
+        rebalance_mask(times, params.rebalance_hours) if rebalance is None else rebalance, prev,
         params.concentration_pct, params.side_gross, params.cap, params.max_leverage,
         params.weight_scheme == "equal", params.band, params.smoothing,
         params.vol_target, params.target_vol, params.max_scale, params.vol_window, BARS_PER_YEAR,
-        MIN_WEIGHT, want_rank, w, rank, info,
+        MIN_WEIGHT, w, info,
     )
-    return WeightsResult(w, rank, elig, info)
+    return w, info
 
 
 def check_weights(weights: np.ndarray, eligible: np.ndarray, info_row: np.ndarray, params: PortfolioParams,

@@ -119,24 +119,24 @@ class SignalResult:
     adv: np.ndarray
     ewm: np.ndarray | None  # [bar, coin, span] when requested (the sweep recombines span subsets)
     state: SignalState
+    live: np.ndarray  # [bar, coin] the coin has history at that bar (a row in `returns`)
 
 
 @njit(cache=True)
-def _signal_kernel(
-    close, notional, alphas, vol_alpha, vol_minp, max_gap, combo,
-    started, gap, prev_close, vm, vc, sw, sw2, ow, nobs, ewm,
-    r_out, sig_out, z_out, score_out, ewm_out, store_ewm,
+def _vol_kernel(
+    close, notional, vol_alpha, vol_minp, max_gap,
+    started, gap, prev_close, vm, vc, sw, sw2, ow, nobs,
+    r_out, sig_out, z_out, live_out,
 ):
+    """r, sigma (pandas ewm std, adjust=False), z; ``live_out`` marks bars where the coin has history."""
     T, N = close.shape
-    S = alphas.shape[0]
     vfac = 1.0 - vol_alpha
     for t in range(T):
         for i in range(N):
             c = close[t, i]
             has = c == c
             if not started[i]:
-                v = notional[t, i]
-                if has and v > 0.0:
+                if has and notional[t, i] > 0.0:
                     started[i] = True
                     gap[i] = 0
                     prev_close[i] = np.nan
@@ -146,33 +146,20 @@ def _signal_kernel(
                     sw2[i] = 1.0
                     ow[i] = 1.0
                     nobs[i] = 0
-                    for s in range(S):
-                        ewm[i, s] = np.nan
-                else:
-                    r_out[t, i] = np.nan
-                    sig_out[t, i] = np.nan
-                    z_out[t, i] = np.nan
-                    score_out[t, i] = np.nan
-                    if store_ewm:
-                        for s in range(S):
-                            ewm_out[t, i, s] = np.nan
-                    continue
-            if has:
+            elif has:
                 gap[i] = 0
             else:
                 gap[i] += 1
                 if gap[i] > max_gap:
                     started[i] = False
-                    r_out[t, i] = np.nan
-                    sig_out[t, i] = np.nan
-                    z_out[t, i] = np.nan
-                    score_out[t, i] = np.nan
-                    if store_ewm:
-                        for s in range(S):
-                            ewm_out[t, i, s] = np.nan
-                    continue
-            pc = prev_close[i]
-            r = np.log(c / pc)  # NaN if either side is missing
+            if not started[i]:
+                r_out[t, i] = np.nan
+                sig_out[t, i] = np.nan
+                z_out[t, i] = np.nan
+                live_out[t, i] = False
+                continue
+            live_out[t, i] = True
+            r = np.log(c / prev_close[i])  # NaN if either side is missing
             prev_close[i] = c
             # --- pandas ewmcov(x, x, adjust=False, bias=False), one step ---
             obs = r == r
@@ -205,12 +192,27 @@ def _signal_kernel(
                 if den > 0.0:
                     var = (num / den) * vc[i]
                     sig = np.sqrt(var) if var > 0.0 else 0.0
-            z = r / sig
             r_out[t, i] = r
             sig_out[t, i] = sig
-            z_out[t, i] = z
-            zf = z if np.isfinite(z) else 0.0
-            # --- pandas ewm(span, adjust=False).mean() for each span, one step ---
+            z_out[t, i] = r / sig
+
+
+@njit(cache=True)
+def _ewm_kernel(z, live, alphas, combo, ewm, score_out, ewm_out, store_ewm):
+    """EWMA of z (non-finite = 0) per span, pandas ``ewm(span, adjust=False).mean()``, and the score."""
+    T, N = z.shape
+    S = alphas.shape[0]
+    for t in range(T):
+        for i in range(N):
+            if not live[t, i]:
+                for s in range(S):
+                    ewm[i, s] = np.nan
+                    if store_ewm:
+                        ewm_out[t, i, s] = np.nan
+                score_out[t, i] = np.nan
+                continue
+            zz = z[t, i]
+            zf = zz if np.isfinite(zz) else 0.0
             acc = 0.0
             for s in range(S):
                 e = ewm[i, s]
@@ -279,25 +281,43 @@ def compute_signals(
     T, N = close.shape
     if notional.shape != (T, N) or len(coins) != N:
         raise ValueError(f"close {close.shape}, notional {notional.shape} and {len(coins)} coins disagree")
-    S = len(params.spans)
-    st = SignalState(coins, S) if state is None else state.reindex(coins)
-    alphas = np.array([pandas_alpha(s) for s in params.spans])
-    r = np.empty((T, N))
-    sig = np.empty((T, N))
-    z = np.empty((T, N))
-    score = np.empty((T, N))
-    ewm_out = np.empty((T, N, S)) if keep_ewm else np.empty((0, 0, 0))
-    _signal_kernel(
-        close, notional, alphas, pandas_alpha(params.vol_span), params.vol_span, MAX_GAP_BARS,
-        COMBINATIONS[params.combination],
-        st.started, st.gap, st.prev_close, st.vol_mean, st.vol_cov, st.vol_sum_wt, st.vol_sum_wt2,
-        st.vol_old_wt, st.vol_nobs, st.ewm, r, sig, z, score, ewm_out, keep_ewm,
-    )
+    st = SignalState(coins, len(params.spans)) if state is None else state.reindex(coins)
+    r, sig, z, live = vol_step(close, notional, params, st)
+    score, ewm = score_step(z, live, params, st, keep_ewm)
     pre = np.empty((0, N))
     if notional_prefix is not None and params.adv_bars > 1:
         pre = np.asarray(notional_prefix, dtype=np.float64).reshape(-1, N)[-(params.adv_bars - 1):]
     adv = trailing_adv(np.vstack([pre, notional]), params.adv_bars, len(pre))
-    return SignalResult(r, sig, z, score, adv, ewm_out if keep_ewm else None, st)
+    return SignalResult(r, sig, z, score, adv, ewm, st, live)
+
+
+def vol_step(close, notional, params: SignalParams, state: SignalState):
+    """r, sigma, z, live over the bars; advances ``state`` in place (the `returns` asset's step)."""
+    T, N = close.shape
+    r, sig, z = np.empty((T, N)), np.empty((T, N)), np.empty((T, N))
+    live = np.zeros((T, N), dtype=np.bool_)
+    _vol_kernel(
+        np.ascontiguousarray(close, dtype=np.float64), np.ascontiguousarray(notional, dtype=np.float64),
+        pandas_alpha(params.vol_span), params.vol_span, MAX_GAP_BARS,
+        state.started, state.gap, state.prev_close, state.vol_mean, state.vol_cov, state.vol_sum_wt,
+        state.vol_sum_wt2, state.vol_old_wt, state.vol_nobs, r, sig, z, live,
+    )
+    return r, sig, z, live
+
+
+def score_step(z, live, params: SignalParams, state: SignalState, keep_ewm: bool = False):
+    """Score (and optionally the per-span EWMAs) over the bars; advances ``state.ewm`` in place
+    (the `momentum_scores` asset's step)."""
+    if params.combination not in COMBINATIONS:
+        raise ValueError(f"signal_combination {params.combination!r}: expected one of {sorted(COMBINATIONS)}")
+    T, N = z.shape
+    S = len(params.spans)
+    alphas = np.array([pandas_alpha(s) for s in params.spans])
+    score = np.empty((T, N))
+    ewm_out = np.empty((T, N, S)) if keep_ewm else np.empty((0, 0, 0))
+    _ewm_kernel(np.ascontiguousarray(z, dtype=np.float64), np.ascontiguousarray(live), alphas,
+                COMBINATIONS[params.combination], state.ewm, score, ewm_out, keep_ewm)
+    return score, (ewm_out if keep_ewm else None)
 
 
 def combine_ewm(ewm: np.ndarray, span_idx, combination: str = "sum") -> np.ndarray:
