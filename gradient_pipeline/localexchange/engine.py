@@ -736,7 +736,7 @@ class TradingEngine:
                 acct.funding.append({
                     "delta": {
                         "coin": coin,
-                        "fundingRate": fmt.num(rate, 8),
+                        "fundingRate": fmt.num(rate, 12),
                         "nSamples": None,
                         "szi": fmt.sz(pos.szi, meta.sz_decimals if meta else 8),
                         "type": "funding",
