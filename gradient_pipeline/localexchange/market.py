@@ -152,7 +152,8 @@ def fmt(x: float | None) -> str | None:
     x = float(x)
     if x == 0:
         return "0.0"
-    return np.format_float_positional(x, unique=True, trim="0")
+    r = repr(x)  # shortest round-trip digits; positional unless tiny/huge
+    return r if "e" not in r else np.format_float_positional(x, unique=True, trim="0")
 
 
 def fmt_sig(x: float, sig: int = 10) -> str:

@@ -108,12 +108,19 @@ class RecordedData:
                 raise DataError(f"{self.data_dir}: no 4h candle file for coin(s) {', '.join(missing)}")
             found = sorted(set(coins))
         self.coin_names: list[str] = found
+        self._memo: dict[tuple[str, str], Candles | Funding] = {}  # skips the per-call stat of the shared cache
 
     def _path(self, coin: str, suffix: str) -> Path:
         return self.data_dir / f"{coin}_USDC_USDC-{suffix}.feather"
 
     def candles(self, coin: str, interval: str) -> Candles:
         """Recorded candles; an empty `Candles` if the coin has no file for that interval."""
+        key = (coin, interval)
+        if key not in self._memo:
+            self._memo[key] = self._candles(coin, interval)
+        return self._memo[key]
+
+    def _candles(self, coin: str, interval: str) -> Candles:
         path = self._path(coin, f"{interval}-futures")
         if not path.exists():
             if interval == "4h":
@@ -122,6 +129,12 @@ class RecordedData:
         return _load_candles(str(path), path.stat().st_mtime)
 
     def funding(self, coin: str) -> Funding:
+        key = (coin, "funding")
+        if key not in self._memo:
+            self._memo[key] = self._funding(coin)
+        return self._memo[key]
+
+    def _funding(self, coin: str) -> Funding:
         path = self._path(coin, "1h-funding_rate")
         if not path.exists():
             return _EMPTY_FUNDING

@@ -91,3 +91,18 @@ def test_exchange_serve_command(freqtrade_dir, tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_without_a_trading_engine_exchange_answers_trading_not_available(freqtrade_dir, monkeypatch):
+    from gradient_pipeline.localexchange import app
+
+    monkeypatch.setattr(app, "load_engine_class", lambda: None)  # the state before engine.py existed
+    with run_in_background(freqtrade_dir, "2025-05-01 02:30", coins=["BTC"]) as ex:
+        assert ex.engine is None
+        body = {"action": {"type": "order", "orders": [], "grouping": "na"}, "nonce": 1, "signature": {}}
+        r = requests.post(ex.base_url + "/exchange", json=body, timeout=5)
+        assert r.json() == {"status": "err", "response": "trading not available"}
+        r = requests.post(ex.base_url + "/info", json={"type": "clearinghouseState", "user": "0x" + "0" * 40},
+                          timeout=5)
+        assert r.status_code == 422  # account types are unknown without the engine
+        assert sdk_info(ex).all_mids() == {"BTC": "94671.0"}
