@@ -101,12 +101,29 @@ def update_high_water_mark(conn: duckdb.DuckDBPyConnection, account_value: float
 
 
 def rebase_high_water_mark(conn: duckdb.DuckDBPyConnection, account_value: float, why: str) -> None:
+    """Reset the mark to `account_value` (resume, deposits). Its time is the newest equity snapshot's (exchange
+    clock), so only snapshots after the rebase can raise it again."""
     ensure_hwm_table(conn)
-    now = utcnow()
+    last = latest_equity(conn)
+    ts = last[0] if last else utcnow()
     conn.execute(
         "INSERT OR REPLACE INTO high_water_mark VALUES ('account', ?, ?, ?, ?)",
-        [float(account_value), now, now, f"rebase: {why}"],
+        [float(account_value), ts, utcnow(), f"rebase: {why}"],
     )
+
+
+def catch_up_high_water_mark(conn: duckdb.DuckDBPyConnection) -> float | None:
+    """Raise the mark to the highest `equity` snapshot (any source: rebalances too) newer than the mark."""
+    if not table_exists(conn, "equity"):
+        return None
+    current = high_water_mark(conn)
+    where, params = ("WHERE ts > ?", [current[1]]) if current else ("", [])
+    row = conn.execute(
+        f"SELECT max(account_value_usd), arg_max(ts, account_value_usd) FROM equity {where}", params
+    ).fetchone()
+    if row is None or row[0] is None:
+        return current[0] if current else None
+    return update_high_water_mark(conn, float(row[0]), row[1])
 
 
 def latest_equity(conn: duckdb.DuckDBPyConnection) -> tuple[dt.datetime, float, str] | None:
@@ -126,7 +143,9 @@ def equity_state(conn: duckdb.DuckDBPyConnection) -> EquityState:
     if last is None:
         return EquityState(None, None, hwm[0] if hwm else None, None)
     ts, value, source = last
-    mark = max(hwm[0], value) if hwm else value
+    where, params = ("WHERE ts > ?", [hwm[1]]) if hwm else ("", [])
+    peak = conn.execute(f"SELECT max(account_value_usd) FROM equity {where}", params).fetchone()[0]
+    mark = max(x for x in (hwm[0] if hwm else None, peak, value) if x is not None)
     return EquityState(ts, value, mark, drawdown_pct(value, mark), source)
 
 
@@ -138,7 +157,7 @@ def record_equity(conn: duckdb.DuckDBPyConnection, account, ts: dt.datetime | pd
     ledger.ensure(conn)
     ts = pd.Timestamp(ts).to_pydatetime()
     ledger.snapshot(conn, ts, source, None, account.account_value, account.total_ntl_pos, account.positions)
-    mark = update_high_water_mark(conn, account.account_value, ts)
+    mark = catch_up_high_water_mark(conn)
     return EquityState(ts, account.account_value, mark, drawdown_pct(account.account_value, mark), source)
 
 

@@ -1,0 +1,138 @@
+"""Monitoring jobs: the monitor snapshot, drawdown warning, emergency stop, alert delivery, daily summary.
+
+Every job that writes DuckDB carries `gradient/duckdb: writer` (one writer at a time, dagster.yaml) — except
+`emergency_stop_job`: it must never wait behind a rebalance in the run queue, so it flattens first and waits for
+the DuckDB lock itself (see `monitoring/emergency.py`).
+"""
+
+
+import datetime as dt
+
+import dagster as dg
+from pydantic import Field
+
+from gradient_pipeline.defs.monitoring.assets import DASHBOARD_ASSETS, performance_report
+from gradient_pipeline.defs.resources import GradientResource
+
+WRITER = {"gradient/duckdb": "writer"}
+
+monitor_job = dg.define_asset_job(
+    "monitor_job",
+    selection=dg.AssetSelection.assets(*DASHBOARD_ASSETS),
+    tags={**WRITER, "gradient/kind": "monitor"},
+    description="Equity snapshot from the exchange + dashboard assets (positions, exposure, PnL/drawdown, rebalances).",
+)
+
+performance_report_job = dg.define_asset_job(
+    "performance_report_job",
+    selection=dg.AssetSelection.assets(performance_report),
+    tags=WRITER,
+    description="Render the performance report (equity, drawdown, exposure, live vs backtest).",
+)
+
+
+# ------------------------------------------------------------------------------------------- drawdown warning
+class DrawdownConfig(dg.Config):
+    drawdown_pct: float = Field(description="drawdown from the high-water mark, percent")
+    account_value_usd: float
+    hwm_usd: float
+
+
+@dg.op(tags={"kind": "apprise"})
+def send_drawdown_warning(context: dg.OpExecutionContext, config: DrawdownConfig, gradient: GradientResource) -> None:
+    """Alert the drawdown warning (once until the drawdown falls back below the warning level)."""
+    from gradient_pipeline.monitoring import messages
+    from gradient_pipeline.monitoring.alerts import raise_alert
+
+    cfg = gradient.config
+    alert = messages.drawdown_warning(config.drawdown_pct, config.account_value_usd, config.hwm_usd,
+                                      cfg.risk.drawdown_warn_pct, cfg.emergency_stop_drawdown_pct)
+    with gradient.db() as conn:
+        d = raise_alert(conn, alert, cfg)
+    context.log.warning(f"drawdown {config.drawdown_pct:.2f}%: alert {d.status}")
+
+
+@dg.job(tags=WRITER, description="Send the drawdown warning alert (launched by drawdown_sensor).")
+def drawdown_warning_job():
+    send_drawdown_warning()
+
+
+# ------------------------------------------------------------------------------------------- emergency stop
+@dg.op(tags={"kind": "hyperliquid"})
+def emergency_flatten(context: dg.OpExecutionContext, config: DrawdownConfig, gradient: GradientResource) -> None:
+    """Halt trading, cancel every open order, close every position with reduce-only IOC orders, alert."""
+    from gradient_pipeline.monitoring import messages
+    from gradient_pipeline.monitoring.alerts import raise_alert
+    from gradient_pipeline.monitoring.emergency import emergency_stop
+
+    cfg = gradient.config
+    reason = (f"drawdown {config.drawdown_pct:.2f}% ≥ emergency_stop_drawdown_pct {cfg.emergency_stop_drawdown_pct:g}% "
+              f"(account ${config.account_value_usd:,.2f}, high-water ${config.hwm_usd:,.2f})")
+    context.log.error(f"EMERGENCY STOP: {reason}")
+    report = emergency_stop(cfg, gradient.db_path, reason, source="drawdown_sensor")
+    context.log.warning(report.summary())
+    with gradient.db() as conn:
+        d = raise_alert(conn, messages.drawdown_stop(config.drawdown_pct, config.account_value_usd, config.hwm_usd,
+                                                     cfg.emergency_stop_drawdown_pct, report.summary()), cfg)
+    context.log_event(dg.AssetObservation(
+        dg.AssetKey("equity_snapshot"),
+        metadata={"emergency_stop": report.stop_id, "flat": report.flat, "halted": report.halted,
+                  "orders_sent": report.orders_sent, "alert": d.status},
+    ))
+    if cfg.sends_orders and not report.flat:
+        raise dg.Failure(f"emergency stop left positions open: {report.remaining}", allow_retries=False)
+    if not report.halted:
+        raise dg.Failure(f"emergency stop could not set the halt: {report.halt_note}", allow_retries=False)
+
+
+@dg.job(tags={"gradient/kind": "emergency"},
+        description="Emergency stop: halt, cancel, flatten (launched by drawdown_sensor at the stop level).")
+def emergency_stop_job():
+    emergency_flatten()
+
+
+# ------------------------------------------------------------------------------------------- generic alert
+class AlertConfig(dg.Config):
+    job_name: str
+    run_id: str
+    error: str = ""
+    partition: str = ""
+
+
+@dg.op(tags={"kind": "apprise"})
+def send_run_failure_alert(context: dg.OpExecutionContext, config: AlertConfig, gradient: GradientResource) -> None:
+    """Alert one failed run (once per run id)."""
+    from gradient_pipeline.monitoring import messages
+    from gradient_pipeline.monitoring.alerts import raise_alert
+
+    cfg = gradient.config
+    alert = messages.run_failure(config.job_name, config.run_id, config.error, config.partition or None, cfg.mode)
+    with gradient.db() as conn:
+        d = raise_alert(conn, alert, cfg)
+    context.log.info(f"run failure alert for {config.run_id}: {d.status}")
+
+
+@dg.job(tags=WRITER, description="Deliver a run-failure alert (launched by run_failure_alert_sensor).")
+def send_alert_job():
+    send_run_failure_alert()
+
+
+# ------------------------------------------------------------------------------------------- daily summary
+class DailyConfig(dg.Config):
+    day: str = Field("", description="UTC day YYYY-MM-DD to summarise; empty: yesterday by the exchange clock")
+
+
+@dg.op(tags={"kind": "apprise"})
+def send_daily_summary(context: dg.OpExecutionContext, config: DailyConfig, gradient: GradientResource) -> None:
+    """Daily summary (PnL, exposure, fills, fees, funding) and the live-vs-backtest check."""
+    from gradient_pipeline.monitoring.daily import run_daily
+
+    cfg = gradient.config
+    day = dt.date.fromisoformat(config.day) if config.day else None
+    for d in run_daily(cfg, gradient.db_path, day):
+        context.log.info(f"alert {d.key}: {d.status}")
+
+
+@dg.job(tags=WRITER, description="Daily summary alert and live-vs-backtest underperformance check.")
+def daily_summary_job():
+    send_daily_summary()

@@ -1,0 +1,130 @@
+"""Monitoring sensors and schedules (all default RUNNING: they are the safety net, not trading).
+
+Sensors never write DuckDB and never hold it: `drawdown_sensor` opens a short read-only connection and treats a
+lock (a run is writing) as a skip. Work that writes happens in the short runs they launch.
+
+- `equity_sensor`: every `risk.equity_sensor_interval_s` → `monitor_job` (snapshot + dashboard + alert review).
+- `drawdown_sensor`: latest equity vs high-water mark; ≥ `risk.drawdown_warn_pct` → `drawdown_warning_job`
+  (once until it clears); ≥ `emergency_stop_drawdown_pct` and not halted → `emergency_stop_job`.
+- `run_failure_alert_sensor`: any failed run in this code location → `send_alert_job` (once per run).
+- `daily_summary_schedule`: hourly tick that fires at `alerts.daily_summary_hour_utc` → `daily_summary_job`.
+- `performance_report_schedule`: every 4h at :45 → `performance_report_job`.
+"""
+
+
+import os
+import time
+
+import dagster as dg
+
+from gradient_pipeline.config import ACCOUNT_ADDRESS_ENV_VAR, PRIVATE_KEY_ENV_VAR
+from gradient_pipeline.defs.monitoring.jobs import (
+    daily_summary_job,
+    drawdown_warning_job,
+    emergency_stop_job,
+    monitor_job,
+    performance_report_job,
+    send_alert_job,
+)
+from gradient_pipeline.defs.resources import GradientResource
+
+RUNNING = dg.DefaultSensorStatus.RUNNING
+
+
+def _account_configured() -> bool:
+    return bool(os.environ.get(ACCOUNT_ADDRESS_ENV_VAR) or os.environ.get(PRIVATE_KEY_ENV_VAR))
+
+
+@dg.sensor(job=monitor_job, minimum_interval_seconds=30, default_status=RUNNING)
+def equity_sensor(context: dg.SensorEvaluationContext, gradient: GradientResource):
+    """Record mark-to-market equity every `risk.equity_sensor_interval_s` seconds (a short `monitor_job` run)."""
+    if not _account_configured():
+        return dg.SkipReason(f"no account configured ({ACCOUNT_ADDRESS_ENV_VAR} / {PRIVATE_KEY_ENV_VAR} unset)")
+    interval = gradient.config.risk.equity_sensor_interval_s
+    now = time.time()
+    last = float(context.cursor or 0)
+    if now - last < interval:
+        return dg.SkipReason(f"next snapshot in {interval - (now - last):.0f}s")
+    bucket = int(now // interval)
+    return dg.SensorResult(run_requests=[dg.RunRequest(run_key=f"equity-{bucket}")], cursor=str(now))
+
+
+def drawdown_decision(gradient: GradientResource) -> dg.RunRequest | dg.SkipReason:
+    """Read-only look at equity vs high-water mark; what (if anything) to launch."""
+    from gradient_pipeline.monitoring.alerts import is_active
+    from gradient_pipeline.monitoring.equity import drawdown_level, equity_state
+    from gradient_pipeline.monitoring.halt import is_halted
+    from gradient_pipeline.storage.db import DuckDBLockedError, connect
+
+    cfg = gradient.config
+    try:
+        with connect(gradient.db_path, read_only=True) as conn:  # short: released before any decision is returned
+            st = equity_state(conn)
+            halted = is_halted(conn)
+            warned = is_active(conn, "drawdown_warn")
+    except DuckDBLockedError:
+        return dg.SkipReason("DuckDB is locked by a running writer; will look again next tick")
+    except FileNotFoundError:
+        return dg.SkipReason("no DuckDB file yet (nothing recorded)")
+    if st.drawdown_pct is None:
+        return dg.SkipReason("no equity snapshot yet")
+    level = drawdown_level(st.drawdown_pct, cfg)
+    run_config = {"ops": {"{op}": {"config": {"drawdown_pct": st.drawdown_pct, "account_value_usd": st.account_value,
+                                               "hwm_usd": st.hwm}}}}
+    stamp = f"{st.ts:%Y%m%dT%H%M%S}-{st.source}"
+    if level == "stop":
+        if halted:
+            return dg.SkipReason(f"drawdown {st.drawdown_pct:.2f}% at stop level but trading is already halted")
+        cfgd = {"ops": {"emergency_flatten": run_config["ops"]["{op}"]}}
+        return dg.RunRequest(run_key=f"emergency-stop-{stamp}", job_name=emergency_stop_job.name, run_config=cfgd,
+                             tags={"gradient/drawdown_pct": f"{st.drawdown_pct:.2f}"})
+    if level == "warn":
+        if warned:
+            return dg.SkipReason(f"drawdown {st.drawdown_pct:.2f}%: warning already sent (re-arms below "
+                                 f"{cfg.risk.drawdown_warn_pct:g}%)")
+        cfgd = {"ops": {"send_drawdown_warning": run_config["ops"]["{op}"]}}
+        return dg.RunRequest(run_key=f"drawdown-warn-{stamp}", job_name=drawdown_warning_job.name, run_config=cfgd,
+                             tags={"gradient/drawdown_pct": f"{st.drawdown_pct:.2f}"})
+    return dg.SkipReason(f"drawdown {st.drawdown_pct:.2f}% below the warning level {cfg.risk.drawdown_warn_pct:g}%")
+
+
+@dg.sensor(jobs=[drawdown_warning_job, emergency_stop_job], minimum_interval_seconds=60, default_status=RUNNING)
+def drawdown_sensor(context: dg.SensorEvaluationContext, gradient: GradientResource):
+    """Warn at `risk.drawdown_warn_pct`; at `emergency_stop_drawdown_pct` launch the emergency stop (flatten + halt)."""
+    return drawdown_decision(gradient)
+
+
+@dg.run_failure_sensor(request_job=send_alert_job, default_status=RUNNING, minimum_interval_seconds=30)
+def run_failure_alert_sensor(context: dg.RunFailureSensorContext):
+    """Alert every failed run of this code location (once per run id)."""
+    run = context.dagster_run
+    if run.job_name == send_alert_job.name:
+        return dg.SkipReason("failures of the alert job itself are not alerted (no loop); see its logs")
+    error = context.failure_event.message or "run failed"
+    if context.failure_event.event_specific_data and getattr(context.failure_event.event_specific_data, "error", None):
+        error = f"{error}\n{context.failure_event.event_specific_data.error.message}"
+    return dg.RunRequest(
+        run_key=f"alert-{run.run_id}",
+        run_config={"ops": {"send_run_failure_alert": {"config": {
+            "job_name": run.job_name, "run_id": run.run_id, "error": error[:2000],
+            "partition": run.tags.get("dagster/partition", "")}}}},
+    )
+
+
+@dg.schedule(job=daily_summary_job, cron_schedule="5 * * * *", execution_timezone="UTC",
+             default_status=dg.DefaultScheduleStatus.RUNNING)
+def daily_summary_schedule(context: dg.ScheduleEvaluationContext, gradient: GradientResource):
+    """Hourly tick; fires once a day at `alerts.daily_summary_hour_utc` (the summary of the previous UTC day)."""
+    t = context.scheduled_execution_time
+    if t.hour != gradient.config.alerts.daily_summary_hour_utc:
+        return dg.SkipReason(f"daily summary runs at {gradient.config.alerts.daily_summary_hour_utc:02d}:05 UTC")
+    if not _account_configured():
+        return dg.SkipReason("no account configured")
+    return dg.RunRequest(run_key=f"daily-{t:%Y-%m-%d}")
+
+
+@dg.schedule(job=performance_report_job, cron_schedule="45 */4 * * *", execution_timezone="UTC",
+             default_status=dg.DefaultScheduleStatus.RUNNING)
+def performance_report_schedule(context: dg.ScheduleEvaluationContext):
+    """Refresh the performance report every 4h (after the rebalance)."""
+    return dg.RunRequest(run_key=f"report-{context.scheduled_execution_time:%Y-%m-%d-%H}")

@@ -1,0 +1,54 @@
+"""The daily run: summary alert (PnL, exposure, fills, fees, funding) and the live-vs-backtest check."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+import pandas as pd
+
+from gradient_pipeline.config import GradientConfig
+from gradient_pipeline.monitoring import messages
+from gradient_pipeline.monitoring.alerts import Delivery, clear_alert, raise_alert
+from gradient_pipeline.monitoring.equity import equity_history, equity_state
+from gradient_pipeline.monitoring.evaluate import DailyFigures, daily_figures, funding_usd
+from gradient_pipeline.monitoring.halt import is_halted
+from gradient_pipeline.monitoring.performance import compare, live_bar_equity, load_backtest_net
+from gradient_pipeline.storage.db import connect
+
+log = logging.getLogger(__name__)
+
+
+def run_daily(cfg: GradientConfig, db_path: str, day: dt.date | None = None, trading=None) -> list[Delivery]:
+    """Summarise `day` (default: the last complete UTC day by the exchange clock) and check underperformance."""
+    if trading is None:
+        from gradient_pipeline.monitoring.account import open_trading
+
+        trading = open_trading(cfg, signer=False)
+    if day is None:
+        day = (pd.Timestamp(trading.server_time()) - pd.Timedelta(days=1)).date()
+    try:
+        funding = funding_usd(trading, day)
+    except Exception as err:  # noqa: BLE001 - the summary still goes out, saying funding is unknown
+        log.warning("funding for %s unavailable: %s", day, err)
+        funding = float("nan")
+    out: list[Delivery] = []
+    with connect(db_path, wait_s=60.0) as conn:
+        fig = daily_figures(conn, day) or DailyFigures(day, 0.0, 0.0, 0.0, 0.0, 0, 0.0, 0)
+        st = equity_state(conn)
+        alert = messages.daily_summary(
+            day, fig.pnl_usd, fig.equity_usd, fig.long_usd, fig.short_usd, fig.n_fills, fig.fees_usd,
+            funding, fig.n_rebalances, st.drawdown_pct or 0.0, is_halted(conn), cfg.mode,
+        )
+        out.append(raise_alert(conn, alert, cfg))
+
+        bt = load_backtest_net(conn)
+        hist = equity_history(conn)
+        comp = compare(live_bar_equity(hist), bt) if bt is not None and len(hist) else None
+        if comp is not None and comp.z < -cfg.alerts.underperformance_sigma:
+            out.append(raise_alert(conn, messages.underperformance(
+                comp.period, 100 * comp.live_return, 100 * comp.expected_return, 100 * comp.sd, comp.z,
+                cfg.alerts.underperformance_sigma), cfg))
+        elif comp is not None:
+            clear_alert(conn, "underperformance")
+    return out
