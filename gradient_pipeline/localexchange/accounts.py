@@ -78,6 +78,7 @@ class Account:
     cloids: dict[str, int] = field(default_factory=dict)  # cloid -> oid of the latest order carrying it
     fills: list[dict] = field(default_factory=list)  # wire rows, oldest first
     funding: list[dict] = field(default_factory=list)  # userFunding wire rows, oldest first
+    ledger: list[dict] = field(default_factory=list)  # userNonFundingLedgerUpdates rows (deposits), oldest first
     cum_volume: float = 0.0  # traded notional, for userRateLimit
     requests_used: int = 0
     scheduled_cancel_ms: int | None = None

@@ -91,6 +91,8 @@ ACCOUNT_INFO_TYPES: set[str] = {
     "userRateLimit",
     "userRole",
     "userFees",
+    "historicalOrders",
+    "userNonFundingLedgerUpdates",
 }
 
 
@@ -149,8 +151,12 @@ class TradingEngine:
         if not usdc == usdc or usdc < 0:  # NaN or negative
             raise ValueError(f"fund: amount must be a non-negative number, got {usdc!r}")
         with self._lock:
+            self._sync()
             acct = self._account(_address(address, "fund address"), create=True)
             acct.balance += float(usdc)
+            now = self.market.now_ms()
+            acct.ledger.append({"time": now, "hash": _hash_hex("deposit", acct.address, now, len(acct.ledger)),
+                                "delta": {"type": "deposit", "usdc": fmt.usd(usdc)}})
 
     def approve_agent(self, agent: str, master: str) -> None:
         """Register `agent` as an API wallet of `master` (what a signed approveAgent does)."""
@@ -170,6 +176,7 @@ class TradingEngine:
             return
         if now == last:  # same instant (e.g. after a price shock): only resting orders can newly cross
             self._fill_resting(now)
+            self._liquidate(now)
             return
         first_hour = (last // HOUR_MS + 1) * HOUR_MS
         for hour in range(first_hour, now + 1, HOUR_MS):
@@ -179,6 +186,7 @@ class TradingEngine:
                 self._cancel_all(acct, "scheduledCancel", acct.scheduled_cancel_ms)
                 acct.scheduled_cancel_ms = None
         self._fill_resting(now)
+        self._liquidate(now)
 
     def _sync(self) -> None:
         now = self.market.now_ms()
@@ -340,6 +348,20 @@ class TradingEngine:
             return {"status": "unknownOid"}
         return {"status": "order",
                 "order": {"order": order.wire(), "status": order.status, "statusTimestamp": order.status_timestamp}}
+
+    def _info_historicalOrders(self, body, user, acct):
+        if acct is None:
+            return []
+        rows = sorted(acct.orders.values(), key=lambda o: -o.oid)[: self.config["max_fills"]]
+        return [{"order": o.wire(), "status": o.status, "statusTimestamp": o.status_timestamp} for o in rows]
+
+    def _info_userNonFundingLedgerUpdates(self, body, user, acct):
+        start = _int(body.get("startTime"), "startTime")
+        end = body.get("endTime")
+        end = self.market.now_ms() if end is None else _int(end, "endTime")
+        if acct is None:
+            return []
+        return [row for row in acct.ledger if start <= row["time"] <= end][: self.config["max_funding_rows"]]
 
     def _info_userRateLimit(self, body, user, acct):
         vlm = acct.cum_volume if acct else 0.0
@@ -551,10 +573,8 @@ class TradingEngine:
         if rejection is None and w.tif == "Alo":
             rejection = self._alo_check(order)
         if rejection is not None:
-            message = rejection if rejection.startswith("Post only") else rejection
-            order.status = "badAloPxRejected" if rejection.startswith("Post only") else E.REJECT_STATUS.get(
-                rejection, "rejected")
-            return {"error": E.with_asset(message, w.asset)}
+            order.status = E.reject_status(rejection)
+            return {"error": E.with_asset(rejection, w.asset)}
 
         if w.tif != "Alo":
             bids, asks = self._book(coin)
@@ -625,7 +645,7 @@ class TradingEngine:
         return self._liquidity.remaining(coin, "bid", bids), self._liquidity.remaining(coin, "ask", asks)
 
     def _fill(self, acct: Account, order: OrderRecord, px: float, sz: float, crossed: bool, tx_hash: str,
-              now: int) -> None:
+              now: int, extra: dict | None = None) -> None:
         rate = self.config["taker_fee"] if crossed else self.config["maker_fee"]
         fee = px * sz * rate
         effect = apply_fill(acct.position(order.coin), order.is_buy, px, sz, order.sz_decimals)
@@ -655,6 +675,8 @@ class TradingEngine:
         }
         if order.cloid is not None:
             row["cloid"] = order.cloid
+        if extra:
+            row.update(extra)
         acct.fills.append(row)
 
     # ---------------------------------------------------------------- cancel / leverage / schedule
@@ -771,3 +793,30 @@ class TradingEngine:
                 if order.remaining <= EPS:
                     order.remaining = 0.0
                     self._close_order(acct, order, "filled", now)
+
+    def _liquidate(self, now: int) -> None:
+        """Cross-margin liquidation, simplified: once account value falls below maintenance margin, open orders
+        are canceled (`liquidatedCanceled`) and every position is closed at the mark as a taker, the fill rows
+        carrying a `liquidation` object like the live ones."""
+        for acct in self._accounts.values():
+            if not any(p.szi for p in acct.positions.values()):
+                continue
+            summary = self._summary(acct)
+            if summary.account_value >= summary.maintenance_margin:
+                continue
+            self._cancel_all(acct, "liquidatedCanceled", now)
+            for coin, pos in sorted(acct.positions.items()):
+                mark = self._mark(coin)
+                if pos.szi == 0 or mark is None:
+                    continue
+                meta = self._coin_meta(coin)
+                size = abs(pos.szi)
+                order = OrderRecord(self._next_oid, acct.address, coin, meta.asset_index, meta.sz_decimals,
+                                    pos.szi < 0, mark, size, size, True, "Ioc", None, now, status_timestamp=now)
+                self._next_oid += 1
+                acct.orders[order.oid] = order
+                extra = {"liquidation": {"liquidatedUser": acct.address, "markPx": fmt.px(mark), "method": "market"}}
+                self._fill(acct, order, mark, size, crossed=True, tx_hash=_hash_hex("liquidation", acct.address, now),
+                           now=now, extra=extra)
+                order.remaining = 0.0
+                order.status = "filled"

@@ -57,6 +57,13 @@ REJECT_STATUS = {
 TIFS = ("Gtc", "Ioc", "Alo")
 
 
+def reject_status(message: str) -> str:
+    """The orderStatus/historicalOrders status of an order rejected with `message`."""
+    if message.startswith("Post only order would have immediately matched"):
+        return "badAloPxRejected"
+    return REJECT_STATUS.get(message, "rejected")
+
+
 @dataclass(frozen=True)
 class OrderWire:
     """One element of an `order` action's `orders`, as sent (`a b p s r t c`)."""

@@ -102,3 +102,24 @@ def test_concurrent_orders_get_unique_ids_and_consistent_fills(freqtrade_dir):
     tids = [f["tid"] for t in traders for f in t.fills()]
     assert len(tids) == len(set(tids)) >= 20
     assert all(t.position("ETH")["szi"] == "0.05" for t in traders)
+
+
+def test_underwater_account_is_liquidated(freqtrade_dir):
+    market, clock = make_market(freqtrade_dir)
+    engine = TradingEngine(market)
+    trader = funded_trader(engine, 1_000)
+    assert trader.leverage("ETH", 50)["status"] == "ok"
+    mid = market.mid("ETH")
+    assert "filled" in trader.order("ETH", True, 20.0, round(mid * 1.01, 1))  # ~$44k on $1k: ~44x
+    pos = trader.position("ETH")
+    liq = float(pos["liquidationPx"])
+    assert mid * 0.95 < liq < mid
+    bid = trader.order("ETH", True, 0.01, round(mid * 0.9, 1), tif="Gtc")["resting"]["oid"]
+    market.shock(0.97)  # 3% down: below the liquidation price
+    clock.advance(60_000)
+    engine.on_clock(clock.now_ms())
+    assert trader.position("ETH") is None
+    last = trader.fills()[0]
+    assert last["dir"] == "Close Long" and last["liquidation"]["liquidatedUser"] == trader.address.lower()
+    assert float(last["px"]) == market.mark("ETH")
+    assert trader.info("orderStatus", oid=bid)["order"]["status"] == "liquidatedCanceled"

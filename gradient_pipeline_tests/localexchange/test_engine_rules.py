@@ -321,3 +321,14 @@ def test_account_info_shapes_for_unknown_user(engine):
     assert engine.handle_info({"type": "userFills", "user": user}) == []
     fees = engine.handle_info({"type": "userFees", "user": user})
     assert fees["userCrossRate"] == "0.00045" and fees["userAddRate"] == "0.00015"
+
+
+def test_historical_orders_and_deposit_ledger(engine, trader):
+    bids, asks = engine.market.book("BTC")
+    trader.order("BTC", True, 0.001, round(bids[0][0] * 0.99))  # IOC that cannot match
+    trader.order("BTC", True, 0.001, round(asks[0][0] * 1.01))
+    hist = trader.info("historicalOrders")
+    assert [h["status"] for h in hist] == ["filled", "iocCancelRejected"]
+    assert hist[1]["order"]["tif"] == "Ioc" and hist[1]["order"]["sz"] == "0.001"
+    ledger = trader.info("userNonFundingLedgerUpdates", startTime=0)
+    assert [r["delta"] for r in ledger] == [{"type": "deposit", "usdc": "10000.0"}]
