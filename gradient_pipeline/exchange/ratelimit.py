@@ -7,15 +7,17 @@ response, so the limiter charges the base weight *before* sending (blocking unti
 and the extra *after* (never blocking; the next request waits for it).
 
 The budget is `budget_per_minute × safety_fraction` over a rolling 60 s window, which keeps a margin for other
-processes on the same IP and for the exchange's own rounding of the extra weight (we round the extra **up**, the
-conservative reading of "+1 per 60 items"). All methods are thread-safe; `stats()` feeds the benchmarks.
+processes on the same IP and for the exchange's own rounding of the extra weight (we charge `floor(items / 60)`, the
+documented reading of "+1 per 60 items" and what the local exchange does; should the real exchange round up, the
+difference is at most 1 per request, well inside the default 10 % margin). A rolling window of
+`capacity <= budget` never overdraws the exchange's token bucket (capacity = budget, refilled at budget/60 per s).
+All methods are thread-safe; `stats()` feeds the benchmarks.
 """
 
 from __future__ import annotations
 
 import collections
 import dataclasses
-import math
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -100,7 +102,7 @@ class WeightLimiter:
         return int(self.config.info_weights.get(kind, self.config.default_info_weight))
 
     def extra_weight(self, url_path: str, body: Any, response: Any) -> int:
-        """Item-dependent weight charged after the response (rounded up: never under-count)."""
+        """Item-dependent weight charged after the response: +1 per full `per` items (floor)."""
         if url_path != "/info" or not isinstance(body, Mapping) or not isinstance(response, list):
             return 0
         kind = body.get("type")
@@ -110,7 +112,7 @@ class WeightLimiter:
             per = self.config.items_per_extra_weight
         else:
             return 0
-        return math.ceil(len(response) / per)
+        return len(response) // per
 
     # ---- budget ---------------------------------------------------------------------------------------------
 

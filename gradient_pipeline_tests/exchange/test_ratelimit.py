@@ -57,17 +57,32 @@ def test_configured_weights_override():
     assert lim.base_weight("/info", {"type": "candleSnapshot"}) == 7
 
 
-def test_extra_weight_rounds_up():
+def test_extra_weight_per_full_block_of_items():
     lim, _ = make()
     candles = {"type": "candleSnapshot"}
     assert lim.extra_weight("/info", candles, []) == 0
-    assert lim.extra_weight("/info", candles, [{}] * 1) == 1
+    assert lim.extra_weight("/info", candles, [{}] * 59) == 0
     assert lim.extra_weight("/info", candles, [{}] * 60) == 1
-    assert lim.extra_weight("/info", candles, [{}] * 5000) == 84
+    assert lim.extra_weight("/info", candles, [{}] * 5000) == 83
     assert lim.extra_weight("/info", {"type": "fundingHistory"}, [{}] * 500) == 25
-    assert lim.extra_weight("/info", {"type": "userFills"}, [{}] * 21) == 2
+    assert lim.extra_weight("/info", {"type": "userFills"}, [{}] * 41) == 2
     assert lim.extra_weight("/info", {"type": "meta"}, [{}] * 500) == 0
     assert lim.extra_weight("/info", {"type": "fundingHistory"}, {"not": "a list"}) == 0
+    assert lim.extra_weight("/exchange", {"action": {"type": "order"}}, [{}] * 100) == 0
+
+
+def test_weights_agree_with_local_exchange():
+    from gradient_pipeline.localexchange import ratelimit as server
+
+    lim, _ = make()
+    for kind in ["candleSnapshot", "meta", "metaAndAssetCtxs", "exchangeStatus", "l2Book", "userRole",
+                 "fundingHistory", "clearinghouseState", "openOrders", "userFills"]:
+        assert lim.base_weight("/info", {"type": kind}) == server.info_base_weight(kind), kind
+        for n in [0, 1, 19, 20, 59, 60, 61, 500, 5000]:
+            assert lim.extra_weight("/info", {"type": kind}, [{}] * n) == server.info_extra_weight(kind, [{}] * n)
+    for n in [0, 1, 39, 40, 79, 80]:
+        action = {"type": "order", "orders": [{}] * n}
+        assert lim.base_weight("/exchange", {"action": action}) == server.exchange_weight(action)
 
 
 def test_budget_blocks_until_oldest_charge_leaves_window():
