@@ -154,3 +154,12 @@ def test_operator_endpoints_over_http(local_exchange_factory):
     assert bad.status_code == 400 and "NOPE" in bad.json()["error"]
     status = requests.get(base + "/status", timeout=5).json()
     assert status["coins_listed"] == 1 and status["faults"] == []
+
+    master = eth_account.Account.create().address
+    assert requests.post(base + "/fund", json={"address": master, "usdc": 1234.5}, timeout=5).status_code == 200
+    state = sdk_info(ex).user_state(master)
+    assert float(state["marginSummary"]["accountValue"]) == 1234.5
+    agent = eth_account.Account.create().address
+    assert requests.post(base + "/agents", json={"agent": agent, "master": master}, timeout=5).status_code == 200
+    role = requests.post(ex.base_url + "/info", json={"type": "userRole", "user": agent}, timeout=5).json()
+    assert role["role"] == "agent"
