@@ -20,6 +20,7 @@ in memory and guarded by one re-entrant lock.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from typing import Protocol
@@ -133,7 +134,8 @@ class TradingEngine:
             raise ValueError(f"TradingEngine config: unknown key(s) {sorted(unknown)}; known: {sorted(DEFAULT_CONFIG)}")
         self.config = {**DEFAULT_CONFIG, **(config or {})}
         if self.config["nonce_clock"] not in ("wall", "replay"):
-            raise ValueError(f"TradingEngine config: nonce_clock must be 'wall' or 'replay', got {self.config['nonce_clock']!r}")
+            raise ValueError("TradingEngine config: nonce_clock must be 'wall' or 'replay', "
+                             f"got {self.config['nonce_clock']!r}")
         self.market = market
         self._lock = threading.RLock()
         self._accounts: dict[str, Account] = {}
@@ -148,7 +150,7 @@ class TradingEngine:
     # ------------------------------------------------------------------ operator surface
     def fund(self, address: str, usdc: float) -> None:
         """Credit `usdc` to a master account (creating it): the local stand-in for a deposit."""
-        if not usdc == usdc or usdc < 0:  # NaN or negative
+        if not isinstance(usdc, (int, float)) or math.isnan(usdc) or usdc < 0:
             raise ValueError(f"fund: amount must be a non-negative number, got {usdc!r}")
         with self._lock:
             self._sync()

@@ -7,7 +7,7 @@ USD_DECIMALS = 6  # account values, margins, fees, PnL: the exchange prints USDC
 PX_DECIMALS = 8  # computed prices (averages, liquidation) are shown at float_to_wire precision
 
 
-def num(x: float | int, decimals: int = PX_DECIMALS) -> str:
+def num(x: float, decimals: int = PX_DECIMALS) -> str:
     """`x` rounded to `decimals`, trailing zeros stripped, always with a decimal point; never `-0.0`."""
     text = f"{round(float(x), decimals):.{decimals}f}"
     if "." in text:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 
 from gradient_pipeline.localexchange import fmt
-from gradient_pipeline.localexchange.market import BadRequest  # the app answers it with HTTP 422, like the live exchange
+from gradient_pipeline.localexchange.market import BadRequest  # answered with HTTP 422 by the app, like live
 
 # --- per-order errors (statuses[i].error) -------------------------------------------------------------------
 TICK = "Price must be divisible by tick size."
@@ -138,7 +138,7 @@ def check_price(px_text: str, sz_decimals: int, max_decimals: int = 6) -> tuple[
     d = d.normalize()
     if d == d.to_integral_value():
         return float(d), None
-    sign, digits, exponent = d.as_tuple()
+    _, digits, exponent = d.as_tuple()
     decimals = -exponent
     significant = len(digits)
     if decimals > max_decimals - sz_decimals or significant > 5:

@@ -61,7 +61,7 @@ def test_each_whole_hour_crossed_pays_funding_once(setup):
 
 
 def test_moves_inside_an_hour_pay_nothing(setup):
-    market, clock, engine, long_, _ = setup
+    _, clock, engine, long_, _ = setup
     for _ in range(5):
         clock.advance(10 * 60_000)  # 00:05 -> 00:55
         engine.on_clock(clock.now_ms())
@@ -73,7 +73,7 @@ def test_moves_inside_an_hour_pay_nothing(setup):
 
 def test_public_calls_catch_up_with_the_market_clock(setup):
     """A missed on_clock notification cannot skip funding: every call first syncs with market.now_ms()."""
-    market, clock, engine, long_, _ = setup
+    _, clock, _, long_, _ = setup
     clock.advance(2 * HOUR)
     assert len(long_.info("userFunding", startTime=0)) == 2
 

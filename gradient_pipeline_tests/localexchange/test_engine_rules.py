@@ -35,7 +35,7 @@ def trader(engine):
 
 
 def test_ioc_buy_fills_at_best_ask_and_pays_taker_fee(engine, trader):
-    bids, asks = engine.market.book("BTC")
+    _, asks = engine.market.book("BTC")
     best_ask = asks[0][0]
     st = trader.order("BTC", True, 0.01, round(best_ask * 1.01))
     assert st["filled"]["totalSz"] == "0.01"
@@ -60,7 +60,7 @@ def test_large_ioc_fills_partially_across_levels_then_book_is_depleted(freqtrade
     market, clock = make_market(freqtrade_dir, book=THIN)
     engine = TradingEngine(market)
     trader = funded_trader(engine, 1_000_000)
-    bids, asks = market.book("ETH")
+    _, asks = market.book("ETH")
     depth = round(sum(sz for _, sz in asks), 4)
     st = trader.order("ETH", True, round(depth * 3, 4), round(asks[-1][0] * 1.02, 1), cloid="0x" + "11" * 16)
     filled = st["filled"]
@@ -86,7 +86,7 @@ def test_large_ioc_fills_partially_across_levels_then_book_is_depleted(freqtrade
 
 
 def test_ioc_that_cannot_match_is_rejected_with_ioc_cancel(engine, trader):
-    bids, asks = engine.market.book("BTC")
+    bids, _ = engine.market.book("BTC")
     st = trader.order("BTC", True, 0.01, round(bids[0][0] * 0.99), cloid="0x" + "22" * 16)
     assert st == {"error": "Order could not immediately match against any resting orders. asset=0"}
     assert trader.info("orderStatus", oid="0x" + "22" * 16)["order"]["status"] == "iocCancelRejected"

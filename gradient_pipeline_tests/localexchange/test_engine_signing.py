@@ -147,10 +147,11 @@ def test_only_the_hundred_highest_nonces_are_kept(engine):
 def test_nonce_must_be_within_the_time_window(engine):
     trader = funded_trader(engine)
     now = int(time.time() * 1000)
-    low = trader.send(_leverage_action(engine), nonce=now - 2 * DAY - 60_000)
-    assert low["status"] == "err" and low["response"].startswith(f"Invalid nonce: nonce too low {now - 2 * DAY - 60_000} < ")
-    high = trader.send(_leverage_action(engine), nonce=now + DAY + 60_000)
-    assert high["status"] == "err" and high["response"].startswith(f"Invalid nonce: nonce too high {now + DAY + 60_000} > ")
+    old, new = now - 2 * DAY - 60_000, now + DAY + 60_000
+    low = trader.send(_leverage_action(engine), nonce=old)
+    assert low["status"] == "err" and low["response"].startswith(f"Invalid nonce: nonce too low {old} < ")
+    high = trader.send(_leverage_action(engine), nonce=new)
+    assert high["status"] == "err" and high["response"].startswith(f"Invalid nonce: nonce too high {new} > ")
     assert trader.send(_leverage_action(engine), nonce=now - DAY)["status"] == "ok"
 
 
@@ -209,6 +210,6 @@ def test_address_request_budget(freqtrade_dir):
         assert trader.send(_leverage_action(engine))["status"] == "ok"
     resp = trader.send(_leverage_action(engine))
     assert resp == {"status": "err", "response": "Too many cumulative requests sent (4 > 3) for cumulative volume "
-                                                 "traded $0.00. Place taker orders to free up 1 request per USDC traded."}
+                    "traded $0.00. Place taker orders to free up 1 request per USDC traded."}
     assert trader.info("userRateLimit") == {"cumVlm": "0.0", "nRequestsUsed": 3, "nRequestsCap": 3,
                                             "nRequestsSurplus": 0}
