@@ -15,7 +15,17 @@ those checks use the wall clock; `nonce_clock: "replay"` checks them against the
 
 Signers: an L1 action's signer is recovered with the SDK (`signing.py`); a registered API wallet acts for its
 master, a funded master acts for itself, anything else is `User or API Wallet 0x… does not exist.` State is kept
-in memory and guarded by one re-entrant lock.
+in memory (a restart starts empty) and guarded by one re-entrant lock.
+
+Order of checks for one order (first failure wins; per-order errors carry the live ` asset=N` suffix):
+batch price band (whole batch) → unknown asset → trigger order → delisted → tick → size → duplicate cloid →
+reduce-only → $10 minimum (waived for a reduce-only order that closes the whole position) → margin → Alo cross
+→ match (IOC with no fill: IocCancel). Minimum notional and margin use the limit price.
+
+Simplifications (documented, deliberate): cross margin only (isolated is refused); one margin tier per coin
+(`maxLeverage`); funding uses the oracle at the time the clock move is processed, not at each hour; resting orders
+see only the book at each clock instant, not the price path in between; liquidation closes every position at the
+mark once account value < maintenance margin; builder fees are ignored; `aggregateByTime` is ignored.
 """
 
 from __future__ import annotations
@@ -325,8 +335,9 @@ class TradingEngine:
         end = self.market.now_ms() if end is None else _int(end, "endTime")
         if acct is None:
             return []
-        rows = [f for f in acct.fills if start <= f["time"] <= end]
-        return rows[: self.config["max_fills"]]
+        # the oldest page in the window (so `startTime` pagination works), newest first like the recorded API
+        rows = [f for f in acct.fills if start <= f["time"] <= end][: self.config["max_fills"]]
+        return rows[::-1]
 
     def _info_userFunding(self, body, user, acct):
         start = _int(body.get("startTime"), "startTime")
