@@ -324,7 +324,7 @@ def build_app(ex: LocalExchange) -> Starlette:
         given = [k for k in units if k in body]
         if len(given) != 1:
             raise ControlError("POST /_local/clock/advance needs exactly one of 'ms', 'seconds', 'hours'")
-        ex.advance(int(round(float(body[given[0]]) * units[given[0]])))
+        ex.advance(round(float(body[given[0]]) * units[given[0]]))
         return clock_view()
 
     def faults(request, body):
@@ -376,4 +376,4 @@ def as_ms_delta(delta) -> int:
     """timedelta / pd.Timedelta, or a number of hours -> ms."""
     if isinstance(delta, (timedelta, pd.Timedelta)):
         return int(pd.Timedelta(delta).total_seconds() * 1000)
-    return int(round(float(delta) * HOUR_MS))
+    return round(float(delta) * HOUR_MS)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import threading
 from dataclasses import asdict, dataclass
 
@@ -123,7 +124,7 @@ class DroppedConnection(Response):
             try:
                 await asyncio.wait_for(_until_disconnect(receive), self.delay_seconds)
                 return
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
             except asyncio.CancelledError:
                 return
@@ -134,6 +135,22 @@ class DroppedConnection(Response):
 async def _until_disconnect(receive) -> None:
     while (await receive())["type"] != "http.disconnect":
         pass
+
+
+class QuietIntentionalDrops(logging.Filter):
+    """uvicorn logs every response that ends early as an error; here that only happens on purpose (a drop fault),
+    so the message is noise. Installed on `uvicorn.error` by `server.py`."""
+
+    MESSAGE = "ASGI callable returned without completing response."
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != self.MESSAGE
+
+
+def install_log_filter() -> None:
+    logger = logging.getLogger("uvicorn.error")
+    if not any(isinstance(f, QuietIntentionalDrops) for f in logger.filters):
+        logger.addFilter(QuietIntentionalDrops())
 
 
 def failure_response(fault: Fault) -> Response:

@@ -421,7 +421,7 @@ class MarketView:
         return out
 
     # ---------------------------------------------------------------- candles
-    def _candle(self, coin: str, interval: str, t, o, h, l, c, v) -> dict:  # noqa: E741
+    def _candle(self, coin: str, interval: str, t, o, h, l, c, v) -> dict:
         step = INTERVAL_MS[interval]
         return {"t": int(t), "T": int(t) + step - 1, "s": coin, "i": interval, "o": fmt(o), "c": fmt(c),
                 "h": fmt(h), "l": fmt(l), "v": fmt(v), "n": _n_trades(v, c)}

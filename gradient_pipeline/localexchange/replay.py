@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pyarrow.feather as feather
+from pyarrow import feather
 
 HOUR_MS = 3_600_000
 INTERVAL_MS = {"1h": HOUR_MS, "4h": 4 * HOUR_MS}
@@ -37,7 +37,7 @@ class Candles:
     t: np.ndarray
     o: np.ndarray
     h: np.ndarray
-    l: np.ndarray  # noqa: E741 - the exchange's own field name
+    l: np.ndarray
     c: np.ndarray
     v: np.ndarray
 

@@ -20,7 +20,7 @@ import uvicorn
 
 from gradient_pipeline import timegrid
 from gradient_pipeline.localexchange.app import LocalExchange, as_ms_delta, build_app
-from gradient_pipeline.localexchange.faults import Fault
+from gradient_pipeline.localexchange.faults import Fault, install_log_filter
 from gradient_pipeline.localexchange.market import BookConfig, MarketView
 
 HOST = "127.0.0.1"
@@ -51,6 +51,7 @@ def _bind(port: int) -> socket.socket:
 
 
 def _uvicorn_server(exchange: LocalExchange, log_level: str) -> uvicorn.Server:
+    install_log_filter()
     config = uvicorn.Config(build_app(exchange), log_level=log_level, lifespan="off", access_log=False,
                             timeout_graceful_shutdown=1)
     return uvicorn.Server(config)

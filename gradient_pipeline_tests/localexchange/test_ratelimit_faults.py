@@ -9,7 +9,12 @@ from hyperliquid.exchange import Exchange
 from hyperliquid.utils.error import ClientError, ServerError
 
 from gradient_pipeline.localexchange.faults import FaultInjector
-from gradient_pipeline.localexchange.ratelimit import WeightLimiter, exchange_weight, info_base_weight, info_extra_weight
+from gradient_pipeline.localexchange.ratelimit import (
+    WeightLimiter,
+    exchange_weight,
+    info_base_weight,
+    info_extra_weight,
+)
 from gradient_pipeline_tests.localexchange._helpers import NO_SPOT, ms, sdk_info
 
 START = "2025-05-01 02:30"
