@@ -1,0 +1,1 @@
+"""Research runners: load history (DuckDB or a freqtrade directory), call `core`, store results, draw charts."""
