@@ -5,7 +5,6 @@ A single-run backfill computes its whole range in one pass; a one-window run rea
 (stored state) and the candles it needs, so its cost does not grow with the stored history.
 """
 
-from __future__ import annotations
 
 import dagster as dg
 import numpy as np

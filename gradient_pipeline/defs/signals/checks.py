@@ -1,6 +1,5 @@
 """Blocking checks on `target_weights`: the stored rows obey the invariants, and the newest window is there."""
 
-from __future__ import annotations
 
 import dagster as dg
 import numpy as np

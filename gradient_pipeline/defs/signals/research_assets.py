@@ -1,6 +1,5 @@
 """`backtest` and `sweep` assets: research over the stored history, results in DuckDB, charts in the UI."""
 
-from __future__ import annotations
 
 import base64
 
