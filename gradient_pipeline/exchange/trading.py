@@ -45,6 +45,9 @@ PERP_MAX_DECIMALS = 6
 PRICE_SIG_FIGS = 5
 
 
+ACTION_REFUSED = "action refused: "  # prefix of a whole-request error (signature, nonce, account), not one order's
+
+
 class TradingConfigError(RuntimeError):
     """Missing/invalid key or address, or a network this configuration may not reach."""
 
@@ -188,7 +191,7 @@ def classify_order_response(resp, orders: list[OrderRequest]) -> list[OrderOutco
         return [OrderOutcome(o.cloid, "ambiguous", error=f"unparseable response: {str(resp)[:200]}") for o in orders]
     if resp.get("status") == "err":
         # The whole action was refused before any order was processed (bad signature, nonce, …).
-        msg = str(resp.get("response"))
+        msg = ACTION_REFUSED + str(resp.get("response"))
         return [OrderOutcome(o.cloid, "rejected", error=msg) for o in orders]
     if "error" in resp and "status" not in resp:  # SDK: body was not JSON
         return [OrderOutcome(o.cloid, "ambiguous", error=str(resp["error"])[:300]) for o in orders]

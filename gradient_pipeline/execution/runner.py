@@ -40,6 +40,7 @@ from gradient_pipeline.config import GradientConfig
 from gradient_pipeline.exchange.trading import (
     AccountState,
     OrderOutcome,
+    ACTION_REFUSED,
     OrderRequest,
     TradingClient,
     make_cloid,
@@ -311,8 +312,14 @@ class Rebalancer:
             if attempt == first_attempt:
                 self._set_leverage(plan, state)
             passive = self.ex.style == "passive_first" and attempt == 0
-            self._send_round(rid, attempt, plan.orders, passive)
+            refused = self._send_round(rid, attempt, plan.orders, passive)
             attempt += 1
+            if refused:
+                with self._db() as conn:  # orders of batches never sent are not on the exchange
+                    conn.execute("UPDATE orders SET status = 'not_placed', error = 'batch not sent after refusal' "
+                                 "WHERE rebalance_id = ? AND status = 'sending'", [rid])
+                self._ingest_fills()
+                return self._finish(rid, "failed", refused, self.client.account_state(), plan, resumed, mids)
             self._ingest_fills()
             with self._db() as conn:
                 stuck = ledger.unresolved_orders(conn, rid)
@@ -365,7 +372,8 @@ class Rebalancer:
             elif out.kind == "rejected":
                 self._say(f"{coins[out.cloid]} {out.cloid}: rejected: {out.error}")
 
-    def _send_round(self, rid: str, attempt: int, orders: list[PlannedOrder], passive: bool) -> None:
+    def _send_round(self, rid: str, attempt: int, orders: list[PlannedOrder], passive: bool) -> str | None:
+        """Send one round; returns a whole-action refusal message (bad signer, nonce, …) if there was one."""
         prices = None
         tif = "Ioc"
         if passive:
@@ -379,9 +387,14 @@ class Rebalancer:
         reqs = self._record(rid, attempt, orders, tif, status="sending", prices=prices)
         coins = {r.cloid: r.coin for r in reqs}
         self._say(f"attempt {attempt}: sending {len(reqs)} {tif} order(s) in batches of {self.ex.batch_size}")
+        refused = None
         for i in range(0, len(reqs), self.ex.batch_size):
             batch = reqs[i : i + self.ex.batch_size]
-            self._apply(self.client.bulk_orders(batch), coins)
+            outcomes = self.client.bulk_orders(batch)
+            self._apply(outcomes, coins)
+            refused = refused or next((o.error for o in outcomes if (o.error or "").startswith(ACTION_REFUSED)), None)
+            if refused:
+                break  # the exchange refuses this signer/account: more batches would only be refused too
         if passive:
             deadline = time.monotonic() + self.ex.passive_timeout_s
             while time.monotonic() < deadline:
@@ -394,6 +407,7 @@ class Rebalancer:
                 resting = ledger.unresolved_orders(conn, rid)
             for row in resting.itertuples():
                 self._resolve(row.cloid, row.coin)  # cancels what still rests; IOC rounds take the residual
+        return refused
 
 
 def load_targets(conn, window_ts) -> tuple[dict[str, float], dict[str, float]]:
