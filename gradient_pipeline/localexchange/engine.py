@@ -38,7 +38,7 @@ from typing import Protocol
 from eth_utils import keccak
 from hyperliquid.utils.signing import action_hash
 
-from gradient_pipeline.localexchange import fmt
+from gradient_pipeline.localexchange import fmt, state
 from gradient_pipeline.localexchange import orders as E
 from gradient_pipeline.localexchange.accounts import (
     Account,
@@ -174,6 +174,17 @@ class TradingEngine:
         """Register `agent` as an API wallet of `master` (what a signed approveAgent does)."""
         with self._lock:
             self._register_agent(_address(agent, "agent"), _address(master, "master"), "")
+
+    def export_state(self) -> dict:
+        """Everything the engine knows (accounts, orders, fills, agents, nonces) as JSON-able data."""
+        with self._lock:
+            return state.dump(self)
+
+    def import_state(self, saved: dict) -> None:
+        """Replace the engine's state with one from `export_state` (raises `state.StateError` if invalid). The
+        replay clock is not part of it: the next clock call pays funding from the saved time on."""
+        with self._lock:
+            state.load(self, saved)
 
     # ------------------------------------------------------------------ clock
     def on_clock(self, now_ms: int) -> None:

@@ -41,3 +41,14 @@ class NonceBook:
         kept.add(nonce)
         while len(heap) > KEEP:
             kept.discard(heapq.heappop(heap))
+
+    def to_dict(self) -> dict[str, list[int]]:
+        return {signer: sorted(heap) for signer, heap in self._kept.items()}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, list[int]]) -> NonceBook:
+        book = cls()
+        for signer, nonces in data.items():
+            for n in nonces:
+                book.use(signer, int(n))
+        return book

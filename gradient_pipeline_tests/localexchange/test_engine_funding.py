@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import threading
+import time
 
 import pytest
 
 from gradient_pipeline.localexchange.engine import TradingEngine
+from gradient_pipeline.localexchange.state import StateError
 from gradient_pipeline_tests.localexchange.test_engine_support import HOUR, funded_trader, make_market
 
 
@@ -123,3 +126,33 @@ def test_underwater_account_is_liquidated(freqtrade_dir):
     assert last["dir"] == "Close Long" and last["liquidation"]["liquidatedUser"] == trader.address.lower()
     assert float(last["px"]) == market.mark("ETH")
     assert trader.info("orderStatus", oid=bid)["order"]["status"] == "liquidatedCanceled"
+
+
+def test_state_survives_export_and_import_through_json(setup):
+    market, clock, engine, long_, short = setup
+    bids, _ = market.book("ETH")
+    oid = long_.order("ETH", True, 0.01, bids[3][0], tif="Gtc", cloid="0x" + "99" * 16)["resting"]["oid"]
+    nonce = 1_000 + int(time.time() * 1000)
+    assert long_.send({"type": "updateLeverage", "asset": 1, "isCross": True, "leverage": 8}, nonce=nonce)[
+        "status"] == "ok"
+    saved = json.loads(json.dumps(engine.export_state()))
+    fresh = TradingEngine(market)
+    fresh.import_state(saved)
+    long_.engine = fresh
+    assert long_.state() == engine.handle_info({"type": "clearinghouseState", "user": long_.address})
+    assert long_.fills() == engine.handle_info({"type": "userFills", "user": long_.address})
+    assert long_.info("orderStatus", oid="0x" + "99" * 16)["order"]["order"]["oid"] == oid
+    assert long_.position("ETH")["leverage"]["value"] == 8
+    # nonce history came along: the same nonce is still a duplicate; new oids do not collide
+    again = long_.send({"type": "updateLeverage", "asset": 1, "isCross": True, "leverage": 9}, nonce=nonce)
+    assert again == {"status": "err", "response": f"Invalid nonce: duplicate nonce {nonce}"}
+    assert long_.order("ETH", True, 0.01, bids[3][0], tif="Gtc")["resting"]["oid"] > oid
+    # funding continues from the saved time
+    clock.advance(HOUR)
+    fresh.on_clock(clock.now_ms())
+    assert len(long_.info("userFunding", startTime=0)) == 1
+    with pytest.raises(StateError, match="version"):
+        fresh.import_state({"version": 99})
+    broken = dict(saved, accounts=[dict(saved["accounts"][0], open_oids=[123456])])
+    with pytest.raises(StateError, match="open order"):
+        fresh.import_state(broken)
