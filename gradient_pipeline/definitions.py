@@ -4,6 +4,7 @@ import dagster as dg
 
 from gradient_pipeline.defs import market_data, monitoring
 from gradient_pipeline.defs import signals
+from gradient_pipeline.defs import execution
 from gradient_pipeline.defs.resources import RESOURCES
 
 defs = dg.Definitions.merge(
@@ -11,4 +12,5 @@ defs = dg.Definitions.merge(
     market_data.defs,
     monitoring.defs,
     signals.defs,
+    execution.defs,
 )
