@@ -12,7 +12,6 @@ fail the run, so nothing about them is silent. Nothing here logs the private key
 environment inside `execution/session.py` and handed straight to the SDK.
 """
 
-from __future__ import annotations
 
 import dagster as dg
 from pydantic import Field
@@ -27,6 +26,8 @@ from gradient_pipeline.execution.runner import (
     rebalance_id_for,
 )
 from gradient_pipeline.execution.session import trading_client
+from gradient_pipeline.defs.signals.tables import target_window
+from gradient_pipeline.storage.db import table_exists
 from gradient_pipeline.timegrid import latest_complete_bar_open, parse_partition_key, partition_key
 
 EXECUTED_ORDERS = dg.AssetKey("executed_orders")
@@ -80,9 +81,9 @@ def check_targets(context: dg.OpExecutionContext, config: RebalanceConfig, gradi
     reason = window_refusal(window_key, now) or checks_refusal(context.instance, context.repository_def, window_key)
     if reason is None:
         with gradient.db() as conn:
-            targets, _adv = load_targets(conn, parse_partition_key(window_key))
-        if not targets:
-            reason = f"no target_weights rows for window {window_key}"
+            computed = table_exists(conn, "target_windows") and target_window(conn, parse_partition_key(window_key))
+        if not computed:  # an empty book is a valid target (go flat); a window never computed is not
+            reason = f"targets for window {window_key} were never computed (no target_windows row)"
     if reason:
         _refuse(context, gradient, client, window_key, reason)
     return {"window": window_key, "exchange_time": str(now)}

@@ -17,7 +17,6 @@ Both default to STOPPED: turning on automatic trading is a deliberate act (UI to
 The offline demo calls `window_run_request` and `rebalance_run_request` itself with the replay clock.
 """
 
-from __future__ import annotations
 
 import dagster as dg
 
