@@ -6,7 +6,8 @@ and depth come from the market half (`MarketView`): taker orders walk `market.bo
 partially; resting Gtc/Alo orders fill as maker when a later book trades through their price.
 
 Clock: `on_clock(now_ms)` is called when the replay clock moves; it pays hourly funding for every whole hour
-crossed, runs scheduled cancels, then fills resting orders the new prices cross. Public calls also catch up with
+crossed, runs scheduled cancels, settles delisted coins, fills resting orders the new prices cross, then
+liquidates accounts below maintenance margin. Public calls also catch up with
 `market.now_ms()` themselves, so a missed notification cannot skip funding.
 
 Nonce time: the live exchange checks nonces and `expiresAfter` against its block time, and the SDK makes nonces
@@ -208,6 +209,7 @@ class TradingEngine:
             if acct.scheduled_cancel_ms is not None and acct.scheduled_cancel_ms <= now:
                 self._cancel_all(acct, "scheduledCancel", acct.scheduled_cancel_ms)
                 acct.scheduled_cancel_ms = None
+        self._settle_delisted(now)
         self._fill_resting(now)
         self._liquidate(now)
 
@@ -669,8 +671,10 @@ class TradingEngine:
         return self._liquidity.remaining(coin, "bid", bids), self._liquidity.remaining(coin, "ask", asks)
 
     def _fill(self, acct: Account, order: OrderRecord, px: float, sz: float, crossed: bool, tx_hash: str,
-              now: int, extra: dict | None = None) -> None:
-        rate = self.config["taker_fee"] if crossed else self.config["maker_fee"]
+              now: int, extra: dict | None = None, fee_rate: float | None = None) -> None:
+        if fee_rate is None:
+            fee_rate = self.config["taker_fee"] if crossed else self.config["maker_fee"]
+        rate = fee_rate
         fee = px * sz * rate
         effect = apply_fill(acct.position(order.coin), order.is_buy, px, sz, order.sz_decimals)
         acct.balance += effect.closed_pnl - fee
@@ -842,5 +846,28 @@ class TradingEngine:
                 extra = {"liquidation": {"liquidatedUser": acct.address, "markPx": fmt.px(mark), "method": "market"}}
                 self._fill(acct, order, mark, size, crossed=True, tx_hash=_hash_hex("liquidation", acct.address, now),
                            now=now, extra=extra)
+                order.remaining = 0.0
+                order.status = "filled"
+
+    def _settle_delisted(self, now: int) -> None:
+        """A delisted perp settles (delisting.md): its open orders are canceled (`delistedCanceled`) and positions
+        close at the last mark without a fee."""
+        for acct in self._accounts.values():
+            for order in acct.open_orders():
+                meta = self._coin_meta(order.coin)
+                if meta is not None and meta.is_delisted:
+                    self._close_order(acct, order, "delistedCanceled", now)
+            for coin, pos in sorted(acct.positions.items()):
+                meta = self._coin_meta(coin)
+                mark = self._mark(coin)
+                if pos.szi == 0 or meta is None or not meta.is_delisted or mark is None:
+                    continue
+                size = abs(pos.szi)
+                order = OrderRecord(self._next_oid, acct.address, coin, meta.asset_index, meta.sz_decimals,
+                                    pos.szi < 0, mark, size, size, True, "Ioc", None, now, status_timestamp=now)
+                self._next_oid += 1
+                acct.orders[order.oid] = order
+                self._fill(acct, order, mark, size, crossed=True, tx_hash=_hash_hex("delist", acct.address, coin),
+                           now=now, fee_rate=0.0)  # settlement is not a trade: no fee
                 order.remaining = 0.0
                 order.status = "filled"

@@ -129,7 +129,7 @@ def test_underwater_account_is_liquidated(freqtrade_dir):
 
 
 def test_state_survives_export_and_import_through_json(setup):
-    market, clock, engine, long_, short = setup
+    market, clock, engine, long_, _ = setup
     bids, _ = market.book("ETH")
     oid = long_.order("ETH", True, 0.01, bids[3][0], tif="Gtc", cloid="0x" + "99" * 16)["resting"]["oid"]
     nonce = 1_000 + int(time.time() * 1000)

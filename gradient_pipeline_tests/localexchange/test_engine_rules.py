@@ -332,3 +332,22 @@ def test_historical_orders_and_deposit_ledger(engine, trader):
     assert hist[1]["order"]["tif"] == "Ioc" and hist[1]["order"]["sz"] == "0.001"
     ledger = trader.info("userNonFundingLedgerUpdates", startTime=0)
     assert [r["delta"] for r in ledger] == [{"type": "deposit", "usdc": "10000.0"}]
+
+
+def test_delisting_settles_positions_and_cancels_orders(freqtrade_dir):
+    market, clock = make_market(freqtrade_dir, start="2025-04-01 00:05")
+    engine = TradingEngine(market)
+    trader = funded_trader(engine)
+    rlb = market.coin("RLB")
+    assert not rlb.is_delisted
+    bids, asks = market.book("RLB")
+    size = float(math.ceil(30 / asks[0][0]))
+    assert "filled" in trader.order("RLB", True, size, asks[2][0])
+    resting = trader.order("RLB", True, size, bids[3][0], tif="Gtc")["resting"]["oid"]
+    clock.set(clock.now_ms() + 3 * 24 * HOUR)  # past RLB's last recorded candle
+    engine.on_clock(clock.now_ms())
+    assert market.coin("RLB").is_delisted
+    assert trader.position("RLB") is None
+    settle = trader.fills()[0]
+    assert settle["dir"] == "Close Long" and settle["fee"] == "0.0" and float(settle["px"]) == market.mark("RLB")
+    assert trader.info("orderStatus", oid=resting)["order"]["status"] == "delistedCanceled"
