@@ -172,9 +172,11 @@ class TradingEngine:
                                 "delta": {"type": "deposit", "usdc": fmt.usd(usdc)}})
 
     def approve_agent(self, agent: str, master: str) -> None:
-        """Register `agent` as an API wallet of `master` (what a signed approveAgent does)."""
+        """Register `agent` as an API wallet of `master` (what a signed approveAgent does). Operator-registered
+        agents are kept side by side (each under its own name), so registering one never displaces another."""
         with self._lock:
-            self._register_agent(_address(agent, "agent"), _address(master, "master"), "")
+            agent = _address(agent, "agent")
+            self._register_agent(agent, _address(master, "master"), f"operator:{agent}")
 
     def export_state(self) -> dict:
         """Everything the engine knows (accounts, orders, fills, agents, nonces) as JSON-able data."""
@@ -536,7 +538,7 @@ class TradingEngine:
         if bad_nonce:
             return _err(bad_nonce)
         self._nonces.use(master, nonce)
-        named = [n for n in self._named_agents.get(master, {}) if n]
+        named = [n for n in self._named_agents.get(master, {}) if n and not n.startswith("operator:")]
         if name and name not in named and len(named) >= 3:
             return _err("Too many named agents: an account can have at most 3.")  # LOCAL wording
         self._register_agent(agent, master, name)

@@ -213,3 +213,14 @@ def test_address_request_budget(freqtrade_dir):
                     "traded $0.00. Place taker orders to free up 1 request per USDC traded."}
     assert trader.info("userRateLimit") == {"cumVlm": "0.0", "nRequestsUsed": 3, "nRequestsCap": 3,
                                             "nRequestsSurplus": 0}
+
+
+def test_operator_registered_agents_coexist(engine):
+    master = Account.create()
+    engine.fund(master.address, 1_000)
+    first, second = Account.create(), Account.create()
+    engine.approve_agent(first.address, master.address)
+    engine.approve_agent(second.address, master.address)
+    for agent, lev in ((first, 3), (second, 4)):
+        resp = Trader(engine, wallet=agent, master=master.address).send(_leverage_action(engine, lev))
+        assert resp == {"status": "ok", "response": {"type": "default"}}
