@@ -101,8 +101,12 @@ def run_failure_alert_sensor(context: dg.RunFailureSensorContext):
     if run.job_name == send_alert_job.name:
         return dg.SkipReason("failures of the alert job itself are not alerted (no loop); see its logs")
     error = context.failure_event.message or "run failed"
-    if context.failure_event.event_specific_data and getattr(context.failure_event.event_specific_data, "error", None):
-        error = f"{error}\n{context.failure_event.event_specific_data.error.message}"
+    for step_event in context.get_step_failure_events()[:3]:  # the steps' own errors say what went wrong
+        err = getattr(step_event.event_specific_data, "error", None)
+        while err is not None and err.cause is not None:  # the innermost cause is the user's exception
+            err = err.cause
+        if err is not None:
+            error += f"\nstep {step_event.step_key}: {err.message.strip()}"
     return dg.RunRequest(
         run_key=f"alert-{run.run_id}",
         run_config={"ops": {"send_run_failure_alert": {"config": {
