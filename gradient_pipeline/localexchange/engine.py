@@ -452,6 +452,8 @@ class TradingEngine:
             if vault is not None:
                 return _err(f"Vault not registered: {vault}")
             acct = self._accounts[master]
+            if not acct.ledger:  # registered (e.g. as an agent's master) but never funded
+                return _err(f"Must deposit before performing actions. User: {master}")
             cost = self._request_cost(action)
             limited = self._address_limit(acct, action["type"], cost)
             if limited:

@@ -224,3 +224,12 @@ def test_operator_registered_agents_coexist(engine):
     for agent, lev in ((first, 3), (second, 4)):
         resp = Trader(engine, wallet=agent, master=master.address).send(_leverage_action(engine, lev))
         assert resp == {"status": "ok", "response": {"type": "default"}}
+
+
+def test_master_that_never_deposited_must_deposit_first(engine):
+    master, agent = Account.create(), Account.create()
+    engine.approve_agent(agent.address, master.address)
+    resp = Trader(engine, wallet=agent, master=master.address).send(_leverage_action(engine))
+    assert resp == {"status": "err", "response": f"Must deposit before performing actions. User: {master.address.lower()}"}
+    engine.fund(master.address, 100)
+    assert Trader(engine, wallet=agent, master=master.address).send(_leverage_action(engine))["status"] == "ok"
