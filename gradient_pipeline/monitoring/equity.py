@@ -117,7 +117,7 @@ def catch_up_high_water_mark(conn: duckdb.DuckDBPyConnection) -> float | None:
     if not table_exists(conn, "equity"):
         return None
     current = high_water_mark(conn)
-    where, params = ("WHERE ts > ?", [current[1]]) if current else ("", [])
+    where, params = ("WHERE ts >= ?", [current[1]]) if current else ("", [])
     row = conn.execute(
         f"SELECT max(account_value_usd), arg_max(ts, account_value_usd) FROM equity {where}", params
     ).fetchone()
@@ -143,7 +143,7 @@ def equity_state(conn: duckdb.DuckDBPyConnection) -> EquityState:
     if last is None:
         return EquityState(None, None, hwm[0] if hwm else None, None)
     ts, value, source = last
-    where, params = ("WHERE ts > ?", [hwm[1]]) if hwm else ("", [])
+    where, params = ("WHERE ts >= ?", [hwm[1]]) if hwm else ("", [])
     peak = conn.execute(f"SELECT max(account_value_usd) FROM equity {where}", params).fetchone()[0]
     mark = max(x for x in (hwm[0] if hwm else None, peak, value) if x is not None)
     return EquityState(ts, value, mark, drawdown_pct(value, mark), source)
@@ -172,3 +172,18 @@ def equity_history(conn: duckdb.DuckDBPyConnection, since: dt.datetime | None = 
         q += " WHERE ts >= ?"
         params.append(since)
     return conn.execute(q + " ORDER BY ts, source", params).df()
+
+
+POSITION_COLUMNS = ["coin", "szi", "entry_px", "position_value_usd", "unrealized_pnl_usd", "weight", "target_weight"]
+
+
+def latest_positions(conn: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """Positions of the newest snapshot. The snapshot is the newest `equity` row (a flat account has an equity
+    row and no position rows, so it correctly shows nothing), largest first."""
+    if not (table_exists(conn, "positions") and table_exists(conn, "equity")):
+        return pd.DataFrame(columns=POSITION_COLUMNS)
+    return conn.execute(
+        f"WITH last AS (SELECT ts, source FROM equity ORDER BY ts DESC, source LIMIT 1) "
+        f"SELECT {', '.join('p.' + c for c in POSITION_COLUMNS)} FROM positions p JOIN last USING (ts, source) "
+        "ORDER BY abs(p.position_value_usd) DESC"
+    ).df()

@@ -129,12 +129,9 @@ def _read_ledger(report: StatusReport, cfg: GradientConfig) -> None:
 
 
 def _ledger_positions(conn) -> list[PositionRow]:
-    if not table_exists(conn, "positions"):
-        return []
-    df = conn.execute(
-        "SELECT coin, szi, position_value_usd, unrealized_pnl_usd, entry_px FROM positions "
-        "WHERE ts = (SELECT max(ts) FROM positions)"
-    ).df()
+    from gradient_pipeline.monitoring.equity import latest_positions
+
+    df = latest_positions(conn)
     return [PositionRow(r.coin, r.szi, r.position_value_usd if r.szi > 0 else -r.position_value_usd,
                         r.unrealized_pnl_usd, r.entry_px) for r in df.itertuples()]
 

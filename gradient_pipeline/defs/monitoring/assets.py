@@ -54,13 +54,10 @@ def equity_snapshot(context: dg.AssetExecutionContext, gradient: GradientResourc
 
 
 def _latest_positions(conn) -> pd.DataFrame:
-    cols = ["coin", "szi", "entry_px", "position_value_usd", "unrealized_pnl_usd", "weight", "target_weight"]
-    if not table_exists(conn, "positions"):
-        return pd.DataFrame(columns=cols)
-    return conn.execute(
-        f"SELECT {', '.join(cols)} FROM positions WHERE (ts, source) = "
-        "(SELECT ts, source FROM positions ORDER BY ts DESC, source LIMIT 1) ORDER BY abs(position_value_usd) DESC"
-    ).df()
+    """Positions of the newest snapshot (keyed by the newest `equity` row, so a flat snapshot shows no rows)."""
+    from gradient_pipeline.monitoring.equity import latest_positions
+
+    return latest_positions(conn)
 
 
 def _table(df: pd.DataFrame, limit: int = 60) -> dg.MetadataValue:
