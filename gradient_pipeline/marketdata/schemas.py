@@ -159,7 +159,8 @@ def repair_ohlc(frame: pd.DataFrame, max_fraction: float = OHLC_REPAIR_MAX_FRACT
     hi_gap = (body_hi - out["high"]) / body_hi
     lo_gap = (out["low"] - body_lo) / body_lo
     bad = (hi_gap > 0) | (lo_gap > 0)
-    fixable = bad & (hi_gap <= max_fraction) & (lo_gap <= max_fraction)
+    positive = (out[["open", "high", "low", "close"]] > 0).all(axis=1)  # non-positive prices are rejected, not fixed
+    fixable = bad & positive & (hi_gap <= max_fraction) & (lo_gap <= max_fraction)
     out.loc[fixable, "high"] = np.maximum(out.loc[fixable, "high"], body_hi[fixable])
     out.loc[fixable, "low"] = np.minimum(out.loc[fixable, "low"], body_lo[fixable])
     flag = out["ohlc_repaired"].astype(bool) if "ohlc_repaired" in out else pd.Series(False, index=out.index)

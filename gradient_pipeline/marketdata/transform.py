@@ -69,7 +69,7 @@ def build_universe(
     gone = gone[gone["_merge"] == "left_only"].drop(columns="_merge")
     gone["is_delisted"] = True
     gone["day_ntl_vlm"] = float("nan")
-    rows = pd.concat([listed, gone], ignore_index=True)
+    rows = pd.concat([x for x in (listed, gone) if len(x)], ignore_index=True) if len(gone) else listed
 
     if len(funding):
         f = funding.assign(window=funding["ts"].dt.floor(f"{BAR_HOURS}h")).sort_values("ts")

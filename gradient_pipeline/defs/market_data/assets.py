@@ -13,6 +13,7 @@ import pandas as pd
 from gradient_pipeline.defs.partitions import four_hourly
 from gradient_pipeline.defs.resources import GradientResource
 from gradient_pipeline.marketdata import schemas, tables
+from gradient_pipeline.marketdata.freqtrade import FreqtradeDataError
 from gradient_pipeline.marketdata.sources import MarketDataSource, SourceError, open_source
 from gradient_pipeline.marketdata.transform import build_universe, prepare_candles, prepare_funding
 from gradient_pipeline.timegrid import BAR, now_utc, partition_key, utc_naive
@@ -34,16 +35,19 @@ def _window(context: dg.AssetExecutionContext) -> tuple[pd.Timestamp, pd.Timesta
 
 
 def _source(config: MarketDataConfig, gradient: GradientResource) -> MarketDataSource:
-    return open_source(gradient.config, config.source or None, config.freqtrade_dir or None)
+    try:
+        return open_source(gradient.config, config.source or None, config.freqtrade_dir or None)
+    except (SourceError, FreqtradeDataError) as err:
+        raise dg.Failure(description=str(err), allow_retries=False) from None
 
 
 def _require_complete(source: MarketDataSource, end: pd.Timestamp) -> pd.Timestamp:
     """Refuse windows the source cannot have complete yet (forming candle, or beyond a directory's data)."""
     complete_end = source.complete_window_end()
     if end > complete_end:
-        raise SourceError(
+        raise dg.Failure(allow_retries=False, description=
             f"window(s) up to {end} are not complete at source {source.name}: its newest complete window is "
-            f"{partition_key(complete_end - BAR)} (ends {complete_end}); materialise up to that partition only"
+            f"{partition_key(complete_end - BAR)} (ends {complete_end}); materialise up to that partition only",
         )
     return complete_end
 

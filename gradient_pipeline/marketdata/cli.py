@@ -1,0 +1,58 @@
+"""`gradient-pipeline backfill`: load a range of 4h windows (candles, funding, universe) in one Dagster run."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_commands(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "backfill",
+        help="materialise market data for a range of 4h windows as one Dagster run (visible in the UI)",
+        description=(
+            "Materialise candles, funding and universe for every 4h window t with START <= t < END as ONE run of "
+            "market_data_job in the project's Dagster instance (DAGSTER_HOME), so it shows in `gradient-pipeline ui`. "
+            "END defaults to, and is clipped at, the source's newest complete window."
+        ),
+    )
+    p.add_argument("--start", required=True, help="first window, UTC (e.g. 2025-01-01 or 2025-01-01T04:00)")
+    p.add_argument("--end", default=None, help="exclusive end, UTC (default: newest complete window)")
+    p.add_argument("--source", choices=["hyperliquid", "freqtrade"], default=None,
+                   help="override the configuration's data.source")
+    p.add_argument("--path", default=None, help="freqtrade data directory (…/futures) for --source freqtrade")
+    p.set_defaults(handler=_backfill)
+
+
+def _backfill(args: argparse.Namespace) -> int:
+    from gradient_pipeline.dagster_home import ensure_dagster_home
+
+    home = ensure_dagster_home()
+    import dagster as dg
+
+    from gradient_pipeline.config import load_config
+    from gradient_pipeline.defs.market_data.backfill import plan_backfill, run_backfill, summarize
+    from gradient_pipeline.definitions import defs
+
+    if args.path and (args.source or "freqtrade") != "freqtrade":
+        raise ValueError("--path is only for --source freqtrade")
+    source = args.source or ("freqtrade" if args.path else None)
+    cfg = load_config()
+    plan = plan_backfill(cfg, args.start, args.end, source, args.path)
+    note = " (end clipped to the source's newest complete window)" if plan.clipped_end else ""
+    print(f"backfill {plan.first_key} … {plan.last_key}: {plan.windows} windows from {plan.source}{note}")
+    print(f"DAGSTER_HOME={home}")
+    with dg.DagsterInstance.get() as instance:
+        result = run_backfill(defs, plan, instance, source, args.path)
+    summary = summarize(result)
+    print(f"run {summary['run_id']}: {'success' if summary['success'] else 'FAILED'}")
+    for asset, n in summary["rows"].items():
+        print(f"  {asset}: {n} rows")
+    for check, passed in summary["checks"].items():
+        print(f"  check {check}: {'passed' if passed else 'FAILED'}")
+    if not summary["success"]:
+        failure = result.get_run_failure_event() if hasattr(result, "get_run_failure_event") else None
+        for ev in result.all_events:
+            if ev.is_step_failure:
+                print(f"  step {ev.step_key} failed: {ev.step_failure_data.error.message.strip()}")
+        return 1
+    return 0
