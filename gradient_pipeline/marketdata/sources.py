@@ -140,20 +140,27 @@ class HyperliquidSource:
         self.cfg = cfg
         self.market = MarketData(HyperliquidClient.from_config(cfg))
 
+    @cached_property
+    def _now(self) -> pd.Timestamp:
+        """The exchange's clock, asked once per source (one run) so every coin is cut at the same instant."""
+        return utc_naive(self.market.server_time())
+
     def complete_window_end(self) -> pd.Timestamp:
-        return utc_naive(self.market.complete_window_end())
+        # MarketData.complete_window_end() is the newest complete candle's *open*; its window ends 4h later.
+        return utc_naive(self.market.complete_window_end(now=self._now)) + BAR
 
     @cached_property
     def _universe(self) -> pd.DataFrame:
         return _normalise_universe(self.market.universe())
 
     def _coins(self) -> list[str]:
-        return list(self.market.listed_coins())
+        return self._universe.loc[~self._universe["is_delisted"], "coin"].tolist()
 
     def candles(self, start, end, traded_before: set[str] = frozenset()) -> CandleBatch:
         parts, dropped, defects = [], 0, {}
         for coin in self._coins():
-            f = _normalise_candles(self.market.candles(coin, utc_naive(start), utc_naive(end), "4h"), coin)
+            got = self.market.candles(coin, utc_naive(start), utc_naive(end), "4h", now=self._now)
+            f = _normalise_candles(got, coin)
             if coin not in traded_before and len(f):
                 traded = f["volume"].to_numpy() > 0
                 first = int(traded.argmax()) if traded.any() else len(f)
@@ -171,15 +178,11 @@ class HyperliquidSource:
     def funding(self, start, end) -> pd.DataFrame:
         parts = []
         for coin in self._coins():
-            f = self.market.funding(coin, utc_naive(start), utc_naive(end))
-            f = pd.DataFrame(f).copy()
+            f = self.market.funding(coin, utc_naive(start), min(utc_naive(end), self._now), now=self._now).copy()
             if not len(f):
                 continue
             f["coin"] = coin
-            f = f.rename(columns={"time": "ts", "fundingRate": "rate", "funding_rate": "rate"})
-            f["ts"] = pd.to_datetime(f["ts"]).dt.floor("h").astype("datetime64[ns]")
-            if "premium" not in f:
-                f["premium"] = np.nan
+            f["ts"] = pd.to_datetime(f["ts"]).dt.floor("h").astype("datetime64[ns]")  # drop the exchange's ms jitter
             parts.append(f[["coin", "ts", "rate", "premium"]].astype({"rate": float, "premium": float}))
         if not parts:
             return pd.DataFrame({"coin": pd.Series(dtype=object), "ts": pd.Series(dtype="datetime64[ns]"),
