@@ -30,7 +30,11 @@ def _ui(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="gradient-pipeline", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="gradient-pipeline",
+        description="gradient: market-neutral cross-sectional momentum on Hyperliquid perps "
+        "(market data, strategy, execution, operations).",
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     ui = sub.add_parser("ui", help="start the Dagster UI + daemon (dagster dev) with the project's DAGSTER_HOME")
     ui.add_argument("--port", type=int, default=3000)
