@@ -29,8 +29,10 @@ def _run_windows(context) -> tuple[pd.Timestamp, pd.Timestamp] | None:
 def stored_violations(rows: pd.DataFrame, windows: pd.DataFrame, pp: PortfolioParams) -> list[str]:
     """Invariants checked on the stored rows (independent of the code that produced them)."""
     out = []
+    groups = dict(tuple(rows.groupby("ts"))) if len(rows) else {}
+    empty = rows.iloc[:0]
     for w in windows.itertuples():
-        r = rows[rows.ts == w.ts]
+        r = groups.get(w.ts, empty)
         when = f"window ending {w.rebalance_time}"
         wt = r["weight"].to_numpy(np.float64)
         if not np.isfinite(wt).all():

@@ -74,22 +74,30 @@ def returns_step(conn, start, end, params: SignalParams) -> StepOutput:
     adv = trailing_adv(notional, params.adv_bars, pre)
     close, notional = close[pre:], notional[pre:]
     bars = times[pre:]
-    parts = []
-    for t in range(len(bars)):
-        r, sig, z, live = vol_step(close[t:t + 1], notional[t:t + 1], params, st)
-        i = np.flatnonzero(live[0])
-        parts.append(pd.DataFrame({
-            "ts": bars[t], "coin": np.asarray(coins, dtype=object)[i], "r": r[0, i], "sigma": sig[0, i],
-            "z": np.where(np.isfinite(z[0, i]), z[0, i], np.nan), "adv_usd": adv[t, i],
-            "has_candle": np.isfinite(close[t, i]), "st_gap": st.gap[i].astype(np.int32),
-            "st_prev_close": st.prev_close[i], "st_vol_mean": st.vol_mean[i], "st_vol_cov": st.vol_cov[i],
-            "st_vol_sum_wt": st.vol_sum_wt[i], "st_vol_sum_wt2": st.vol_sum_wt2[i],
-            "st_vol_old_wt": st.vol_old_wt[i], "st_vol_nobs": st.vol_nobs[i].astype(np.int32), "signal_key": key,
-        }))
-    rows = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=tables.RETURNS_COLUMNS)
-    rows["ts"] = rows["ts"].astype("datetime64[ns]")
+    T, N = close.shape
+    out = {k: np.full((T, N), np.nan) for k in ("r", "sigma", "z", *_ST_FLOAT)}
+    gap, nobs, live = np.zeros((T, N), np.int32), np.zeros((T, N), np.int32), np.zeros((T, N), bool)
+    for t in range(T):  # bar by bar: the state after every bar is stored (any window can be continued)
+        r, sig, z, lv = vol_step(close[t:t + 1], notional[t:t + 1], params, st)
+        out["r"][t], out["sigma"][t], out["z"][t], live[t] = r[0], sig[0], z[0], lv[0]
+        for col, attr in _ST_FLOAT.items():
+            out[col][t] = getattr(st, attr)
+        gap[t], nobs[t] = st.gap, st.vol_nobs
+    ti, ci = np.nonzero(live)
+    z = out["z"][ti, ci]
+    rows = pd.DataFrame({
+        "ts": bars[ti].astype("datetime64[ns]"), "coin": np.asarray(coins, dtype=object)[ci],
+        "r": out["r"][ti, ci], "sigma": out["sigma"][ti, ci], "z": np.where(np.isfinite(z), z, np.nan),
+        "adv_usd": adv[ti, ci], "has_candle": np.isfinite(close[ti, ci]), "st_gap": gap[ti, ci],
+        **{col: out[col][ti, ci] for col in _ST_FLOAT}, "st_vol_nobs": nobs[ti, ci], "signal_key": key,
+    })
+    last = rows[rows.ts == bars[-1]] if T else rows
     return StepOutput(rows[tables.RETURNS_COLUMNS], _markers("returns", bars, rows, key), boot,
-                      {"coins_with_sigma": int(rows.loc[rows.ts == bars[-1], "sigma"].notna().sum()) if len(bars) else 0})
+                      {"coins_with_sigma": int(last["sigma"].notna().sum())})
+
+
+_ST_FLOAT = {"st_prev_close": "prev_close", "st_vol_mean": "vol_mean", "st_vol_cov": "vol_cov",
+             "st_vol_sum_wt": "vol_sum_wt", "st_vol_sum_wt2": "vol_sum_wt2", "st_vol_old_wt": "vol_old_wt"}
 
 
 def scores_step(conn, start, end, params: SignalParams) -> StepOutput:
@@ -105,18 +113,22 @@ def scores_step(conn, start, end, params: SignalParams) -> StepOutput:
     st = st.reindex(coins)
     z = long_to_wide(ret, "z", bars, coins)
     live = ~np.isnan(long_to_wide(ret.assign(one=1.0), "one", bars, coins))
-    parts = []
-    for t in range(len(bars)):
-        score, _ = score_step(z[t:t + 1], live[t:t + 1], params, st)
-        ok = np.isfinite(score)
-        order, m = rank_order(score, ok)
-        i = order[0, : m[0]]
-        parts.append(pd.DataFrame({
-            "ts": bars[t], "coin": np.asarray(coins, dtype=object)[i], "score": score[0, i],
-            "rank": np.arange(1, len(i) + 1, dtype=np.int32), "ewm": list(st.ewm[i]), "signal_key": key,
-        }))
-    rows = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=tables.SCORES_COLUMNS)
-    rows["ts"] = rows["ts"].astype("datetime64[ns]")
+    T, N = z.shape
+    score = np.full((T, N), np.nan)
+    ewm = np.full((T, N, len(params.spans)), np.nan)
+    for t in range(T):  # bar by bar: the EWMA state after every bar is stored
+        score[t] = score_step(z[t:t + 1], live[t:t + 1], params, st)[0][0]
+        ewm[t] = st.ewm
+    ok = np.isfinite(score)
+    order, m = rank_order(score, ok)
+    rank = np.zeros((T, N), np.int32)
+    rr, pos = np.nonzero(np.arange(N)[None, :] < m[:, None])
+    rank[rr, order[rr, pos]] = pos + 1
+    ti, ci = np.nonzero(ok)
+    rows = pd.DataFrame({
+        "ts": bars[ti].astype("datetime64[ns]"), "coin": np.asarray(coins, dtype=object)[ci],
+        "score": score[ti, ci], "rank": rank[ti, ci], "ewm": list(ewm[ti, ci]), "signal_key": key,
+    })
     return StepOutput(rows[tables.SCORES_COLUMNS], _markers("momentum_scores", bars, rows, key), boot, {})
 
 
