@@ -27,7 +27,11 @@ def _backfill(args: argparse.Namespace) -> int:
     from gradient_pipeline.dagster_home import ensure_dagster_home
 
     home = ensure_dagster_home()
+    import warnings
+
     import dagster as dg
+
+    warnings.filterwarnings("ignore", category=dg.BetaWarning)  # BackfillPolicy is beta; the operator can't act on it
 
     from gradient_pipeline.config import load_config
     from gradient_pipeline.defs.market_data.backfill import plan_backfill, run_backfill, summarize
