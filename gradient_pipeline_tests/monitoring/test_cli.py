@@ -103,3 +103,17 @@ def test_status_shows_positions_exposure_and_last_rebalance(paper_account, tmp_p
     # offline: the exchange is not contacted; without a snapshot the account value is unknown
     off = run_cli(["status", "--offline"], paper_account.env())
     assert "account value:  unknown" in off.stdout
+
+
+def test_emergency_stop_script(paper_account, tmp_path):
+    from gradient_pipeline_tests.conftest import REPO_ROOT
+
+    trading = paper_account.trading()
+    open_book(trading, {"BTC": 600.0, "ETH": -600.0})
+    env = {**os.environ, **paper_account.env(), "GRADIENT_ALERT_URLS": ""}
+    out = subprocess.run([str(REPO_ROOT / "scripts" / "gradient_emergency_stop.sh"), "--yes", "--reason", "script drill"],
+                         env=env, capture_output=True, text=True, timeout=180)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "account is FLAT" in out.stdout and "--- status after the emergency stop ---" in out.stdout
+    assert "HALTED" in out.stdout and "script drill" in out.stdout
+    assert trading.account_state().positions == {}
