@@ -12,7 +12,7 @@ import pandas as pd
 
 from gradient_pipeline.core.portfolio import PortfolioParams
 from gradient_pipeline.core.signals import SignalParams
-from gradient_pipeline.defs.partitions import PARTITIONS_START, four_hourly
+from gradient_pipeline.defs.partitions import four_hourly
 from gradient_pipeline.defs.resources import GradientResource
 from gradient_pipeline.defs.signals import steps, tables
 from gradient_pipeline.marketdata import tables as market
@@ -35,8 +35,9 @@ def _window(context) -> tuple[pd.Timestamp, pd.Timestamp]:
 
 
 def inception(cfg) -> pd.Timestamp:
-    """Where the live weights path starts flat: the first partition (also the backtest's default start)."""
-    return parse_partition_key(PARTITIONS_START)
+    """Where the live weights path starts flat: the configuration's first partition (`data.partitions_start`),
+    which is also the backtest asset's start, so path-dependent settings give the same weights in both."""
+    return parse_partition_key(cfg.data.partitions_start)
 
 
 def _write(conn, table: str, rows: pd.DataFrame, start, end, ts_col: str = "ts") -> int:
