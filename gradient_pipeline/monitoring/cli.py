@@ -3,6 +3,7 @@
     gradient-pipeline status [--offline] [--json]
     gradient-pipeline emergency-stop --flatten-all [--yes] [--reason TEXT]
     gradient-pipeline resume [--yes] [--reason TEXT]
+    gradient-pipeline drawdown-drill [--workdir DIR]
 
 The configuration is `$GRADIENT_CONFIG` (or `--config`); the DuckDB file is the configuration's `duckdb_path`
 unless `GRADIENT_DUCKDB_PATH` overrides it (as for Dagster runs). Exit codes: 0 done, 1 the emergency stop left
@@ -48,6 +49,17 @@ def add_commands(subparsers) -> None:
     _common(resume)
     resume.set_defaults(handler=_resume)
 
+    drill = subparsers.add_parser(
+        "drawdown-drill",
+        help="rehearse the drawdown stop offline: crash injected at the local exchange → warning, stop, flatten, "
+        "alert, halt",
+        description="Offline rehearsal on the bundled real data: opens a paper book on the local exchange, injects a "
+        "crash and runs the real monitoring jobs and sensor logic (warning, emergency stop, flatten, halt), printing "
+        "every alert a local webhook receives. Uses its own ledger in --workdir, never the live DuckDB file.",
+    )
+    drill.add_argument("--workdir", default=".drill", help="where the drill's DuckDB file and config go (default .drill)")
+    drill.set_defaults(handler=_drill)
+
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", help="configuration file (default: $GRADIENT_CONFIG or config/gradient_live.json)")
@@ -59,6 +71,12 @@ def _load(args):
     cfg = load_config(args.config)
     db_path = os.environ.get("GRADIENT_DUCKDB_PATH") or str(cfg.resolved_duckdb_path)
     return cfg, db_path
+
+
+def _drill(args) -> int:
+    from gradient_pipeline.monitoring.drill import run_drill
+
+    return run_drill(args.workdir)
 
 
 def _confirm(prompt: str, yes: bool) -> bool:
