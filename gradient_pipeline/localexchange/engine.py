@@ -39,13 +39,12 @@ from typing import Protocol
 from eth_utils import keccak
 from hyperliquid.utils.signing import action_hash
 
-from gradient_pipeline.localexchange import fmt, state
+from gradient_pipeline.localexchange import account_info, fmt, state
 from gradient_pipeline.localexchange import orders as E
 from gradient_pipeline.localexchange.accounts import (
     Account,
     apply_fill,
     increase_size,
-    liquidation_px,
     margin_summary,
 )
 from gradient_pipeline.localexchange.matching import Liquidity, crosses, crossing_depth, floor_sz, walk
@@ -92,20 +91,7 @@ DEFAULT_CONFIG: dict = {
     "max_funding_rows": 500,
 }
 
-ACCOUNT_INFO_TYPES: set[str] = {
-    "clearinghouseState",
-    "openOrders",
-    "frontendOpenOrders",
-    "userFills",
-    "userFillsByTime",
-    "orderStatus",
-    "userFunding",
-    "userRateLimit",
-    "userRole",
-    "userFees",
-    "historicalOrders",
-    "userNonFundingLedgerUpdates",
-}
+ACCOUNT_INFO_TYPES: set[str] = set(account_info.HANDLERS)
 
 
 def _err(message: str) -> dict:
@@ -114,22 +100,6 @@ def _err(message: str) -> dict:
 
 def _ok_default() -> dict:
     return {"status": "ok", "response": {"type": "default"}}
-
-
-def _address(value: object, what: str) -> str:
-    if not isinstance(value, str) or not value.startswith("0x") or len(value) != 42:
-        raise BadRequest(f"{what} is not a 0x-prefixed 20-byte address: {value!r}")
-    try:
-        int(value[2:], 16)
-    except ValueError as err:
-        raise BadRequest(f"{what} is not hex: {value!r}") from err
-    return value.lower()
-
-
-def _int(value: object, what: str) -> int:
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise BadRequest(f"{what} must be an integer, got {value!r}")
-    return value
 
 
 def _hash_hex(*parts: object) -> str:
@@ -165,7 +135,7 @@ class TradingEngine:
             raise ValueError(f"fund: amount must be a non-negative number, got {usdc!r}")
         with self._lock:
             self._sync()
-            acct = self._account(_address(address, "fund address"), create=True)
+            acct = self._account(E.parse_address(address, "fund address"), create=True)
             acct.balance += float(usdc)
             now = self.market.now_ms()
             acct.ledger.append({"time": now, "hash": _hash_hex("deposit", acct.address, now, len(acct.ledger)),
@@ -175,8 +145,8 @@ class TradingEngine:
         """Register `agent` as an API wallet of `master` (what a signed approveAgent does). Operator-registered
         agents are kept side by side (each under its own name), so registering one never displaces another."""
         with self._lock:
-            agent = _address(agent, "agent")
-            self._register_agent(agent, _address(master, "master"), f"operator:{agent}")
+            agent = E.parse_address(agent, "agent")
+            self._register_agent(agent, E.parse_address(master, "master"), f"operator:{agent}")
 
     def export_state(self) -> dict:
         """Everything the engine knows (accounts, orders, fills, agents, nonces) as JSON-able data."""
@@ -242,24 +212,29 @@ class TradingEngine:
         named[name] = agent
         self._agents[agent] = master
 
-    def _coin_meta(self, coin: str):
+    def coin_meta(self, coin: str):
         return self.market.coin(coin)
 
-    def _leverage(self, acct: Account, coin: str) -> int:
-        meta = self._coin_meta(coin)
+    def leverage(self, acct: Account, coin: str) -> int:
+        meta = self.coin_meta(coin)
         max_lev = meta.max_leverage if meta else self.config["default_leverage"]
         return acct.leverage.get(coin, min(self.config["default_leverage"], max_lev))
 
-    def _max_leverage(self, coin: str) -> int:
-        meta = self._coin_meta(coin)
+    def max_leverage(self, coin: str) -> int:
+        meta = self.coin_meta(coin)
         return meta.max_leverage if meta else self.config["default_leverage"]
 
-    def _mark(self, coin: str) -> float | None:
+    def mark(self, coin: str) -> float | None:
         m = self.market.mark(coin)
         return m if m is not None else self.market.mid(coin)
 
-    def _summary(self, acct: Account):
-        return margin_summary(acct, self._mark, lambda c: self._leverage(acct, c), self._max_leverage)
+    @property
+    def agents(self) -> dict[str, str]:
+        """Registered API wallets: agent address -> master address (lower-case)."""
+        return self._agents
+
+    def summary(self, acct: Account):
+        return margin_summary(acct, self.mark, lambda c: self.leverage(acct, c), self.max_leverage)
 
     # ------------------------------------------------------------------ /info
     def handle_info(self, body: dict) -> object:
@@ -270,153 +245,9 @@ class TradingEngine:
             kind = body.get("type")
             if kind not in ACCOUNT_INFO_TYPES:
                 raise BadRequest(f"info type {kind!r} is not an account type")
-            user = _address(body.get("user"), "user")
+            user = E.parse_address(body.get("user"), "user")
             acct = self._accounts.get(user)
-            handler = getattr(self, f"_info_{kind}")
-            return handler(body, user, acct)
-
-    def _info_clearinghouseState(self, body, user, acct):
-        now = self.market.now_ms()
-        if acct is None:
-            acct = Account(user)
-        s = self._summary(acct)
-        positions = []
-        for coin, pos in sorted(acct.positions.items()):
-            if pos.szi == 0:
-                continue
-            meta = self._coin_meta(coin)
-            sz_dec = meta.sz_decimals if meta else 8
-            lev = self._leverage(acct, coin)
-            max_lev = self._max_leverage(coin)
-            mark = self._mark(coin) or pos.entry_px
-            value = abs(pos.szi) * mark
-            upnl = pos.szi * (mark - pos.entry_px)
-            own_maint = 0.5 * value / max_lev
-            liq = liquidation_px(s.account_value, s.maintenance_margin - own_maint, pos.szi, mark, max_lev)
-            entry_margin = abs(pos.szi) * pos.entry_px / lev
-            positions.append({
-                "position": {
-                    "coin": coin,
-                    "cumFunding": {
-                        "allTime": fmt.usd(pos.funding_all_time),
-                        "sinceChange": fmt.usd(pos.funding_since_change),
-                        "sinceOpen": fmt.usd(pos.funding_since_open),
-                    },
-                    "entryPx": fmt.px(pos.entry_px),
-                    "leverage": {"type": "cross", "value": lev},
-                    "liquidationPx": None if liq is None else fmt.px(liq),
-                    "marginUsed": fmt.usd(value / lev),
-                    "maxLeverage": max_lev,
-                    "positionValue": fmt.usd(value),
-                    "returnOnEquity": fmt.num(upnl / entry_margin if entry_margin else 0.0, 8),
-                    "szi": fmt.sz(pos.szi, sz_dec),
-                    "unrealizedPnl": fmt.usd(upnl),
-                },
-                "type": "oneWay",
-            })
-        summary = {
-            "accountValue": fmt.usd(s.account_value),
-            "totalMarginUsed": fmt.usd(s.total_margin_used),
-            "totalNtlPos": fmt.usd(s.total_ntl_pos),
-            "totalRawUsd": fmt.usd(s.total_raw_usd),
-        }
-        return {
-            "assetPositions": positions,
-            "crossMaintenanceMarginUsed": fmt.usd(s.maintenance_margin),
-            "crossMarginSummary": dict(summary),
-            "marginSummary": summary,
-            "time": now,
-            "withdrawable": fmt.usd(s.withdrawable),
-        }
-
-    def _info_openOrders(self, body, user, acct):
-        if acct is None:
-            return []
-        return [o.open_wire() for o in sorted(acct.open_orders(), key=lambda o: -o.oid)]
-
-    def _info_frontendOpenOrders(self, body, user, acct):
-        if acct is None:
-            return []
-        return [o.wire() for o in sorted(acct.open_orders(), key=lambda o: -o.oid)]
-
-    def _info_userFills(self, body, user, acct):
-        if acct is None:
-            return []
-        return list(reversed(acct.fills[-self.config["max_fills"]:]))
-
-    def _info_userFillsByTime(self, body, user, acct):
-        start = _int(body.get("startTime"), "startTime")
-        end = body.get("endTime")
-        end = self.market.now_ms() if end is None else _int(end, "endTime")
-        if acct is None:
-            return []
-        # the oldest page in the window (so `startTime` pagination works), newest first like the recorded API
-        rows = [f for f in acct.fills if start <= f["time"] <= end][: self.config["max_fills"]]
-        return rows[::-1]
-
-    def _info_userFunding(self, body, user, acct):
-        start = _int(body.get("startTime"), "startTime")
-        end = body.get("endTime")
-        end = self.market.now_ms() if end is None else _int(end, "endTime")
-        if acct is None:
-            return []
-        rows = [f for f in acct.funding if start <= f["time"] <= end]
-        return rows[: self.config["max_funding_rows"]]
-
-    def _info_orderStatus(self, body, user, acct):
-        ref = body.get("oid")
-        if isinstance(ref, str):
-            if not E.is_cloid(ref):
-                raise BadRequest(f"orderStatus oid must be an integer or a 0x cloid, got {ref!r}")
-            oid = acct.cloids.get(ref.lower()) if acct else None
-        else:
-            oid = _int(ref, "oid")
-        order = acct.orders.get(oid) if (acct and oid is not None) else None
-        if order is None:
-            return {"status": "unknownOid"}
-        return {"status": "order",
-                "order": {"order": order.wire(), "status": order.status, "statusTimestamp": order.status_timestamp}}
-
-    def _info_historicalOrders(self, body, user, acct):
-        if acct is None:
-            return []
-        rows = sorted(acct.orders.values(), key=lambda o: -o.oid)[: self.config["max_fills"]]
-        return [{"order": o.wire(), "status": o.status, "statusTimestamp": o.status_timestamp} for o in rows]
-
-    def _info_userNonFundingLedgerUpdates(self, body, user, acct):
-        start = _int(body.get("startTime"), "startTime")
-        end = body.get("endTime")
-        end = self.market.now_ms() if end is None else _int(end, "endTime")
-        if acct is None:
-            return []
-        return [row for row in acct.ledger if start <= row["time"] <= end][: self.config["max_funding_rows"]]
-
-    def _info_userRateLimit(self, body, user, acct):
-        vlm = acct.cum_volume if acct else 0.0
-        used = acct.requests_used if acct else 0
-        cap = int(vlm) + self.config["request_buffer"]
-        return {"cumVlm": fmt.num(vlm, 6), "nRequestsUsed": used, "nRequestsCap": cap,
-                "nRequestsSurplus": max(0, cap - used)}
-
-    def _info_userRole(self, body, user, acct):
-        if user in self._agents:
-            return {"role": "agent", "data": {"user": self._agents[user]}}
-        if acct is not None:
-            return {"role": "user"}
-        return {"role": "missing"}
-
-    def _info_userFees(self, body, user, acct):
-        taker, maker = fmt.num(self.config["taker_fee"], 8), fmt.num(self.config["maker_fee"], 8)
-        return {
-            "dailyUserVlm": [],
-            "feeSchedule": {"cross": taker, "add": maker, "referralDiscount": "0.0", "tiers": {"vip": [], "mm": []}},
-            "userCrossRate": taker,
-            "userAddRate": maker,
-            "activeReferralDiscount": "0.0",
-            "trial": None,
-            "feeTrialReward": "0.0",
-            "nextTrialAvailableTimestamp": None,
-        }
+            return account_info.HANDLERS[kind](self, body, user, acct)
 
     # ------------------------------------------------------------------ /exchange
     def handle_exchange(self, body: dict) -> object:
@@ -429,13 +260,13 @@ class TradingEngine:
             action = body.get("action")
             if not isinstance(action, dict) or not isinstance(action.get("type"), str):
                 raise BadRequest("action must be an object with a 'type'")
-            nonce = _int(body.get("nonce"), "nonce")
+            nonce = E.parse_int(body.get("nonce"), "nonce")
             vault = body.get("vaultAddress")
             expires = body.get("expiresAfter")
             if expires is not None:
-                expires = _int(expires, "expiresAfter")
+                expires = E.parse_int(expires, "expiresAfter")
             if vault is not None:
-                _address(vault, "vaultAddress")
+                E.parse_address(vault, "vaultAddress")
             clock = self._action_clock_ms()
             if expires is not None and expires < clock:
                 return _err("Action already expired")
@@ -496,18 +327,18 @@ class TradingEngine:
                     cloid = c.get("cloid")
                     if not E.is_cloid(cloid):
                         raise BadRequest(f"cancels[{i}].cloid is not a 0x 16-byte hex string")
-                    out.append((_int(c.get("asset"), f"cancels[{i}].asset"), None, cloid.lower()))
+                    out.append((E.parse_int(c.get("asset"), f"cancels[{i}].asset"), None, cloid.lower()))
                 else:
-                    out.append((_int(c.get("a"), f"cancels[{i}].a"), _int(c.get("o"), f"cancels[{i}].o"), None))
+                    out.append((E.parse_int(c.get("a"), f"cancels[{i}].a"), E.parse_int(c.get("o"), f"cancels[{i}].o"), None))
             return out
         if kind == "updateLeverage":
             is_cross = action.get("isCross")
             if not isinstance(is_cross, bool):
                 raise BadRequest("updateLeverage isCross must be a boolean")
-            return _int(action.get("asset"), "asset"), _int(action.get("leverage"), "leverage"), is_cross
+            return E.parse_int(action.get("asset"), "asset"), E.parse_int(action.get("leverage"), "leverage"), is_cross
         if kind == "scheduleCancel":
             when = action.get("time")
-            return None if when is None else _int(when, "time")
+            return None if when is None else E.parse_int(when, "time")
         return None
 
     def _request_cost(self, action: dict) -> int:
@@ -526,7 +357,7 @@ class TradingEngine:
         return None
 
     def _approve_agent_action(self, action: dict, signature, nonce: int, clock: int) -> dict:
-        agent = _address(action.get("agentAddress"), "agentAddress")
+        agent = E.parse_address(action.get("agentAddress"), "agentAddress")
         if action.get("nonce") != nonce:
             raise BadRequest("approveAgent action nonce must equal the request nonce")
         name = action.get("agentName") or ""
@@ -568,7 +399,7 @@ class TradingEngine:
             if meta is None or meta.is_delisted or w.tif is None:  # rejected per order below
                 continue
             px, err = E.check_price(w.px_text, meta.sz_decimals)
-            ref = self._mark(meta.name)
+            ref = self.mark(meta.name)
             if err is None and ref and abs(px - ref) > self.config["price_band"] * ref:
                 return E.with_asset(E.PRICE_BAND, w.asset)
         return None
@@ -654,8 +485,8 @@ class TradingEngine:
             return E.MIN_NOTIONAL
         inc = increase_size(szi, order.is_buy, order.orig_sz)
         if inc > 0:
-            required = inc * order.limit_px / self._leverage(acct, order.coin)
-            if required > self._summary(acct).available + EPS:
+            required = inc * order.limit_px / self.leverage(acct, order.coin)
+            if required > self.summary(acct).available + EPS:
                 return E.MARGIN
         return None
 
@@ -746,7 +577,7 @@ class TradingEngine:
             return _err(f"Invalid leverage value: {lev} (allowed 1..{meta.max_leverage} for {meta.name}).")  # LOCAL
         previous = acct.leverage.get(meta.name)
         acct.leverage[meta.name] = lev
-        if self._summary(acct).available < -EPS:  # a lower leverage must still be covered by the account
+        if self.summary(acct).available < -EPS:  # a lower leverage must still be covered by the account
             if previous is None:
                 acct.leverage.pop(meta.name)
             else:
@@ -778,7 +609,7 @@ class TradingEngine:
                 rate = self.market.funding_rate(coin, hour)
                 if rate is None:
                     continue
-                oracle = self.market.oracle(coin) or self._mark(coin)
+                oracle = self.market.oracle(coin) or self.mark(coin)
                 if oracle is None:
                     continue
                 payment = pos.szi * oracle * rate
@@ -786,7 +617,7 @@ class TradingEngine:
                 pos.funding_all_time += payment
                 pos.funding_since_open += payment
                 pos.funding_since_change += payment
-                meta = self._coin_meta(coin)
+                meta = self.coin_meta(coin)
                 acct.funding.append({
                     "delta": {
                         "coin": coin,
@@ -833,15 +664,15 @@ class TradingEngine:
         for acct in self._accounts.values():
             if not any(p.szi for p in acct.positions.values()):
                 continue
-            summary = self._summary(acct)
+            summary = self.summary(acct)
             if summary.account_value >= summary.maintenance_margin:
                 continue
             self._cancel_all(acct, "liquidatedCanceled", now)
             for coin, pos in sorted(acct.positions.items()):
-                mark = self._mark(coin)
+                mark = self.mark(coin)
                 if pos.szi == 0 or mark is None:
                     continue
-                meta = self._coin_meta(coin)
+                meta = self.coin_meta(coin)
                 size = abs(pos.szi)
                 order = OrderRecord(self._next_oid, acct.address, coin, meta.asset_index, meta.sz_decimals,
                                     pos.szi < 0, mark, size, size, True, "Ioc", None, now, status_timestamp=now)
@@ -858,12 +689,12 @@ class TradingEngine:
         close at the last mark without a fee."""
         for acct in self._accounts.values():
             for order in acct.open_orders():
-                meta = self._coin_meta(order.coin)
+                meta = self.coin_meta(order.coin)
                 if meta is not None and meta.is_delisted:
                     self._close_order(acct, order, "delistedCanceled", now)
             for coin, pos in sorted(acct.positions.items()):
-                meta = self._coin_meta(coin)
-                mark = self._mark(coin)
+                meta = self.coin_meta(coin)
+                mark = self.mark(coin)
                 if pos.szi == 0 or meta is None or not meta.is_delisted or mark is None:
                     continue
                 size = abs(pos.szi)

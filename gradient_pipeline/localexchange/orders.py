@@ -77,6 +77,22 @@ class OrderWire:
     cloid: str | None
 
 
+def parse_address(value: object, what: str) -> str:
+    if not isinstance(value, str) or not value.startswith("0x") or len(value) != 42:
+        raise BadRequest(f"{what} is not a 0x-prefixed 20-byte address: {value!r}")
+    try:
+        int(value[2:], 16)
+    except ValueError as err:
+        raise BadRequest(f"{what} is not hex: {value!r}") from err
+    return value.lower()
+
+
+def parse_int(value: object, what: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise BadRequest(f"{what} must be an integer, got {value!r}")
+    return value
+
+
 def _require(cond: bool, what: str) -> None:
     if not cond:
         raise BadRequest(what)
