@@ -46,6 +46,9 @@ def add_commands(subparsers) -> None:
     )
     resume.add_argument("--yes", action="store_true", help="do not ask for confirmation (scripts)")
     resume.add_argument("--reason", default="resumed by operator", help="recorded with the resume")
+    resume.add_argument("--rebase-only", action="store_true",
+                        help="only re-base the high-water mark to the current account value (after a deposit or "
+                        "withdrawal); the halt state is not touched")
     _common(resume)
     resume.set_defaults(handler=_resume)
 
@@ -149,11 +152,19 @@ def _resume(args) -> int:
     print(render(report))
     if report.halt is None:
         raise RuntimeError(f"cannot read the halt state from {db_path} (locked?); try again when no run is writing")
+    if report.account_value is None:
+        raise RuntimeError("account value unknown (exchange unreachable and no ledger snapshot): not resuming")
+    if args.rebase_only:
+        if not _confirm(f"Re-base the drawdown high-water mark to ${report.account_value:,.2f}.", args.yes):
+            print("high-water mark NOT re-based (not confirmed)")
+            return 1
+        with connect(db_path, wait_s=30.0) as conn:
+            rebase_high_water_mark(conn, report.account_value, args.reason)
+        print(f"high-water mark re-based to ${report.account_value:,.2f}; halt state unchanged")
+        return 0
     if not report.halt.halted:
         print("trading is not halted; nothing to resume")
         return 0
-    if report.account_value is None:
-        raise RuntimeError("account value unknown (exchange unreachable and no ledger snapshot): not resuming")
     prompt = (f"RESUME trading on {cfg.network} ({cfg.mode}); the drawdown high-water mark is re-based to "
               f"${report.account_value:,.2f}.")
     if not _confirm(prompt, args.yes):
