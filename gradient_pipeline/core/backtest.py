@@ -2,13 +2,15 @@
 
 Timing: ``weights[t]`` is decided when bar t closes (the window end) and held over bar t+1. At each bar:
 
-1. the book ``weights[t-1]`` earns ``Σ w·(close_t/close_{t-1} − 1)`` (a missing close counts as an unchanged
-   price) and pays ``Σ w·funding_t``;
-2. positions drift with their prices; the book is then traded to ``weights[t]``: turnover
-   ``Σ|weights[t] − drifted|`` pays the taker fee and slippage (see `costs`) on ``turnover × equity × capital``.
+1. the positions bought at the previous close earn ``Σ pos·(close_t/close_{t-1} − 1)`` (a missing close counts
+   as an unchanged price), pay ``Σ pos·funding_t``, and drift with their prices;
+2. the book is traded to ``weights[t] × equity`` (equity marked at the close, before this bar's costs); the
+   traded notional pays the taker fee and slippage (see `costs`), both taken from equity.
 
-Equity compounds; between rebalance bars the book is still traded back to its target weights (what the live
-rebalance job does every window), so drift costs are counted.
+Equity compounds (the same accounting as vectorbt's ``from_orders`` with target-percent sizes, cash sharing and
+``update_value=False``, which `bench/bench_sweep.py` checks). Between rebalance bars the book is still traded
+back to its target weights (what the live rebalance job does every window), so drift costs are counted.
+Per-bar fields are fractions of the previous bar's equity; ``turnover`` is Σ|Δ position| / equity.
 """
 
 from __future__ import annotations
@@ -28,51 +30,52 @@ BAR_FIELDS = ("gross", "funding", "fees", "slippage", "net", "turnover", "equity
 
 @njit(cache=True)
 def _backtest_kernel(weights, close, funding, adv, fee, base_bps, coef, capital, use_funding, out):
+    """Positions are held in equity units (1 = starting capital); costs are paid from equity."""
     T, N = weights.shape
     eq = 1.0
+    pos = np.zeros(N)
     for t in range(T):
         g = 0.0
         fu = 0.0
-        if t > 0:
-            for i in range(N):
-                w = weights[t - 1, i]
-                if w != 0.0:
-                    c0 = close[t - 1, i]
-                    c1 = close[t, i]
-                    if c0 == c0 and c1 == c1 and c0 > 0.0:
-                        g += w * (c1 / c0 - 1.0)
-                    if use_funding:
-                        fu += w * funding[t, i]
-        growth = 1.0 + g - fu
-        eq_mid = eq * growth
+        for i in range(N):
+            p = pos[i]
+            if p != 0.0:
+                c0 = close[t - 1, i]
+                c1 = close[t, i]
+                r = c1 / c0 - 1.0 if (c0 == c0 and c1 == c1 and c0 > 0.0) else 0.0
+                g += p * r
+                if use_funding:
+                    fu += p * funding[t, i]
+                pos[i] = p * (1.0 + r)
+        eq_mid = eq + g - fu
         to = 0.0
         sl = 0.0
         ge = 0.0
         ne = 0.0
-        for i in range(N):
-            prev_val = 0.0
-            if t > 0:
-                w = weights[t - 1, i]
-                if w != 0.0:
-                    c0 = close[t - 1, i]
-                    c1 = close[t, i]
-                    r = c1 / c0 - 1.0 if (c0 == c0 and c1 == c1 and c0 > 0.0) else 0.0
-                    prev_val = w * (1.0 + r) / growth if growth > 0.0 else 0.0
-            d = abs(weights[t, i] - prev_val)
-            if d > 0.0:
-                to += d
-                usd = d * eq_mid * capital
-                sl += d * slippage_bps_scalar(usd, adv[t, i], base_bps, coef) / 1e4
-            ge += abs(weights[t, i])
-            ne += weights[t, i]
+        if eq_mid > 0.0:
+            for i in range(N):
+                w = weights[t, i]
+                tgt = w * eq_mid
+                d = abs(tgt - pos[i])
+                if d > 0.0:
+                    to += d
+                    sl += d * slippage_bps_scalar(d * capital, adv[t, i], base_bps, coef) / 1e4
+                pos[i] = tgt
+                ge += abs(w)
+                ne += w
+        else:  # wiped out: nothing left to trade
+            for i in range(N):
+                pos[i] = 0.0
+            eq_mid = 0.0
         fees = to * fee / 1e4
-        eq_new = eq_mid * (1.0 - fees - sl)
-        out[t, 0] = g
-        out[t, 1] = fu
-        out[t, 2] = fees * growth
-        out[t, 3] = sl * growth
-        out[t, 4] = eq_new / eq - 1.0
-        out[t, 5] = to
+        eq_new = eq_mid - fees - sl
+        base = eq if eq > 0.0 else 1.0
+        out[t, 0] = g / base
+        out[t, 1] = fu / base
+        out[t, 2] = fees / base
+        out[t, 3] = sl / base
+        out[t, 4] = eq_new / base - 1.0 if eq > 0.0 else 0.0
+        out[t, 5] = to / eq_mid if eq_mid > 0.0 else 0.0
         out[t, 6] = eq_new
         out[t, 7] = ge
         out[t, 8] = ne
