@@ -4,13 +4,13 @@ A blocking asset check fails the run but does not undo the write: `target_weight
 already in DuckDB. So before trading, the rebalance job asks the Dagster instance directly:
 1. the window is the latest complete 4h window by the **exchange** clock (stale targets are never traded);
 2. `target_weights` was materialised for that partition;
-3. every asset check defined on `target_weights` was evaluated in that materialisation's run and passed.
+3. every asset check on `target_weights` was evaluated in that materialisation's run and passed (a range run
+   evaluates its checks once for the whole range; that evaluation covers each window it wrote).
 """
 
 from __future__ import annotations
 
 import dagster as dg
-from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
 from gradient_pipeline.timegrid import latest_complete_bar_open, parse_partition_key, partition_key
 
@@ -25,8 +25,12 @@ def window_refusal(window_key: str, exchange_now) -> str | None:
     return None
 
 
-def checks_refusal(instance: dg.DagsterInstance, repository_def, window_key: str) -> str | None:
-    """None if `target_weights[window_key]` was materialised and all its checks passed in that run."""
+def checks_refusal(instance: dg.DagsterInstance, window_key: str, defined_checks=()) -> str | None:
+    """None if `target_weights[window_key]` was materialised and every check on it passed in that same run.
+
+    The checks that count are those planned in the materialising run (from its event log) plus `defined_checks`
+    (check names defined in code, when the caller knows them): a run that skipped a check does not qualify.
+    """
     parse_partition_key(window_key)  # a malformed key fails loudly here
     mats = instance.fetch_materializations(
         dg.AssetRecordsFilter(asset_key=TARGETS_KEY, asset_partitions=[window_key]), limit=1
@@ -34,16 +38,21 @@ def checks_refusal(instance: dg.DagsterInstance, repository_def, window_key: str
     if not mats:
         return f"target_weights has no materialisation for window {window_key}"
     run_id = mats[0].run_id
-    check_keys = sorted(
-        (k for k in repository_def.asset_graph.asset_check_keys if k.asset_key == TARGETS_KEY), key=lambda k: k.name
-    )
-    if not check_keys:
-        return "target_weights has no asset checks defined; refusing to trade unchecked targets"
-    for key in check_keys:
-        history = instance.event_log_storage.get_asset_check_execution_history(key, limit=50)
-        in_run = [r for r in history if r.run_id == run_id]
-        if not in_run:
-            return f"check {key.name} was not evaluated in the run that wrote window {window_key} ({run_id[:8]})"
-        if in_run[0].status != AssetCheckExecutionRecordStatus.SUCCEEDED:
-            return f"check {key.name} did not pass for window {window_key} (status {in_run[0].status.value})"
+    planned, results = set(defined_checks), {}
+    for rec in instance.all_logs(run_id, of_type={dg.DagsterEventType.ASSET_CHECK_EVALUATION_PLANNED,
+                                                  dg.DagsterEventType.ASSET_CHECK_EVALUATION}):
+        data = rec.dagster_event.event_specific_data
+        if data.asset_key != TARGETS_KEY:
+            continue
+        if rec.dagster_event.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION_PLANNED:
+            planned.add(data.check_name)
+        else:
+            results[data.check_name] = data.passed
+    if not planned:
+        return f"no asset check ran on target_weights in the run that wrote window {window_key} ({run_id[:8]})"
+    for name in sorted(planned):
+        if name not in results:
+            return f"check {name} was not evaluated in the run that wrote window {window_key} ({run_id[:8]})"
+        if not results[name]:
+            return f"check {name} did not pass for window {window_key} (run {run_id[:8]})"
     return None
