@@ -1,6 +1,6 @@
 """Bench (b): the whole shared freqtrade directory (186 perps, 2023-02 → 2025-07) backfilled in ONE Dagster run.
 
-    uv run python bench/bench_backfill.py [--path DIR] [--instance ephemeral|disk|both]
+    uv run python bench/bench_backfill.py [--path DIR] [--instance direct|ephemeral|disk|both]
 
 Runs `market_data_job` over every 4h window through `defs.market_data.backfill.run_backfill` (what
 `gradient-pipeline backfill` does) into a fresh DuckDB file under bench/out/, and prints rows written, rows/s and
@@ -66,16 +66,45 @@ def run(kind: str, path: Path) -> dict:
             "success": summary["success"], "counts": counts, "steps_s": steps, "checks": summary["checks"]}
 
 
+def run_direct(path: Path) -> None:
+    """The data path alone (load → prepare → validate → one window-range replace per table), no Dagster events."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import duckdb
+    import pandas as pd
+    from bench_update import fill_history
+
+    from gradient_pipeline.marketdata.sources import FreqtradeSource
+
+    work = OUT / "direct"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    end = FreqtradeSource(path).complete_window_end()
+    t0 = time.perf_counter()
+    fill_history(work / "bench.duckdb", path, pd.Timestamp("2023-01-01"), end, None)
+    wall = time.perf_counter() - t0
+    con = duckdb.connect(str(work / "bench.duckdb"), read_only=True)
+    counts = {t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in ("candles", "funding", "universe")}
+    con.close()
+    total = sum(counts.values())
+    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"[data path only, no Dagster] rows {counts}: total {total:,} in {wall:.1f} s → {total / wall:,.0f} rows/s; "
+          f"peak RSS {rss_mb:,.0f} MB")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--path", type=Path, default=SHARED)
-    parser.add_argument("--instance", choices=["ephemeral", "disk", "both"], default="ephemeral")
+    parser.add_argument("--instance", choices=["direct", "ephemeral", "disk", "both"], default="ephemeral",
+                        help="direct: the data path without Dagster; both: ephemeral then disk")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     os.environ["TZ"] = "UTC"
     import logging
 
     logging.getLogger("dagster").setLevel(logging.WARNING)
+    if args.instance == "direct":
+        run_direct(args.path)
+        return
     kinds = ["ephemeral", "disk"] if args.instance == "both" else [args.instance]
     for kind in kinds:
         r = run(kind, args.path)
