@@ -1,0 +1,82 @@
+"""Sensors never crash on a locked or missing DuckDB file, respect the configured interval, and the daily
+schedule fires only at its hour."""
+
+from __future__ import annotations
+
+import datetime as dt
+import multiprocessing as mp
+
+import dagster as dg
+import duckdb
+
+from gradient_pipeline.defs.monitoring.sensors import daily_summary_schedule, drawdown_sensor, equity_sensor
+from gradient_pipeline.defs.resources import GradientResource
+
+
+def _gradient(tmp_path, **cfg):
+    import json
+
+    p = tmp_path / "c.json"
+    p.write_text(json.dumps(cfg))
+    return GradientResource(config_path=str(p), duckdb_path=str(tmp_path / "g.duckdb"))
+
+
+def _hold(path, ready, go):
+    conn = duckdb.connect(path)
+    conn.execute("CREATE TABLE IF NOT EXISTS lock_holder (x INT)")
+    ready.set()
+    go.wait(60)
+    conn.close()
+
+
+def test_drawdown_sensor_skips_on_missing_file_and_on_a_held_lock(tmp_path):
+    g = _gradient(tmp_path)
+    with dg.instance_for_test() as instance:
+        ctx = dg.build_sensor_context(instance=instance, resources={"gradient": g})
+        skip = drawdown_sensor(ctx)
+        assert isinstance(skip, dg.SkipReason) and "no DuckDB file" in skip.skip_message
+        ctx_mp = mp.get_context("spawn")
+        ready, go = ctx_mp.Event(), ctx_mp.Event()
+        proc = ctx_mp.Process(target=_hold, args=(g.duckdb_path, ready, go))
+        proc.start()
+        try:
+            assert ready.wait(60)
+            skip = drawdown_sensor(dg.build_sensor_context(instance=instance, resources={"gradient": g}))
+            assert isinstance(skip, dg.SkipReason) and "locked" in skip.skip_message
+        finally:
+            go.set()
+            proc.join(30)
+        # lock released: an empty ledger is a skip too, not an error
+        skip = drawdown_sensor(dg.build_sensor_context(instance=instance, resources={"gradient": g}))
+        assert isinstance(skip, dg.SkipReason) and "no equity snapshot" in skip.skip_message
+
+
+def test_equity_sensor_interval_and_account(tmp_path, monkeypatch):
+    g = _gradient(tmp_path, risk={"equity_sensor_interval_s": 600})
+    monkeypatch.delenv("GRADIENT_ACCOUNT_ADDRESS", raising=False)
+    monkeypatch.delenv("GRADIENT_PRIVATE_KEY", raising=False)
+    with dg.instance_for_test() as instance:
+        skip = equity_sensor(dg.build_sensor_context(instance=instance, resources={"gradient": g}))
+        assert isinstance(skip, dg.SkipReason) and "no account configured" in skip.skip_message
+        monkeypatch.setenv("GRADIENT_ACCOUNT_ADDRESS", "0x" + "1" * 40)
+        first = equity_sensor(dg.build_sensor_context(instance=instance, resources={"gradient": g}))
+        assert isinstance(first, dg.SensorResult) and len(first.run_requests) == 1
+        again = equity_sensor(dg.build_sensor_context(instance=instance, resources={"gradient": g}, cursor=first.cursor))
+        assert isinstance(again, dg.SkipReason) and "next snapshot in" in again.skip_message
+        later = equity_sensor(dg.build_sensor_context(instance=instance, resources={"gradient": g},
+                                                      cursor=str(float(first.cursor) - 601)))
+        assert isinstance(later, dg.SensorResult)
+
+
+def test_daily_summary_schedule_fires_at_its_hour(tmp_path, monkeypatch):
+    g = _gradient(tmp_path, alerts={"daily_summary_hour_utc": 6})
+    monkeypatch.setenv("GRADIENT_ACCOUNT_ADDRESS", "0x" + "1" * 40)
+    with dg.instance_for_test() as instance:
+        def at(hour):
+            ctx = dg.build_schedule_context(instance=instance, resources={"gradient": g},
+                                            scheduled_execution_time=dt.datetime(2025, 5, 2, hour, 5, tzinfo=dt.UTC))
+            return daily_summary_schedule(ctx)
+
+        assert isinstance(at(5), dg.SkipReason)
+        req = at(6)
+        assert isinstance(req, dg.RunRequest) and req.run_key == "daily-2025-05-02"
