@@ -44,7 +44,7 @@ def _rebalance(args: argparse.Namespace) -> int:
     from gradient_pipeline.defs.execution.jobs import rebalance_run_config
     from gradient_pipeline.definitions import defs
 
-    job = defs.get_job_def("rebalance_job")
+    job = defs.resolve_job_def("rebalance_job")
     result = job.execute_in_process(
         instance=dg.DagsterInstance.get(),
         run_config=rebalance_run_config(args.window) if args.window else None,

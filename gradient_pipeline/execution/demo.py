@@ -22,6 +22,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from gradient_pipeline.timegrid import BAR, parse_partition_key, partition_key
+
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}  # runs still log fully to the instance
 DEFAULT_START = "2025-04-10 00:05"  # > 1024 bars after the extract's first candle, leaving weeks to trade
 WARMUP_START = "2024-10-01-00:00"
 
@@ -39,6 +42,7 @@ def run_demo(cycles: int = 6, start: str | None = None, workdir: str = ".demo", 
 
     if cycles < 1:
         raise ValueError("--cycles must be at least 1")
+    _quiet_dagster_warnings()
     home = ensure_dagster_home()
     work = Path(workdir).resolve()
     if work.exists():
@@ -75,30 +79,23 @@ def run_demo(cycles: int = 6, start: str | None = None, workdir: str = ".demo", 
         from gradient_pipeline.definitions import defs
 
         instance = dg.DagsterInstance.get()
-        window_job = defs.get_job_def("trading_window_job")
-        rebalance_job = defs.get_job_def("rebalance_job")
+        window_job = defs.resolve_job_def("trading_window_job")
+        rebalance_job = defs.resolve_job_def("rebalance_job")
         _say(f"local exchange {handle.base_url} replaying {FUTURES_DIR} from {t0}; paper account "
              f"{master.address} funded with ${capital:,.0f}")
 
         first = window_run_request(handle.now()).partition_key
-        last_warm = (pd.Timestamp(pd.to_datetime(first, format="%Y-%m-%d-%H:%M")) - pd.Timedelta(hours=4))
-        warm_end = last_warm.strftime("%Y-%m-%d-%H:%M")
+        warm_end = partition_key(parse_partition_key(first) - BAR)
         tic = time.monotonic()
-        _say(f"warm-up: market data and targets {WARMUP_START} … {warm_end} (one single-run backfill)")
-        warm = window_job.execute_in_process(
-            instance=instance, raise_on_error=False,
-            tags={"dagster/asset_partition_range_start": WARMUP_START,
-                  "dagster/asset_partition_range_end": warm_end, "gradient/demo": "warmup"},
-        )
-        if not warm.success:
-            raise RuntimeError(f"warm-up run {warm.run_id} failed; see it in the UI (DAGSTER_HOME={home})")
-        _say(f"warm-up done in {time.monotonic() - tic:.0f}s (run {warm.run_id[:8]})")
+        _say(f"warm-up: market data and targets {WARMUP_START} … {warm_end} (history the strategy needs)")
+        warm_up(WARMUP_START, warm_end)
+        _say(f"warm-up done in {time.monotonic() - tic:.0f}s")
 
         cycles_out = []
         for i in range(cycles):
             now = handle.now()
             req = window_run_request(now)
-            data = window_job.execute_in_process(instance=instance, partition_key=req.partition_key,
+            data = window_job.execute_in_process(instance=instance, partition_key=req.partition_key, run_config=QUIET,
                                                  tags={**req.tags, "gradient/demo": f"cycle-{i + 1}"},
                                                  raise_on_error=False)
             if not data.success:
@@ -106,7 +103,7 @@ def run_demo(cycles: int = 6, start: str | None = None, workdir: str = ".demo", 
                 cycles_out.append({"window": req.partition_key, "status": "data run failed"})
             else:
                 rreq = rebalance_run_request(req.partition_key, data.run_id)
-                reb = rebalance_job.execute_in_process(instance=instance, run_config=rreq.run_config,
+                reb = rebalance_job.execute_in_process(instance=instance, run_config={**rreq.run_config, **QUIET},
                                                        tags={**rreq.tags, "gradient/demo": f"cycle-{i + 1}"},
                                                        raise_on_error=False)
                 out = reb.output_for_node("rebalance") if reb.success else {"status": "run failed"}
@@ -119,6 +116,39 @@ def run_demo(cycles: int = 6, start: str | None = None, workdir: str = ".demo", 
         return summary
     finally:
         handle.stop()
+
+
+def warm_up(first_key: str, last_key: str) -> None:
+    """Seed the history with one single-run range materialisation of the real assets in an in-memory instance.
+
+    Why not the project's instance: a range run records ~7,000 per-partition events for the ~1,150 history
+    windows (minutes of sqlite writes on a small machine) for windows nobody trades. The data lands in the same
+    DuckDB file; the traded windows after this go through the project's instance and show in the UI.
+    """
+    import dagster as dg
+
+    from gradient_pipeline.definitions import defs
+
+    assets = [defs.get_assets_def(k) for k in ("candles", "funding", "universe", "returns", "momentum_scores",
+                                               "target_weights")]
+    result = dg.materialize(
+        assets, instance=dg.DagsterInstance.ephemeral(), resources=defs.resources, raise_on_error=False,
+        run_config=QUIET,
+        tags={"dagster/asset_partition_range_start": first_key, "dagster/asset_partition_range_end": last_key},
+    )
+    if not result.success:
+        failed = [e.message for e in result.all_events if e.is_step_failure]
+        raise RuntimeError(f"warm-up of {first_key} … {last_key} failed: {failed[:1]}")
+
+
+def _quiet_dagster_warnings() -> None:
+    """Dagster's beta/preview notices are for developers, not for the demo's reader."""
+    import warnings
+
+    from dagster._utils.warnings import BetaWarning, PreviewWarning, SupersessionWarning
+
+    for category in (BetaWarning, PreviewWarning, SupersessionWarning):
+        warnings.filterwarnings("ignore", category=category)
 
 
 def _summary(db_path: str, capital: float, home: Path) -> dict:
