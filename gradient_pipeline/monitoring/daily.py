@@ -42,8 +42,8 @@ def run_daily(cfg: GradientConfig, db_path: str, day: dt.date | None = None, tra
         )
         out.append(raise_alert(conn, alert, cfg))
 
-        bt = load_backtest_net(conn)
         hist = equity_history(conn)
+        bt = load_backtest_net(conn, since=hist["ts"].min() if len(hist) else None)
         comp = compare(live_bar_equity(hist), bt) if bt is not None and len(hist) else None
         if comp is not None and comp.z < -cfg.alerts.underperformance_sigma:
             out.append(raise_alert(conn, messages.underperformance(

@@ -2,7 +2,7 @@
 
 Live returns come from the ledger's mark-to-market `equity` snapshots, sampled at the end of each 4h bar.
 The expectation is the backtest's per-bar **net** return (`core.backtest` `bars["net"]`, fees, funding and
-slippage included) over exactly the same bars. Over n bars:
+slippage included; stored by research in `backtest_equity`) over exactly the same bars. Over n bars:
 
     live   = Π(1 + live_ret) − 1          expected = Π(1 + bt_net) − 1
     sd     = σ(bt_net over the whole backtest) · √n
@@ -80,30 +80,20 @@ def expectation_band(live_equity_by_bar: pd.Series, backtest_net: pd.Series, n_s
     return pd.DataFrame({"expected": expected, "lower": expected - half, "upper": expected + half}, index=idx)
 
 
-def load_backtest_net(conn: duckdb.DuckDBPyConnection) -> pd.Series | None:
-    """Per-bar net returns of the newest stored backtest, if the research domain wrote one.
+def load_backtest_net(conn: duckdb.DuckDBPyConnection, since=None) -> pd.Series | None:
+    """Per-bar net returns (`backtest_equity.net`, indexed by bar time) of the newest stored backtest
+    (`backtest_runs.created_at`) that reaches past `since` (the first live bar); None if there is none.
 
-    Looks for `backtest_bars(run_id, ts, net, …)` with `backtest_runs(run_id, created_at | …)`; None otherwise.
+    The research domain writes these tables (`gradient-pipeline backtest`, the `backtest` asset); run a backtest over
+    the live period to get the comparison and the band in `performance_report`.
     """
-    if not table_exists(conn, "backtest_bars"):
+    if not (table_exists(conn, "backtest_runs") and table_exists(conn, "backtest_equity")):
         return None
-    cols = {r[0] for r in conn.execute("DESCRIBE backtest_bars").fetchall()}
-    if not {"ts", "net"} <= cols:
+    where, params = ("WHERE end_ts >= ?", [pd.Timestamp(since).to_pydatetime()]) if since is not None else ("", [])
+    run = conn.execute(f"SELECT run_id FROM backtest_runs {where} ORDER BY created_at DESC LIMIT 1", params).fetchone()
+    if run is None:
         return None
-    if "run_id" in cols:
-        order = "ts"
-        if table_exists(conn, "backtest_runs"):
-            run_cols = {r[0] for r in conn.execute("DESCRIBE backtest_runs").fetchall()}
-            order = next((c for c in ("created_at", "finished_at", "end") if c in run_cols), None)
-        if order and order != "ts":
-            run = conn.execute(f"SELECT run_id FROM backtest_runs ORDER BY {order} DESC LIMIT 1").fetchone()
-        else:
-            run = conn.execute("SELECT run_id FROM backtest_bars ORDER BY ts DESC LIMIT 1").fetchone()
-        if run is None:
-            return None
-        df = conn.execute("SELECT ts, net FROM backtest_bars WHERE run_id = ? ORDER BY ts", [run[0]]).df()
-    else:
-        df = conn.execute("SELECT ts, net FROM backtest_bars ORDER BY ts").df()
+    df = conn.execute("SELECT ts, net FROM backtest_equity WHERE run_id = ? ORDER BY ts", [run[0]]).df()
     if df.empty:
         return None
     return pd.Series(df["net"].to_numpy(dtype=float), index=pd.DatetimeIndex(df["ts"]), name="net")

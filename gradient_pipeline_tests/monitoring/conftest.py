@@ -124,3 +124,17 @@ def paper_account(local_exchange_factory, tmp_path, monkeypatch) -> PaperAccount
         monkeypatch.setenv(k, v)
     monkeypatch.delenv("GRADIENT_DUCKDB_PATH", raising=False)
     return pa
+
+
+def store_backtest(conn, start: str, n: int, net) -> None:
+    """A stored backtest as research writes it (tables from research.store), per-bar net returns from `net(i)`."""
+    import pandas as pd
+
+    from gradient_pipeline.research import store
+
+    store.ensure(conn)
+    bars = pd.date_range(start, periods=n, freq="4h")
+    conn.execute("INSERT INTO backtest_runs (run_id, created_at, start_ts, end_ts, n_bars) VALUES ('bt', now(), ?, ?, ?)",
+                 [bars[0].to_pydatetime(), bars[-1].to_pydatetime(), n])
+    conn.executemany("INSERT INTO backtest_equity (run_id, ts, net) VALUES ('bt', ?, ?)",
+                     [[t.to_pydatetime(), float(net(i))] for i, t in enumerate(bars)])

@@ -15,7 +15,7 @@ from gradient_pipeline.execution import ledger
 from gradient_pipeline.monitoring import messages
 from gradient_pipeline.monitoring.alerts import Alert, clear_alert, raise_alert, scrub
 from gradient_pipeline.monitoring.review import review_snapshot
-from gradient_pipeline_tests.monitoring.conftest import BOOK, open_book
+from gradient_pipeline_tests.monitoring.conftest import BOOK, open_book, store_backtest
 
 
 @pytest.fixture
@@ -193,10 +193,7 @@ def test_daily_summary_and_underperformance(paper_account, alert_receiver):
             ex.price_shock(0.985, "SOL")
             ex.advance(4)
         # the backtest expected +0.5% a bar with 0.2% bar volatility over the same bars
-        bars = pd.date_range(pd.Timestamp(START_BAR), periods=200, freq="4h")
-        conn.execute("CREATE TABLE backtest_bars (run_id VARCHAR, ts TIMESTAMP, net DOUBLE)")
-        conn.executemany("INSERT INTO backtest_bars VALUES ('bt1', ?, ?)",
-                         [[t.to_pydatetime(), 0.005 + (0.002 if i % 2 else -0.002)] for i, t in enumerate(bars)])
+        store_backtest(conn, START_BAR, 200, lambda i: 0.005 + (0.002 if i % 2 else -0.002))
     deliveries = run_daily(cfg, db, dt.date(2025, 5, 1), trading=trading)
     assert [d.status for d in deliveries] == ["sent", "sent"]
     assert [d.key for d in deliveries] == ["daily_summary:2025-05-01", "underperformance"]

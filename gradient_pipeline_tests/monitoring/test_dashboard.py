@@ -6,12 +6,11 @@ import base64
 
 import dagster as dg
 import duckdb
-import pandas as pd
 
 from gradient_pipeline.defs.monitoring import defs as monitoring_defs
 from gradient_pipeline.defs.resources import GradientResource
 from gradient_pipeline.execution import ledger
-from gradient_pipeline_tests.monitoring.conftest import BOOK, open_book
+from gradient_pipeline_tests.monitoring.conftest import BOOK, open_book, store_backtest
 
 
 def _defs(gradient):
@@ -59,10 +58,7 @@ def test_dashboard_metadata_and_performance_report(paper_account):
 
         # a stored backtest for the same bars gives the live-vs-backtest band and z
         with duckdb.connect(str(paper_account.db_path)) as conn:
-            bars = pd.date_range("2025-04-25", periods=120, freq="4h")
-            conn.execute("CREATE TABLE backtest_bars (run_id VARCHAR, ts TIMESTAMP, net DOUBLE)")
-            conn.executemany("INSERT INTO backtest_bars VALUES ('bt', ?, ?)",
-                             [[t.to_pydatetime(), 0.001 * (1 if i % 3 else -1)] for i, t in enumerate(bars)])
+            store_backtest(conn, "2025-04-25", 120, lambda i: 0.001 * (1 if i % 3 else -1))
         r = defs.resolve_job_def("performance_report_job").execute_in_process(instance=instance)
         assert r.success
         rep = r.asset_materializations_for_node("performance_report")[0].metadata

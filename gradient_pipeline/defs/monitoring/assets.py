@@ -174,7 +174,7 @@ def performance_report(context: dg.AssetExecutionContext, gradient: GradientReso
     cfg = gradient.config
     with gradient.db(read_only=True) as conn:
         hist = equity_history(conn)
-        bt = load_backtest_net(conn)
+        bt = load_backtest_net(conn, since=hist["ts"].min() if len(hist) else None)
     band, comp = None, None
     if bt is not None and len(hist):
         bars = live_bar_equity(hist)
