@@ -3,8 +3,8 @@
 Fast because the expensive parts are shared: the signal recursion runs once for the union of spans (the
 per-span EWMAs are kept), each span subset's score and ranking is computed once, and each configuration then
 only runs the weights kernel on the precomputed ranking plus the backtest kernel (both numba, the same
-functions the backtest and the live assets use — a sweep row for the default configuration equals
-`run_backtest` of `run_strategy`).
+rules as the backtest and the live assets, in one fused sparse kernel (`_sweep_kernel`): every sweep row
+equals `run_backtest` of `run_strategy` for that configuration to ~1e-15, which the tests check).
 
 Selection and validation:
 * **In-sample / out-of-sample**: bars before ``split`` are in-sample; the weights path runs through both (the
@@ -24,11 +24,13 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import pandas as pd
 
-from gradient_pipeline.core.backtest import BAR_FIELDS, _backtest_kernel
-from gradient_pipeline.core.costs import CostParams
+from numba import njit
+
+from gradient_pipeline.core.backtest import BAR_FIELDS
+from gradient_pipeline.core.costs import CostParams, slippage_bps_scalar
 from gradient_pipeline.core.panel import Panel
 from gradient_pipeline.core.portfolio import (
-    BARS_PER_YEAR, PortfolioParams, eligibility, rank_order, rebalance_mask, weights_from_order,
+    BARS_PER_YEAR, MIN_WEIGHT, PortfolioParams, _fill_side, eligibility, rank_order, rebalance_mask,
 )
 from gradient_pipeline.core.signals import SignalParams, combine_ewm, compute_signals
 from gradient_pipeline.core.strategy import StrategyParams, r_lookback
@@ -79,6 +81,188 @@ def _max_dd(x: np.ndarray) -> float:
         return float("nan")
     eq = np.cumprod(1.0 + x)
     return float((eq / np.maximum.accumulate(np.maximum(eq, 1.0)) - 1.0).min())
+
+
+@njit(cache=True)
+def _sweep_kernel(
+    order, m_arr, sigma, eligible, r_hist, hist_off, is_reb,
+    conc, side_gross, cap, max_lev, equal_w, band, smoothing,
+    vol_target, target_vol, max_scale, vol_window, bars_per_year, min_weight,
+    close, funding, adv, fee, base_bps, coin_coef, capital, use_funding, out,
+):
+    """`portfolio._weights_kernel` followed by `backtest._backtest_kernel`, fused and sparse: each bar touches
+    only the coins held or selected (≈ 2k of N), and no [bar, coin] array is written. Same rules, same
+    arithmetic per coin; sums over coins run in another order, so results agree to ~1e-15, not bit for bit
+    (tests compare every configuration with the dense path)."""
+    T, N = sigma.shape
+    w_prev = np.zeros(N)
+    w = np.zeros(N)
+    tw = np.zeros(N)
+    pos = np.zeros(N)
+    held = np.empty(N, dtype=np.int64)
+    nh = 0
+    sel = np.empty(N, dtype=np.int64)
+    ns = 0
+    cand = np.empty(N, dtype=np.int64)
+    mark = np.full(N, -1, dtype=np.int64)
+    longs = np.empty(N, dtype=np.int64)
+    shorts = np.empty(N, dtype=np.int64)
+    rl = np.empty(N)
+    rs = np.empty(N)
+    eq = 1.0
+    for t in range(T):
+        m = m_arr[t]
+        nc = 0
+        for j in range(nh):
+            i = held[j]
+            cand[nc] = i
+            nc += 1
+            mark[i] = t
+            w[i] = w_prev[i]
+        if is_reb[t]:
+            for j in range(ns):
+                tw[sel[j]] = 0.0
+            ns = 0
+            k = 0
+            if m >= 2:
+                k = int(math.ceil(m * conc / 100.0 - 1e-9))
+                if k > m // 2:
+                    k = m // 2
+            if k >= 1:
+                for j in range(k):
+                    longs[j] = order[t, j]
+                    shorts[j] = order[t, m - 1 - j]
+                    rl[j] = 1.0 if equal_w else 1.0 / sigma[t, longs[j]]
+                    rs[j] = 1.0 if equal_w else 1.0 / sigma[t, shorts[j]]
+                _fill_side(longs[:k], rl[:k], side_gross, cap, tw, 1.0)
+                _fill_side(shorts[:k], rs[:k], side_gross, cap, tw, -1.0)
+                for j in range(k):
+                    sel[ns] = longs[j]
+                    sel[ns + 1] = shorts[j]
+                    ns += 2
+                for j in range(ns):
+                    i = sel[j]
+                    if mark[i] != t:
+                        mark[i] = t
+                        cand[nc] = i
+                        nc += 1
+                        w[i] = w_prev[i]
+            scale = 1.0
+            if vol_target and k >= 1:
+                acc = 0.0
+                for s in range(vol_window):
+                    row = hist_off + t - vol_window + 1 + s
+                    pr = 0.0
+                    if row >= 0:
+                        for j in range(ns):
+                            i = sel[j]
+                            x = r_hist[row, i]
+                            if x == x:
+                                pr += tw[i] * x
+                    acc += pr * pr
+                fvol = math.sqrt(acc / vol_window * bars_per_year)
+                scale = max_scale if fvol <= 0.0 else min(max_scale, target_vol / fvol)
+                big = 0.0
+                gross = 0.0
+                for j in range(ns):
+                    a = abs(tw[sel[j]])
+                    gross += a
+                    if a > big:
+                        big = a
+                if big > 0.0 and scale * big > cap:
+                    scale = cap / big
+                if gross > 0.0 and scale * gross > max_lev:
+                    scale = max_lev / gross
+                for j in range(ns):
+                    tw[sel[j]] *= scale
+            for j in range(nc):
+                i = cand[j]
+                x = smoothing * tw[i] + (1.0 - smoothing) * w_prev[i] if smoothing < 1.0 else tw[i]
+                if band > 0.0 and abs(x - w_prev[i]) < band:
+                    x = w_prev[i]
+                w[i] = x
+        gross = 0.0
+        for j in range(nc):
+            i = cand[j]
+            if not eligible[t, i] or (smoothing < 1.0 and abs(w[i]) < min_weight):
+                w[i] = 0.0
+            gross += abs(w[i])
+        if gross > max_lev:
+            f = max_lev / gross
+            for j in range(nc):
+                w[cand[j]] *= f
+        # --- accounting (backtest kernel) ---
+        g = 0.0
+        fu = 0.0
+        for j in range(nh):
+            i = held[j]
+            p = pos[i]
+            if p != 0.0:
+                c0 = close[t - 1, i]
+                c1 = close[t, i]
+                r = c1 / c0 - 1.0 if (c0 == c0 and c1 == c1 and c0 > 0.0) else 0.0
+                g += p * r
+                if use_funding:
+                    fu += p * funding[t, i]
+                pos[i] = p * (1.0 + r)
+        eq_mid = eq + g - fu
+        to = 0.0
+        sl = 0.0
+        ge = 0.0
+        ne = 0.0
+        if eq_mid > 0.0:
+            for j in range(nc):
+                i = cand[j]
+                tgt = w[i] * eq_mid
+                d = abs(tgt - pos[i])
+                if d > 0.0:
+                    to += d
+                    sl += d * slippage_bps_scalar(d * capital, adv[t, i], base_bps, coin_coef) / 1e4
+                pos[i] = tgt
+                ge += abs(w[i])
+                ne += w[i]
+        else:
+            for j in range(nc):
+                pos[cand[j]] = 0.0
+            eq_mid = 0.0
+        fees = to * fee / 1e4
+        eq_new = eq_mid - fees - sl
+        base = eq if eq > 0.0 else 1.0
+        out[t, 0] = g / base
+        out[t, 1] = fu / base
+        out[t, 2] = fees / base
+        out[t, 3] = sl / base
+        out[t, 4] = eq_new / base - 1.0 if eq > 0.0 else 0.0
+        out[t, 5] = to / eq_mid if eq_mid > 0.0 else 0.0
+        out[t, 6] = eq_new
+        out[t, 7] = ge
+        out[t, 8] = ne
+        eq = eq_new
+        nh = 0
+        for j in range(nc):
+            i = cand[j]
+            w_prev[i] = w[i]
+            if w[i] != 0.0:
+                held[nh] = i
+                nh += 1
+            w[i] = 0.0
+
+
+def simulate_config(times, order, m, sigma, eligible, r_hist, pp: PortfolioParams, close, funding, adv,
+                    costs: CostParams, capital_usd: float, rebalance=None, out=None) -> np.ndarray:
+    """Per-bar backtest fields (`backtest.BAR_FIELDS`) of one configuration on a precomputed ranking."""
+    T = order.shape[0]
+    out = np.zeros((T, len(BAR_FIELDS))) if out is None else out
+    if T:
+        _sweep_kernel(
+            order, m, sigma, eligible, r_hist, r_hist.shape[0] - T,
+            rebalance_mask(times, pp.rebalance_hours) if rebalance is None else rebalance,
+            pp.concentration_pct, pp.side_gross, pp.cap, pp.max_leverage, pp.weight_scheme == "equal", pp.band,
+            pp.smoothing, pp.vol_target, pp.target_vol, pp.max_scale, pp.vol_window, BARS_PER_YEAR, MIN_WEIGHT,
+            close, funding, adv, costs.taker_fee_bps, costs.slippage_base_bps, costs.slippage_impact_coef,
+            capital_usd, costs.funding, out,
+        )
+    return out
 
 
 @dataclass
@@ -166,10 +350,8 @@ def run_sweep(
                          band=float(c["band_pct"]) / 100, smoothing=float(c["smoothing"]))
             if pp.rebalance_hours not in reb_cache:
                 reb_cache[pp.rebalance_hours] = rebalance_mask(times, pp.rebalance_hours)
-            w, _ = weights_from_order(times, order, m, sigma, elig, pp, np.zeros(N), r_hist,
-                                      rebalance=reb_cache[pp.rebalance_hours])
-            _backtest_kernel(w, close, fund, adv, costs.taker_fee_bps, costs.slippage_base_bps,
-                             costs.slippage_impact_coef, capital_usd, costs.funding, out)
+            simulate_config(times, order, m, sigma, elig, r_hist, pp, close, fund, adv, costs, capital_usd,
+                            rebalance=reb_cache[pp.rebalance_hours], out=out)
             net = out[:, 4].copy()
             net_all[ci] = net
             row = {"config_id": ci, **c}
