@@ -117,3 +117,36 @@ def test_emergency_stop_script(paper_account, tmp_path):
     assert "account is FLAT" in out.stdout and "--- status after the emergency stop ---" in out.stdout
     assert "HALTED" in out.stdout and "script drill" in out.stdout
     assert trading.account_state().positions == {}
+
+
+def test_emergency_stop_without_flatten_cancels_and_halts_only(paper_account):
+    from gradient_pipeline_tests.monitoring.test_emergency import _resting_bid
+
+    trading = paper_account.trading()
+    open_book(trading, BOOK)
+    _resting_bid(trading)
+    out = run_cli(["emergency-stop", "--yes", "--reason", "pause"], {**paper_account.env(), "GRADIENT_ALERT_URLS": ""})
+    assert out.returncode == 0, out.stderr
+    assert "1 open order(s) cancelled" in out.stdout and "halt set" in out.stdout
+    assert trading.open_orders() == [] and set(trading.account_state().positions) == set(BOOK)
+    with duckdb.connect(str(paper_account.db_path), read_only=True) as conn:
+        assert is_halted(conn)
+
+
+def test_status_while_a_writer_holds_the_ledger(paper_account):
+    import multiprocessing as mp
+
+    from gradient_pipeline_tests.monitoring.test_sensors import _hold
+
+    ctx = mp.get_context("spawn")
+    ready, go = ctx.Event(), ctx.Event()
+    proc = ctx.Process(target=_hold, args=(str(paper_account.db_path), ready, go))
+    proc.start()
+    try:
+        assert ready.wait(60)
+        out = run_cli(["status"], paper_account.env())
+    finally:
+        go.set()
+        proc.join(30)
+    assert out.returncode == 0, out.stderr
+    assert "locked by a running process" in out.stdout and "account value:  $" in out.stdout
