@@ -15,15 +15,28 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
             "END defaults to, and is clipped at, the source's newest complete window."
         ),
     )
-    p.add_argument("--start", required=True, help="first window, UTC (e.g. 2025-01-01 or 2025-01-01T04:00)")
+    p.add_argument("--start", help="first window, UTC (e.g. 2025-01-01 or 2025-01-01T04:00); required unless --demo")
     p.add_argument("--end", default=None, help="exclusive end, UTC (default: newest complete window)")
     p.add_argument("--source", choices=["hyperliquid", "freqtrade"], default=None,
                    help="override the configuration's data.source")
     p.add_argument("--path", default=None, help="freqtrade data directory (…/futures) for --source freqtrade")
+    p.add_argument("--demo", action="store_true",
+                   help="the bundled demo extract: --source freqtrade --path <package>/demo_data/futures, "
+                        "--start at its first candle (2024-10-01) unless given")
     p.set_defaults(handler=_backfill)
 
 
 def _backfill(args: argparse.Namespace) -> int:
+    if args.demo:
+        from gradient_pipeline.demo_data import FUTURES_DIR, START
+
+        if args.path or args.source == "hyperliquid":
+            raise ValueError("--demo already chooses the source (freqtrade) and the directory")
+        args.source, args.path, args.start = "freqtrade", str(FUTURES_DIR), args.start or START
+    if not args.start:
+        raise ValueError("--start is required (or use --demo)")
+    if args.path and (args.source or "freqtrade") != "freqtrade":
+        raise ValueError("--path is only for --source freqtrade")
     from gradient_pipeline.dagster_home import ensure_dagster_home
 
     home = ensure_dagster_home()
@@ -37,8 +50,6 @@ def _backfill(args: argparse.Namespace) -> int:
     from gradient_pipeline.defs.market_data.backfill import plan_backfill, run_backfill, summarize
     from gradient_pipeline.definitions import defs
 
-    if args.path and (args.source or "freqtrade") != "freqtrade":
-        raise ValueError("--path is only for --source freqtrade")
     source = args.source or ("freqtrade" if args.path else None)
     cfg = load_config()
     plan = plan_backfill(cfg, args.start, args.end, source, args.path)
@@ -54,7 +65,6 @@ def _backfill(args: argparse.Namespace) -> int:
     for check, passed in summary["checks"].items():
         print(f"  check {check}: {'passed' if passed else 'FAILED'}")
     if not summary["success"]:
-        failure = result.get_run_failure_event() if hasattr(result, "get_run_failure_event") else None
         for ev in result.all_events:
             if ev.is_step_failure:
                 print(f"  step {ev.step_key} failed: {ev.step_failure_data.error.message.strip()}")

@@ -68,7 +68,7 @@ def _cli(args, tmp_path):
 
 
 def test_cli_backfill_runs_in_dagster_home(tmp_path):
-    proc = _cli(["--start", "2025-04-30T16:00", "--source", "freqtrade", "--path", str(FUTURES_DIR)], tmp_path)
+    proc = _cli(["--demo", "--start", "2025-04-30T16:00"], tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "2 windows from freqtrade" in proc.stdout and "success" in proc.stdout
     with dg.DagsterInstance.from_config(str(tmp_path / "home")) as instance:
