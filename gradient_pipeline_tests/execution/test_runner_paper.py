@@ -128,3 +128,52 @@ def test_dry_run_plans_and_records_but_sends_nothing(paper, monkeypatch):
     assert len(orders) == len(TARGETS) and set(orders["status"]) == {"dry_run"}
     assert trading_client(cfg).user_fills() == []
 
+
+
+def test_passive_first_posts_alo_at_the_touch_then_takes_the_residual(paper):
+    cfg = paper.config(execution={"style": "passive_first", "passive_timeout_s": 0.5})
+    result = run(cfg)
+    assert result.status == "complete", result.reason
+    orders = ledger(cfg, "SELECT * FROM orders ORDER BY attempt, coin")
+    passive = orders[orders["attempt"] == 0]
+    assert (passive["tif"] == "Alo").all() and len(passive) == len(TARGETS)
+    client = trading_client(cfg)
+    for o in passive.itertuples():  # at our own side's touch: never crossing, never beyond the mid
+        assert (o.limit_px <= o.mid_px) if o.side == "buy" else (o.limit_px >= o.mid_px)
+    # The replay clock stands still, so nothing trades into the resting orders: all cancelled after the timeout,
+    # then the residual goes out as IOC and fills as taker.
+    assert set(passive["status"]) == {"canceled"}
+    assert client.open_orders() == []
+    taker = orders[orders["attempt"] == 1]
+    assert (taker["tif"] == "Ioc").all() and set(taker["status"]) == {"filled"}
+    fills = ledger(cfg, "SELECT liquidity FROM fills")
+    assert set(fills["liquidity"]) == {"taker"}
+    assert_at_target(cfg)
+
+
+def test_passive_orders_filled_by_the_market_are_recorded_as_maker(paper):
+    """While the Alo orders rest, the replay clock moves an hour: the market trades into some of them (maker);
+    the rest are cancelled at the timeout and taken with IOC (taker). Each fill records which it was."""
+    import threading
+    import time
+
+    cfg = paper.config(execution={"style": "passive_first", "passive_timeout_s": 3.0})
+    box = {}
+    worker = threading.Thread(target=lambda: box.update(result=run(cfg)))
+    worker.start()
+    observer = trading_client(cfg)
+    deadline = time.monotonic() + 30
+    while len(observer.open_orders()) < len(TARGETS):
+        assert time.monotonic() < deadline and worker.is_alive()
+        time.sleep(0.05)
+    paper.handle.advance(1)
+    worker.join(60)
+    result = box["result"]
+    assert result.status == "complete", result.reason
+    fills = ledger(cfg, "SELECT f.liquidity, o.tif FROM fills f JOIN orders o USING (cloid)")
+    assert len(fills) and set(fills["liquidity"]) <= {"maker", "taker"}
+    assert (fills["liquidity"] == "maker").any()
+    assert (fills[fills["liquidity"] == "maker"]["tif"] == "Alo").all()
+    assert (fills[fills["liquidity"] == "taker"]["tif"] == "Ioc").all()
+    assert set(exchange_orders_per_coin(cfg).values()) <= {1, 2}  # at most the Alo and its IOC residual
+    assert_at_target(cfg)

@@ -1,0 +1,67 @@
+"""Money safety: mainnet is unreachable without the flag; the ledger's fill ingestion is idempotent."""
+
+import eth_account
+import pandas as pd
+import pytest
+
+from gradient_pipeline.config import MAINNET_API_URL, ConfigError, parse_config
+from gradient_pipeline.exchange.client import HyperliquidClient
+from gradient_pipeline.exchange.trading import TradingClient, TradingConfigError
+from gradient_pipeline.execution import ledger
+from gradient_pipeline.execution.session import trading_client
+from gradient_pipeline.storage.db import connect
+
+
+def test_mainnet_needs_mode_and_flag():
+    with pytest.raises(ConfigError, match="allow_mainnet"):
+        parse_config({"mode": "mainnet"})
+    with pytest.raises(ConfigError, match="points at mainnet"):
+        parse_config({"mode": "paper", "exchange_base_url": MAINNET_API_URL})
+    with pytest.raises(ConfigError, match="points at mainnet"):
+        parse_config({"mode": "testnet", "exchange_base_url": MAINNET_API_URL})
+
+
+def test_trading_client_refuses_to_sign_for_mainnet_before_any_request(monkeypatch):
+    wallet = eth_account.Account.create()
+    # No network here: the refusal must come before the first request (meta), or this would hang or fail differently.
+    client = HyperliquidClient(MAINNET_API_URL, parse_config({}).rate_limit, 0.01)
+    with pytest.raises(TradingConfigError, match="refusing to sign for mainnet"):
+        TradingClient(client, wallet, wallet.address, allow_mainnet=False)
+    # dry_run pointed at mainnet sends nothing, so it never loads a key
+    monkeypatch.setenv("GRADIENT_PRIVATE_KEY", wallet.key.hex())
+    cfg = parse_config({"mode": "dry_run", "dry_run_network": "mainnet"})
+    assert not cfg.sends_orders and cfg.base_url == MAINNET_API_URL
+
+
+def test_key_errors_do_not_echo_the_key(monkeypatch):
+    bad = "0x" + "zz" * 32
+    monkeypatch.setenv("GRADIENT_PRIVATE_KEY", bad)
+    cfg = parse_config({"mode": "paper", "exchange_base_url": "http://127.0.0.1:9"})
+    with pytest.raises(TradingConfigError) as err:
+        trading_client(cfg)
+    assert "zz" not in str(err.value) and "GRADIENT_PRIVATE_KEY" in str(err.value)
+    monkeypatch.delenv("GRADIENT_PRIVATE_KEY")
+    with pytest.raises(TradingConfigError, match="GRADIENT_PRIVATE_KEY is not set"):
+        trading_client(cfg)
+
+
+def test_fill_ingestion_is_idempotent(tmp_path):
+    fill = {"coin": "BTC", "px": "84310.0", "sz": "0.01", "side": "B", "time": 1740787500000, "fee": "0.38",
+            "feeToken": "USDC", "tid": 77, "oid": 5, "crossed": False, "closedPnl": "0.0", "dir": "Open Long",
+            "hash": "0xabc"}
+    with connect(tmp_path / "l.duckdb") as conn:
+        ledger.ensure(conn)
+        ledger.record_orders(conn, [{"cloid": "0x" + "1" * 32, "rebalance_id": "r1", "coin": "BTC", "leg": "open",
+                                     "attempt": 0, "side": "buy", "sz": 0.01, "status": "sending"}])
+        ledger.update_order(conn, "0x" + "1" * 32, "filled", oid=5)
+        assert ledger.ingest_fills(conn, [fill]) == 1
+        first = conn.execute("SELECT * FROM fills").df()
+        assert ledger.ingest_fills(conn, [fill, dict(fill)]) == 0
+        again = conn.execute("SELECT * FROM fills").df()
+        pd.testing.assert_frame_equal(first, again)
+        row = again.iloc[0]
+        assert row["rebalance_id"] == "r1" and row["liquidity"] == "maker" and row["notional_usd"] == pytest.approx(843.1)
+        # re-recording an order (a resumed run's write-ahead) never overwrites what is known
+        ledger.record_orders(conn, [{"cloid": "0x" + "1" * 32, "rebalance_id": "r1", "coin": "BTC", "leg": "open",
+                                     "attempt": 0, "side": "buy", "sz": 0.01, "status": "sending"}])
+        assert conn.execute("SELECT status FROM orders").fetchall() == [("filled",)]
