@@ -46,16 +46,19 @@ def main() -> None:
     base = StrategyParams(SignalParams(), PortfolioParams())
     split = panel.times[int(T * 0.6)]
     run_sweep(panel.slice_bars(0, 200), base, GRID, FEE_ONLY, split)  # warm numba caches
-    reps = []
-    for _ in range(3):
-        t0 = time.perf_counter()
-        res = run_sweep(panel, base, GRID, FEE_ONLY, split)
-        reps.append(time.perf_counter() - t0)
-    t_core = statistics.median(reps)
     n = GRID.size
     print(f"panel {T} bars × {N} coins; grid {n} configs (concentration × interval × weighting), fee 4.5 bp only")
-    print(f"core sweep: {t_core:.2f} s for {n} configs incl. the signal pass = {t_core / n * 1e3:.2f} ms/config, "
-          f"{n / t_core:.0f} configs/s")
+    t_by = {}
+    for workers in (1, 2):
+        reps = []
+        for _ in range(3):
+            t0 = time.perf_counter()
+            res = run_sweep(panel, base, GRID, FEE_ONLY, split, workers=workers)
+            reps.append(time.perf_counter() - t0)
+        t_by[workers] = statistics.median(reps)
+        print(f"core sweep, {workers} thread(s): {t_by[workers]:.2f} s for {n} configs incl. the signal pass = "
+              f"{t_by[workers] / n * 1e3:.2f} ms/config, {n / t_by[workers]:.0f} configs/s")
+    t_core = t_by[1]
 
     # weights of each configuration (identical to what the sweep simulated)
     sig = compute_signals(panel.close, panel.notional, panel.coins, base.signal)
@@ -86,14 +89,16 @@ def main() -> None:
     t_vbt = statistics.median(vbt_times)
     print(f"vectorbt {vbt.__version__} from_orders: {t_vbt * 1e3:.1f} ms/config (median of {len(vbt_times)}), "
           f"{1 / t_vbt:.1f} configs/s")
-    print(f"speed-up core sweep vs vectorbt, per configuration: {t_vbt / (t_core / n):.0f}×")
+    print(f"speed-up core sweep vs vectorbt, per configuration: {t_vbt / (t_core / n):.0f}× (1 thread), "
+          f"{t_vbt / (t_by[2] / n):.0f}× (2 threads)")
     print(f"max relative equity difference core vs vectorbt vs sweep over {len(configs)} configs: {max_diff:.2e}")
 
     full = SweepGrid()
     t0 = time.perf_counter()
-    big = run_sweep(panel, base, full, CostParams(), split)
+    big = run_sweep(panel, base, full, CostParams(), split, workers=2)
     t_full = time.perf_counter() - t0
-    print(f"core, full grid with all costs: {full.size} configs in {t_full:.1f} s = {full.size / t_full:.0f} configs/s")
+    print(f"core, full grid with all costs, 2 threads: {full.size} configs in {t_full:.1f} s = "
+          f"{full.size / t_full:.0f} configs/s")
     print(big.statement())
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -83,7 +84,7 @@ def _max_dd(x: np.ndarray) -> float:
     return float((eq / np.maximum.accumulate(np.maximum(eq, 1.0)) - 1.0).min())
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _sweep_kernel(
     order, m_arr, sigma, eligible, r_hist, hist_off, is_reb,
     conc, side_gross, cap, max_lev, equal_w, band, smoothing,
@@ -113,12 +114,23 @@ def _sweep_kernel(
     for t in range(T):
         m = m_arr[t]
         nc = 0
-        for j in range(nh):
+        g = 0.0
+        fu = 0.0
+        for j in range(nh):  # held coins: candidates, and mark-to-market of their positions
             i = held[j]
             cand[nc] = i
             nc += 1
             mark[i] = t
             w[i] = w_prev[i]
+            p = pos[i]
+            if p != 0.0:
+                c0 = close[t - 1, i]
+                c1 = close[t, i]
+                r = c1 / c0 - 1.0 if (c0 == c0 and c1 == c1 and c0 > 0.0) else 0.0
+                g += p * r
+                if use_funding:
+                    fu += p * funding[t, i]
+                pos[i] = p * (1.0 + r)
         if is_reb[t]:
             for j in range(ns):
                 tw[sel[j]] = 0.0
@@ -191,40 +203,31 @@ def _sweep_kernel(
             f = max_lev / gross
             for j in range(nc):
                 w[cand[j]] *= f
-        # --- accounting (backtest kernel) ---
-        g = 0.0
-        fu = 0.0
-        for j in range(nh):
-            i = held[j]
-            p = pos[i]
-            if p != 0.0:
-                c0 = close[t - 1, i]
-                c1 = close[t, i]
-                r = c1 / c0 - 1.0 if (c0 == c0 and c1 == c1 and c0 > 0.0) else 0.0
-                g += p * r
-                if use_funding:
-                    fu += p * funding[t, i]
-                pos[i] = p * (1.0 + r)
+        # --- accounting (backtest kernel): trade to the new weights, then they become the held book ---
         eq_mid = eq + g - fu
+        if eq_mid <= 0.0:
+            eq_mid = 0.0
         to = 0.0
         sl = 0.0
         ge = 0.0
         ne = 0.0
-        if eq_mid > 0.0:
-            for j in range(nc):
-                i = cand[j]
-                tgt = w[i] * eq_mid
-                d = abs(tgt - pos[i])
-                if d > 0.0:
-                    to += d
-                    sl += d * slippage_bps_scalar(d * capital, adv[t, i], base_bps, coin_coef) / 1e4
-                pos[i] = tgt
-                ge += abs(w[i])
-                ne += w[i]
-        else:
-            for j in range(nc):
-                pos[cand[j]] = 0.0
-            eq_mid = 0.0
+        nh = 0
+        for j in range(nc):
+            i = cand[j]
+            x = w[i] if eq_mid > 0.0 else 0.0
+            tgt = x * eq_mid
+            d = abs(tgt - pos[i])
+            if d > 0.0:
+                to += d
+                sl += d * slippage_bps_scalar(d * capital, adv[t, i], base_bps, coin_coef) / 1e4
+            pos[i] = tgt
+            ge += abs(x)
+            ne += x
+            w_prev[i] = x
+            if x != 0.0:
+                held[nh] = i
+                nh += 1
+            w[i] = 0.0
         fees = to * fee / 1e4
         eq_new = eq_mid - fees - sl
         base = eq if eq > 0.0 else 1.0
@@ -238,14 +241,6 @@ def _sweep_kernel(
         out[t, 7] = ge
         out[t, 8] = ne
         eq = eq_new
-        nh = 0
-        for j in range(nc):
-            i = cand[j]
-            w_prev[i] = w[i]
-            if w[i] != 0.0:
-                held[nh] = i
-                nh += 1
-            w[i] = 0.0
 
 
 def simulate_config(times, order, m, sigma, eligible, r_hist, pp: PortfolioParams, close, funding, adv,
@@ -316,7 +311,7 @@ def run_sweep(
     start=None,
     capital_usd: float = 5000.0,
     folds: int = 4,
-    keep_weights_for: int | None = None,
+    workers: int = 1,
 ) -> SweepResult:
     """Run every configuration of ``grid`` (other parameters from ``base``) over ``[start, end of panel]``."""
     spans_union = tuple(sorted(set(itertools.chain.from_iterable(grid.span_sets.values()))))
@@ -331,41 +326,43 @@ def run_sweep(
     delisted = panel.delisted[s0:]
     r_hist = r_lookback(sig.r, s0, base.portfolio.vol_window)
     configs = grid.configs()
-    rows = []
+    rows: list[dict] = [None] * len(configs)
     net_all = np.zeros((len(configs), T))
-    out = np.zeros((T, len(BAR_FIELDS)))
-    reb_cache: dict[int, np.ndarray] = {}
+    reb_cache = {h: rebalance_mask(times, h) for h in grid.rebalance_hours}
     by_set: dict[str, list[int]] = {}
     for ci, c in enumerate(configs):
         by_set.setdefault(c["span_set"], []).append(ci)
-    for set_name, cids in by_set.items():
-        idx = [spans_union.index(s) for s in grid.span_sets[set_name]]
-        score = combine_ewm(sig.ewm[s0:], idx, sp.combination)
-        elig = eligibility(close, delisted, score, sigma, adv, base.portfolio)
-        order, m = rank_order(score, elig)
-        for ci in cids:
-            c = configs[ci]
-            pp = replace(base.portfolio, concentration_pct=float(c["concentration_pct"]),
-                         rebalance_hours=int(c["rebalance_hours"]), weight_scheme=c["weight_scheme"],
-                         band=float(c["band_pct"]) / 100, smoothing=float(c["smoothing"]))
-            if pp.rebalance_hours not in reb_cache:
-                reb_cache[pp.rebalance_hours] = rebalance_mask(times, pp.rebalance_hours)
-            simulate_config(times, order, m, sigma, elig, r_hist, pp, close, fund, adv, costs, capital_usd,
-                            rebalance=reb_cache[pp.rebalance_hours], out=out)
-            net = out[:, 4].copy()
-            net_all[ci] = net
-            row = {"config_id": ci, **c}
-            for tag, sl in (("is", slice(1, k_split)), ("oos", slice(max(k_split, 1), T))):
-                n, g = net[sl], out[sl, 0]
-                sh, ann, vol = _stats(n)
-                row.update({
-                    f"{tag}_sharpe": sh, f"{tag}_annual_return": ann, f"{tag}_annual_vol": vol,
-                    f"{tag}_sharpe_gross": _stats(g)[0], f"{tag}_max_drawdown": _max_dd(n),
-                    f"{tag}_turnover": float(out[sl, 5].mean()) if len(n) else float("nan"),
-                    f"{tag}_fees": float(out[sl, 2].sum()), f"{tag}_funding": float(out[sl, 1].sum()),
-                    f"{tag}_slippage": float(out[sl, 3].sum()),
-                })
-            rows.append(row)
+
+    def one(ci, order, m, elig):
+        c = configs[ci]
+        pp = replace(base.portfolio, concentration_pct=float(c["concentration_pct"]),
+                     rebalance_hours=int(c["rebalance_hours"]), weight_scheme=c["weight_scheme"],
+                     band=float(c["band_pct"]) / 100, smoothing=float(c["smoothing"]))
+        out = simulate_config(times, order, m, sigma, elig, r_hist, pp, close, fund, adv, costs, capital_usd,
+                              rebalance=reb_cache[pp.rebalance_hours])
+        net = out[:, 4]
+        net_all[ci] = net
+        row = {"config_id": ci, **c}
+        for tag, sl in (("is", slice(1, k_split)), ("oos", slice(max(k_split, 1), T))):
+            n, g = net[sl], out[sl, 0]
+            sh, ann, vol = _stats(n)
+            row.update({
+                f"{tag}_sharpe": sh, f"{tag}_annual_return": ann, f"{tag}_annual_vol": vol,
+                f"{tag}_sharpe_gross": _stats(g)[0], f"{tag}_max_drawdown": _max_dd(n),
+                f"{tag}_turnover": float(out[sl, 5].mean()) if len(n) else float("nan"),
+                f"{tag}_fees": float(out[sl, 2].sum()), f"{tag}_funding": float(out[sl, 1].sum()),
+                f"{tag}_slippage": float(out[sl, 3].sum()),
+            })
+        rows[ci] = row
+
+    # the kernel releases the GIL: configurations run on `workers` threads
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        for set_name, cids in by_set.items():
+            idx = [spans_union.index(s) for s in grid.span_sets[set_name]]
+            score = combine_ewm(sig.ewm[s0:], idx, sp.combination)
+            elig = np.ascontiguousarray(eligibility(close, delisted, score, sigma, adv, base.portfolio))
+            order, m = rank_order(score, elig)
+            list(pool.map(lambda ci: one(ci, order, m, elig), cids))
     table = pd.DataFrame(rows).sort_values("config_id").reset_index(drop=True)
     wf, wf_net = _walk_forward(net_all, times, k_split, folds)
     return SweepResult(table, net_all, times, split, wf, wf_net)

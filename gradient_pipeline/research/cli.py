@@ -31,6 +31,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     s.add_argument("--split", required=True, help="in-sample / out-of-sample split, UTC")
     s.add_argument("--folds", type=int, default=4, help="walk-forward folds over the out-of-sample period")
     s.add_argument("--grid", choices=["full", "small"], default="full", help="full: 768 configurations; small: 16")
+    s.add_argument("--workers", type=int, default=2, help="threads running configurations (numba releases the GIL)")
     _common(s)
     s.set_defaults(handler=_sweep)
 
@@ -89,7 +90,7 @@ def _sweep(args) -> int:
 
     cfg = load_config(args.config)
     panel = _load(args, cfg)
-    run = runner.sweep(panel, cfg, runner.GRIDS[args.grid], args.split, args.start, args.end, args.folds)
+    run = runner.sweep(panel, cfg, runner.GRIDS[args.grid], args.split, args.start, args.end, args.folds, args.workers)
     out = Path(args.out) / f"sweep-{run.sweep_id}"
     out.mkdir(parents=True, exist_ok=True)
     run.result.table.to_csv(out / "results.csv", index=False)

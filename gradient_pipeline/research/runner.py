@@ -77,12 +77,12 @@ class SweepRun:
     heatmaps: dict[str, bytes]
 
 
-def sweep(panel: Panel, cfg, grid: SweepGrid, split, start=None, end=None, folds: int = 4) -> SweepRun:
+def sweep(panel: Panel, cfg, grid: SweepGrid, split, start=None, end=None, folds: int = 4, workers: int = 2) -> SweepRun:
     if end is not None:
         panel = panel.truncate(utc_naive(end) - BAR)
     t0 = time.perf_counter()
     res = run_sweep(panel, StrategyParams.from_config(cfg), grid, CostParams.from_config(cfg), split, start=start,
-                    capital_usd=cfg.capital_usd, folds=folds)
+                    capital_usd=cfg.capital_usd, folds=folds, workers=workers)
     secs = time.perf_counter() - t0
     maps = {
         "is_sharpe": charts.heatmap_png(res.table, "is_sharpe", "concentration_pct", "rebalance_hours",
