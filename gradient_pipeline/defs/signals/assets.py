@@ -109,7 +109,7 @@ def momentum_scores(context: dg.AssetExecutionContext, gradient: GradientResourc
 
 
 @dg.asset(
-    deps=["momentum_scores", "universe"],
+    deps=["momentum_scores", "returns", "universe"],
     metadata={"partition_expr": "ts", "table": "target_weights"},
     **_COMMON,
 )
