@@ -191,6 +191,26 @@ def unresolved_orders(conn, rebalance_id: str) -> pd.DataFrame:
     ).df()
 
 
+def interrupted(conn, mode: str, account: str, except_id: str) -> pd.DataFrame:
+    """Orders of *other* unfinished rebalances of this mode and account (e.g. a crashed run whose window passed):
+    they must be resolved, and resting ones cancelled, before a new rebalance trades."""
+    return conn.execute(
+        "SELECT o.* FROM orders o JOIN rebalances r USING (rebalance_id) WHERE r.mode = ? AND lower(r.account) = ? "
+        "AND o.rebalance_id <> ? AND o.status IN ('sending', 'ambiguous', 'resting')",
+        [mode, account.lower(), except_id],
+    ).df()
+
+
+def supersede(conn, mode: str, account: str, by_id: str) -> list[str]:
+    """Close older rebalances left `running` by a dead process: status failed, reason names the successor."""
+    ids = [r[0] for r in conn.execute(
+        "SELECT rebalance_id FROM rebalances WHERE mode = ? AND lower(account) = ? AND status = 'running' "
+        "AND rebalance_id <> ?", [mode, account.lower(), by_id]).fetchall()]
+    for rid in ids:
+        finish_rebalance(conn, rid, "failed", f"interrupted; superseded by {by_id} (its orders were resolved by client id)")
+    return ids
+
+
 def max_attempt(conn, rebalance_id: str) -> int:
     v = conn.execute("SELECT max(attempt) FROM orders WHERE rebalance_id = ? AND status <> 'dry_run'",
                      [rebalance_id]).fetchall()[0][0]

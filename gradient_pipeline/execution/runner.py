@@ -194,6 +194,18 @@ class Rebalancer:
             self._say(f"resolved {row.coin} {row.cloid} (was {row.status}) -> {status}")
         return len(pending)
 
+    def _resolve_interrupted(self, rid: str) -> None:
+        """Orders left unresolved by an older rebalance (a crashed run whose window has passed)."""
+        account = self.client.account_address
+        with self._db() as conn:
+            stale = ledger.interrupted(conn, self.mode, account, rid)
+        for row in stale.itertuples():
+            status = self._resolve(row.cloid, row.coin)
+            self._say(f"resolved {row.coin} {row.cloid} of interrupted {row.rebalance_id} -> {status}")
+        with self._db() as conn:
+            for old in ledger.supersede(conn, self.mode, account, rid):
+                self._say(f"{old} was left running by a dead process; closed as failed (superseded by {rid})")
+
     # ------------------------------------------------------------------ the run
     def run(self, window_ts, targets: dict[str, float], adv_usd: dict[str, float] | None = None) -> RebalanceResult:
         window_ts = utc_naive(window_ts)
@@ -250,6 +262,8 @@ class Rebalancer:
             n = self._resolve_unresolved(rid)
             if n:
                 self._say(f"resumed {rid}: {n} order(s) of an interrupted run resolved by client id")
+        if self.mode != "dry_run":
+            self._resolve_interrupted(rid)
         self._ingest_fills()
         state = self.client.account_state()
         now = self.client.server_time()

@@ -89,3 +89,26 @@ def test_kill_between_orders_then_resume(paper, tmp_path, where):
     assert (first["status"] == "not_placed").sum() == len(TARGETS) - 1
     assert set(after[after["attempt"] == 1]["status"]) == {"filled"}
     assert len(after[after["attempt"] == 1]) == len(TARGETS) - 1
+
+
+def test_a_new_window_first_resolves_what_a_crashed_older_rebalance_left(paper):
+    """A rebalance left with an order of unknown fate and never resumed: the next window's rebalance looks that
+    order up by client id first (it had executed), closes the old row as failed, and trades from real positions."""
+    cfg = paper.config(execution={"batch_size": 1})
+    paper.handle.inject_fault("lost_response", count=1, action_type="order")
+    paper.handle.inject_fault("500", count=50, info_type="orderStatus")
+    first = run(cfg)  # ends failed: the first order's fate could not be learned (the other coins' orders went out)
+    assert first.status == "failed" and "1 order(s) with unknown fate" in first.reason
+    assert ledger(cfg, "SELECT count(*) AS n FROM orders WHERE status = 'ambiguous'")["n"][0] == 1
+    paper.handle.clear_faults()
+    paper.handle.advance(4)
+    nxt = run(cfg, window="2025-03-01 00:00")
+    assert nxt.status == "complete", nxt.reason
+    reb = ledger(cfg, "SELECT rebalance_id, status, reason FROM rebalances ORDER BY window_ts")
+    assert list(reb["status"]) == ["failed", "complete"]
+    old = ledger(cfg, "SELECT status FROM orders WHERE rebalance_id = ?", [first.rebalance_id])["status"]
+    assert list(old) == ["filled"] * len(TARGETS)  # the ambiguous one was found filled, never re-sent
+    per = ledger(cfg, "SELECT rebalance_id, coin, count(DISTINCT oid) AS n FROM fills GROUP BY ALL")
+    assert set(per["n"]) == {1}  # one exchange order per coin per rebalance: nothing doubled
+    assert ledger(cfg, "SELECT count(*) AS n FROM orders WHERE status IN ('sending', 'ambiguous')")["n"][0] == 0
+    assert_at_target(cfg)
