@@ -30,7 +30,8 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     )
     d.add_argument("--cycles", type=int, default=6, help="consecutive 4h cycles to trade (default 6)")
     d.add_argument("--start", default=None, help="exchange time of the first cycle (default: demo default)")
-    d.add_argument("--workdir", default=".demo", help="where the demo's DuckDB file and config go (default .demo)")
+    d.add_argument("--workdir", default="data/demo",
+                   help="where the demo's DuckDB file and config go; replaced on each run (default data/demo)")
     d.add_argument("--capital", type=float, default=10_000.0, help="paper account funding, USDC")
     d.set_defaults(handler=_demo)
 

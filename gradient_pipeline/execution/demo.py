@@ -33,7 +33,7 @@ def _say(msg: str) -> None:
     print(msg, flush=True)
 
 
-def run_demo(cycles: int = 6, start: str | None = None, workdir: str = ".demo", capital: float = 10_000.0) -> dict:
+def run_demo(cycles: int = 6, start: str | None = None, workdir: str = "data/demo", capital: float = 10_000.0) -> dict:
     import eth_account
 
     from gradient_pipeline.dagster_home import ensure_dagster_home
