@@ -16,7 +16,8 @@ wrapper). Order of work, and why:
 
 In `dry_run` mode nothing is sent: the report lists what would have been closed (the halt is still set).
 Client order ids are deterministic per (stop id, coin, round) and every order is written to the `orders` ledger
-(rebalance_id = the stop id, e.g. ``emergency-20250301T120500``) before it is sent.
+(rebalance_id = the stop id, e.g. ``emergency-20250301T120500``) before it is sent. Afterwards the fills are
+ingested and the post-flatten account is snapshotted (`equity`/`positions`, source ``emergency_stop``).
 """
 
 from __future__ import annotations
@@ -209,9 +210,21 @@ def emergency_stop(
             report.remaining = again.remaining
     try:  # bookkeeping only: the flatten is done; a ledger problem must not hide the report
         _ingest_fills(trading, db_path)
+        _snapshot(trading, db_path)
     except Exception as err:  # noqa: BLE001
-        log.warning("fills of %s not ingested into the ledger: %s: %s", stop_id, type(err).__name__, err)
+        log.warning("ledger not updated after %s: %s: %s", stop_id, type(err).__name__, err)
     return report
+
+
+def _snapshot(trading: TradingClient, db_path: str) -> None:
+    """Record the post-flatten account (source `emergency_stop`), so sensors and status see the flat book."""
+    from gradient_pipeline.monitoring.equity import record_equity
+    from gradient_pipeline.timegrid import from_ms
+
+    state = trading.account_state()
+    ts = from_ms(state.time_ms) if state.time_ms else trading.server_time()
+    with connect(db_path, wait_s=2.0) as conn:
+        record_equity(conn, state, ts, "emergency_stop")
 
 
 def _ingest_fills(trading: TradingClient, db_path: str) -> None:

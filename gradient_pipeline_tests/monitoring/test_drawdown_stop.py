@@ -80,7 +80,7 @@ def test_drawdown_warning_then_emergency_stop_flatten_halt_resume(paper_account,
         assert state.positions == {} and trading.open_orders() == []
         # halted, so the sensor does not stop again
         skip = _evaluate(drawdown_sensor, gradient, instance)
-        assert isinstance(skip, dg.SkipReason) and "already halted" in skip.skip_message
+        assert isinstance(skip, dg.SkipReason) and "halted and the account is flat" in skip.skip_message
         assert len(alert_receiver.posts) == 2
         stop = alert_receiver.posts[1]["json"]
         assert "EMERGENCY STOP" in stop["title"] and "account is FLAT" in stop["message"]

@@ -5,7 +5,8 @@ lock (a run is writing) as a skip. Work that writes happens in the short runs th
 
 - `equity_sensor`: every `risk.equity_sensor_interval_s` → `monitor_job` (snapshot + dashboard + alert review).
 - `drawdown_sensor`: latest equity vs high-water mark; ≥ `risk.drawdown_warn_pct` → `drawdown_warning_job`
-  (once until it clears); ≥ `emergency_stop_drawdown_pct` and not halted → `emergency_stop_job`.
+  (once until it clears); ≥ `emergency_stop_drawdown_pct` → `emergency_stop_job` unless already halted AND flat
+  (so a flatten that failed — exchange down, positions left — is retried after each new snapshot, until flat).
 - `run_failure_alert_sensor`: any failed run in this code location → `send_alert_job` (once per run).
 - `daily_summary_schedule`: hourly tick that fires at `alerts.daily_summary_hour_utc` → `daily_summary_job`.
 - `performance_report_schedule`: every 4h at :45 → `performance_report_job`.
@@ -52,7 +53,7 @@ def equity_sensor(context: dg.SensorEvaluationContext, gradient: GradientResourc
 def drawdown_decision(gradient: GradientResource) -> dg.RunRequest | dg.SkipReason:
     """Read-only look at equity vs high-water mark; what (if anything) to launch."""
     from gradient_pipeline.monitoring.alerts import is_active
-    from gradient_pipeline.monitoring.equity import drawdown_level, equity_state
+    from gradient_pipeline.monitoring.equity import drawdown_level, equity_state, latest_positions
     from gradient_pipeline.monitoring.halt import is_halted
     from gradient_pipeline.storage.db import DuckDBLockedError, connect
 
@@ -62,6 +63,7 @@ def drawdown_decision(gradient: GradientResource) -> dg.RunRequest | dg.SkipReas
             st = equity_state(conn)
             halted = is_halted(conn)
             warned = is_active(conn, "drawdown_warn")
+            open_positions = len(latest_positions(conn))
     except DuckDBLockedError:
         return dg.SkipReason("DuckDB is locked by a running writer; will look again next tick")
     except FileNotFoundError:
@@ -73,8 +75,9 @@ def drawdown_decision(gradient: GradientResource) -> dg.RunRequest | dg.SkipReas
                                                "hwm_usd": st.hwm}}}}
     stamp = f"{st.ts:%Y%m%dT%H%M%S}-{st.source}"
     if level == "stop":
-        if halted:
-            return dg.SkipReason(f"drawdown {st.drawdown_pct:.2f}% at stop level but trading is already halted")
+        if halted and not open_positions:
+            return dg.SkipReason(f"drawdown {st.drawdown_pct:.2f}% at stop level; trading is halted and the account "
+                                 "is flat")
         cfgd = {"ops": {"emergency_flatten": run_config["ops"]["{op}"]}}
         return dg.RunRequest(run_key=f"emergency-stop-{stamp}", job_name=emergency_stop_job.name, run_config=cfgd,
                              tags={"gradient/drawdown_pct": f"{st.drawdown_pct:.2f}"})
