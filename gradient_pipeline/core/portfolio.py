@@ -132,15 +132,16 @@ def _fill_side(members, raw, gross, cap, w, sign):
         for j in range(k):
             if not fixed[j]:
                 tot += raw[j]
+        f = rem / tot
         over = False
         for j in range(k):
-            if not fixed[j] and rem * raw[j] / tot > cap * (1.0 + 1e-12):
+            if not fixed[j] and f * raw[j] > cap * (1.0 + 1e-12):
                 fixed[j] = True
                 n_fixed += 1
                 over = True
         if not over:
             for j in range(k):
-                w[members[j]] = sign * (cap if fixed[j] else rem * raw[j] / tot)
+                w[members[j]] = sign * (cap if fixed[j] else f * raw[j])
             return n_fixed, False
     return n_fixed, False  # unreachable: at most k names can be fixed
 

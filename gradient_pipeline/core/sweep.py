@@ -86,16 +86,16 @@ def _max_dd(x: np.ndarray) -> float:
 
 @njit(cache=True, nogil=True)
 def _sweep_kernel(
-    order, m_arr, sigma, eligible, r_hist, hist_off, is_reb,
+    order, m_arr, eligible, r_hist, hist_off, is_reb,
     conc, side_gross, cap, max_lev, equal_w, band, smoothing,
     vol_target, target_vol, max_scale, vol_window, bars_per_year, min_weight,
-    close, funding, adv, fee, base_bps, coin_coef, capital, use_funding, out,
+    simple_ret, inv_sigma, funding, adv, fee, base_bps, coin_coef, capital, use_funding, out,
 ):
     """`portfolio._weights_kernel` followed by `backtest._backtest_kernel`, fused and sparse: each bar touches
     only the coins held or selected (≈ 2k of N), and no [bar, coin] array is written. Same rules, same
     arithmetic per coin; sums over coins run in another order, so results agree to ~1e-15, not bit for bit
     (tests compare every configuration with the dense path)."""
-    T, N = sigma.shape
+    T, N = inv_sigma.shape
     w_prev = np.zeros(N)
     w = np.zeros(N)
     tw = np.zeros(N)
@@ -124,9 +124,7 @@ def _sweep_kernel(
             w[i] = w_prev[i]
             p = pos[i]
             if p != 0.0:
-                c0 = close[t - 1, i]
-                c1 = close[t, i]
-                r = c1 / c0 - 1.0 if (c0 == c0 and c1 == c1 and c0 > 0.0) else 0.0
+                r = simple_ret[t, i]
                 g += p * r
                 if use_funding:
                     fu += p * funding[t, i]
@@ -144,8 +142,8 @@ def _sweep_kernel(
                 for j in range(k):
                     longs[j] = order[t, j]
                     shorts[j] = order[t, m - 1 - j]
-                    rl[j] = 1.0 if equal_w else 1.0 / sigma[t, longs[j]]
-                    rs[j] = 1.0 if equal_w else 1.0 / sigma[t, shorts[j]]
+                    rl[j] = 1.0 if equal_w else inv_sigma[t, longs[j]]
+                    rs[j] = 1.0 if equal_w else inv_sigma[t, shorts[j]]
                 _fill_side(longs[:k], rl[:k], side_gross, cap, tw, 1.0)
                 _fill_side(shorts[:k], rs[:k], side_gross, cap, tw, -1.0)
                 for j in range(k):
@@ -243,18 +241,31 @@ def _sweep_kernel(
         eq = eq_new
 
 
+def panel_inputs(close: np.ndarray, sigma: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-panel arrays every configuration shares: simple returns (missing price = 0, the backtest's rule,
+    same expression so the same bits) and 1/sigma."""
+    c0 = np.vstack([np.full((1, close.shape[1]), np.nan), close[:-1]])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ok = np.isfinite(c0) & np.isfinite(close) & (c0 > 0)
+        ret = np.where(ok, close / np.where(ok, c0, 1.0) - 1.0, 0.0)
+        inv_sigma = 1.0 / sigma
+    return np.ascontiguousarray(ret), np.ascontiguousarray(inv_sigma)
+
+
 def simulate_config(times, order, m, sigma, eligible, r_hist, pp: PortfolioParams, close, funding, adv,
-                    costs: CostParams, capital_usd: float, rebalance=None, out=None) -> np.ndarray:
-    """Per-bar backtest fields (`backtest.BAR_FIELDS`) of one configuration on a precomputed ranking."""
+                    costs: CostParams, capital_usd: float, rebalance=None, out=None, shared=None) -> np.ndarray:
+    """Per-bar backtest fields (`backtest.BAR_FIELDS`) of one configuration on a precomputed ranking.
+    ``shared``: `panel_inputs(close, sigma)` computed once for many configurations."""
     T = order.shape[0]
     out = np.zeros((T, len(BAR_FIELDS))) if out is None else out
+    ret, inv_sigma = panel_inputs(close, sigma) if shared is None else shared
     if T:
         _sweep_kernel(
-            order, m, sigma, eligible, r_hist, r_hist.shape[0] - T,
+            order, m, eligible, r_hist, r_hist.shape[0] - T,
             rebalance_mask(times, pp.rebalance_hours) if rebalance is None else rebalance,
             pp.concentration_pct, pp.side_gross, pp.cap, pp.max_leverage, pp.weight_scheme == "equal", pp.band,
             pp.smoothing, pp.vol_target, pp.target_vol, pp.max_scale, pp.vol_window, BARS_PER_YEAR, MIN_WEIGHT,
-            close, funding, adv, costs.taker_fee_bps, costs.slippage_base_bps, costs.slippage_impact_coef,
+            ret, inv_sigma, funding, adv, costs.taker_fee_bps, costs.slippage_base_bps, costs.slippage_impact_coef,
             capital_usd, costs.funding, out,
         )
     return out
@@ -329,6 +340,7 @@ def run_sweep(
     rows: list[dict] = [None] * len(configs)
     net_all = np.zeros((len(configs), T))
     reb_cache = {h: rebalance_mask(times, h) for h in grid.rebalance_hours}
+    shared = panel_inputs(close, sigma)
     by_set: dict[str, list[int]] = {}
     for ci, c in enumerate(configs):
         by_set.setdefault(c["span_set"], []).append(ci)
@@ -339,7 +351,7 @@ def run_sweep(
                      rebalance_hours=int(c["rebalance_hours"]), weight_scheme=c["weight_scheme"],
                      band=float(c["band_pct"]) / 100, smoothing=float(c["smoothing"]))
         out = simulate_config(times, order, m, sigma, elig, r_hist, pp, close, fund, adv, costs, capital_usd,
-                              rebalance=reb_cache[pp.rebalance_hours])
+                              rebalance=reb_cache[pp.rebalance_hours], shared=shared)
         net = out[:, 4]
         net_all[ci] = net
         row = {"config_id": ci, **c}
