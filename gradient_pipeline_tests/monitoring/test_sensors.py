@@ -80,3 +80,26 @@ def test_daily_summary_schedule_fires_at_its_hour(tmp_path, monkeypatch):
         assert isinstance(at(5), dg.SkipReason)
         req = at(6)
         assert isinstance(req, dg.RunRequest) and req.run_key == "daily-2025-05-02"
+
+
+def test_drawdown_sensor_retries_the_stop_while_positions_remain(paper_account):
+    """Halted but not flat (a flatten that failed, or a cancel-only stop) at the stop level: flatten again."""
+    from gradient_pipeline.monitoring.equity import record_equity
+    from gradient_pipeline.monitoring.halt import set_halt
+    from gradient_pipeline_tests.monitoring.conftest import BOOK, open_book
+
+    trading = paper_account.trading()
+    open_book(trading, BOOK)
+    g = GradientResource(config_path=str(paper_account.config_path), duckdb_path=str(paper_account.db_path))
+    with duckdb.connect(str(paper_account.db_path)) as conn:
+        record_equity(conn, trading.account_state(), paper_account.exchange.now(), "monitor")
+        set_halt(conn, "operator pause", "operator")
+        paper_account.exchange.price_shock(0.2, "BTC")
+        paper_account.exchange.price_shock(0.2, "SOL")
+        paper_account.exchange.price_shock(1.8, "ETH")
+        paper_account.exchange.advance(1)
+        record_equity(conn, trading.account_state(), paper_account.exchange.now(), "monitor")
+    with dg.instance_for_test() as instance:
+        req = drawdown_sensor(dg.build_sensor_context(instance=instance, resources={"gradient": g}))
+    assert isinstance(req, dg.RunRequest) and req.job_name == "emergency_stop_job"
+    assert req.run_config["ops"]["emergency_flatten"]["config"]["drawdown_pct"] >= 20
