@@ -115,6 +115,26 @@ def test_refuses_stale_window(dagster_env):
     assert exchange_orders_per_coin(paper.cfg) == {}
 
 
+def test_refuses_targets_older_than_the_configured_age(dagster_env):
+    from gradient_pipeline.defs.execution.gate import window_refusal
+
+    # exchange clock 00:05, window 2025-02-28-20:00 closed at 00:00: 5 minutes old
+    now = pd.Timestamp("2025-03-01 00:05")
+    assert window_refusal(LATEST, now, 4.0) is None
+    assert "target_max_age_hours=0.05" in window_refusal(LATEST, now, 0.05)
+    assert "not the latest complete window" in window_refusal(OLDER, now, 4.0)
+    paper, defs, instance = dagster_env
+    assert materialize(defs, instance, LATEST).success
+    paper.handle.advance(3.5)  # still the latest window, but 3h35m old
+    cfg_path = __import__("os").environ["GRADIENT_CONFIG"]
+    stricter = paper.config(execution={"target_max_age_hours": 1.0})
+    open(cfg_path, "w").write(stricter.model_dump_json())
+    result = run_rebalance(defs, instance)
+    assert not result.success
+    assert "target_max_age_hours=1" in rebalances(paper)["reason"][0]
+    assert exchange_orders_per_coin(paper.cfg) == {}
+
+
 def test_refuses_missing_targets(dagster_env):
     paper, defs, instance = dagster_env
     result = run_rebalance(defs, instance)  # latest window never materialised

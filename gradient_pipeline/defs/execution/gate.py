@@ -11,17 +11,24 @@ already in DuckDB. So before trading, the rebalance job asks the Dagster instanc
 from __future__ import annotations
 
 import dagster as dg
+import pandas as pd
 
-from gradient_pipeline.timegrid import latest_complete_bar_open, parse_partition_key, partition_key
+from gradient_pipeline.timegrid import BAR, latest_complete_bar_open, parse_partition_key, partition_key
 
 TARGETS_KEY = dg.AssetKey("target_weights")
 
 
-def window_refusal(window_key: str, exchange_now) -> str | None:
+def window_refusal(window_key: str, exchange_now, max_age_hours: float | None = None) -> str | None:
+    """Refuse anything but the latest complete window, and (optionally) targets older than `max_age_hours`
+    (`execution.target_max_age_hours`, measured from the window's close = when the targets became valid)."""
     latest = partition_key(latest_complete_bar_open(exchange_now))
     if window_key != latest:
         return (f"stale targets: window {window_key} is not the latest complete window {latest} "
                 f"(exchange clock {exchange_now})")
+    age_h = (pd.Timestamp(exchange_now) - (parse_partition_key(window_key) + BAR)) / pd.Timedelta(hours=1)
+    if max_age_hours is not None and age_h > max_age_hours:
+        return (f"stale targets: window {window_key} closed {age_h:.2f}h ago, more than "
+                f"execution.target_max_age_hours={max_age_hours:g}")
     return None
 
 

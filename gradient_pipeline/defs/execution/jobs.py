@@ -78,7 +78,8 @@ def check_targets(context: dg.OpExecutionContext, config: RebalanceConfig, gradi
     window_key = config.window or partition_key(latest_complete_bar_open(now))
     context.log.info(f"mode={cfg.mode} network={cfg.network} url={client.base_url} window={window_key} "
                      f"exchange clock={now}")
-    reason = window_refusal(window_key, now) or checks_refusal(context.instance, window_key)
+    reason = (window_refusal(window_key, now, cfg.execution.target_max_age_hours)
+              or checks_refusal(context.instance, window_key))
     if reason is None:
         with gradient.db() as conn:
             computed = table_exists(conn, "target_windows") and target_window(conn, parse_partition_key(window_key))
