@@ -108,10 +108,20 @@ def _secret_values() -> list[str]:
     return sorted(set(values), key=len, reverse=True)
 
 
+def _url_parts(urls) -> list[str]:
+    """Token-like pieces of alert URLs (bot tokens, webhook ids, passwords): long and containing a digit."""
+    parts = []
+    for url in urls:
+        parts.append(url)
+        parts.extend(p for p in re.split(r"[/:@?&=#,]+", url) if len(p) >= 12 and re.search(r"\d", p))
+    return parts
+
+
 def scrub(text: str, extra_secrets: list[str] | tuple[str, ...] = ()) -> str:
-    """Replace every secret-looking value in `text` by [redacted] (env secrets, alert URLs, 32-byte hex keys)."""
+    """Replace every secret-looking value in `text` by [redacted]: env secrets, alert URLs and the token-like
+    pieces inside them, and anything shaped like a 32-byte hex key."""
     out = str(text)
-    for secret in [*extra_secrets, *_secret_values()]:
+    for secret in sorted({*_url_parts(extra_secrets), *_secret_values()}, key=len, reverse=True):
         if secret:
             out = out.replace(secret, REDACTED)
     return _HEX_KEY.sub(REDACTED, out)

@@ -73,6 +73,9 @@ def test_secrets_never_leave(conn, alert_receiver, monkeypatch):
     stored = conn.execute("SELECT title || body FROM alerts_sent").fetchone()[0]
     assert "ab" * 32 not in stored
     assert scrub("address 0x" + "1" * 40 + " stays") == "address 0x" + "1" * 40 + " stays"  # addresses are public
+    # a destination's token never appears, even on its own
+    url = "tgram://123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw/987654321"
+    assert scrub("bot 123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw failed", [url]) == "bot 123456789:[redacted] failed"
 
 
 def test_undelivered_alert_is_logged_and_retried(conn, monkeypatch):
