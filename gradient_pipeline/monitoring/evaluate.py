@@ -108,7 +108,8 @@ class DailyFigures:
 
 
 def daily_figures(conn: duckdb.DuckDBPyConnection, day: dt.date) -> DailyFigures | None:
-    """PnL (equity change over the UTC day), exposure at the day's last snapshot, fills and fees of the day."""
+    """PnL (equity change over the UTC day), exposure at the day's last snapshot, fills and fees of the day, and
+    the rebalances that traded windows ending in the day. Times are the exchange clock (equity, fills, windows)."""
     if not table_exists(conn, "equity"):
         return None
     start = dt.datetime.combine(day, dt.time())
@@ -140,9 +141,9 @@ def daily_figures(conn: duckdb.DuckDBPyConnection, day: dt.date) -> DailyFigures
         ).fetchone()
     n_reb = 0
     if table_exists(conn, "rebalances"):
-        n_reb = conn.execute(
-            "SELECT count(*) FROM rebalances WHERE started_at >= ? AND started_at < ? "
-            "AND rebalance_id NOT LIKE 'emergency-%'", [start, end]
+        n_reb = conn.execute(  # by the window's time (exchange clock), like equity and fills; not wall-clock start
+            "SELECT count(*) FROM rebalances WHERE rebalance_time > ? AND rebalance_time <= ? "
+            "AND status IN ('complete', 'partial') AND rebalance_id NOT LIKE 'emergency-%'", [start, end]
         ).fetchone()[0]
     return DailyFigures(day, float(last[1] - base), float(last[1]), float(longs), float(shorts), int(n_fills),
                         float(fees), int(n_reb))

@@ -188,6 +188,10 @@ def test_daily_summary_and_underperformance(paper_account, alert_receiver):
     with duckdb.connect(db) as conn:
         ledger.ensure(conn)
         ledger.ingest_fills(conn, trading.user_fills())
+        for rid, window, status in (("rb-d1", "2025-05-01 04:00", "complete"), ("rb-d2", "2025-05-01 08:00", "refused"),
+                                    ("rb-d3", "2025-05-01 20:00", "partial"), ("rb-d4", "2025-05-02 00:00", "complete")):
+            ledger.start_rebalance(conn, rid, window, "paper", "local", paper_account.address, 10_000.0)
+            ledger.finish_rebalance(conn, rid, status, None)
         # eight 4h bars of live equity while the longs sag
         for _ in range(8):
             st = trading.account_state()
@@ -206,7 +210,7 @@ def test_daily_summary_and_underperformance(paper_account, alert_receiver):
     summary = alert_receiver.posts[0]["json"]
     assert summary["title"].startswith("[gradient] daily summary 2025-05-01: PnL -$")
     text = summary["message"]
-    for part in ("paper mode", "Exposure: long $", "short $", "gross $", "net ", "Fills 4;", "fees $", "funding "):
+    for part in ("paper mode", "Exposure: long $", "short $", "gross $", "net ", "Fills 4;", "fees $", "funding ", "rebalances 2."):
         assert part in text, part
     under = alert_receiver.posts[1]["json"]
     assert "below backtest" in under["title"] and "z = " in under["message"]
