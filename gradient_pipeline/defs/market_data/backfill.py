@@ -4,6 +4,12 @@ The run executes in this process against the given Dagster instance (the project
 it is recorded there like any other run: it appears in the UI's Runs list with the partition-range tags, and every
 window of `candles`, `funding` and `universe` shows as materialised in the partitions view. Executing in-process
 means no daemon is needed; DuckDB's lock is still respected (`GradientResource.db` waits for another writer).
+
+Cost: the data work is small (the whole shared directory — 5,623 windows, 3.07 M rows — loads, validates and writes
+in ≈ 9 s), but Dagster records a planned and a materialisation event per window per asset (≈ 34 k events for the
+full history), one SQLite commit each on the default instance storage, which does not batch planned events for
+partition ranges (Postgres storage does). Measured on a busy 2-core box: ≈ 30 min for the full history, ≈ 0.2 s per
+window; the bundled demo extract (1,272 windows) takes a few minutes. See bench/bench_backfill.py.
 """
 
 from dataclasses import dataclass
