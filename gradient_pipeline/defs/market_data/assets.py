@@ -6,7 +6,6 @@ by `four_hourly` with a single-run backfill policy, so a range of windows is one
 windows in one transaction per table.
 """
 
-
 import dagster as dg
 import pandas as pd
 
@@ -45,9 +44,10 @@ def _require_complete(source: MarketDataSource, end: pd.Timestamp) -> pd.Timesta
     """Refuse windows the source cannot have complete yet (forming candle, or beyond a directory's data)."""
     complete_end = source.complete_window_end()
     if end > complete_end:
-        raise dg.Failure(allow_retries=False, description=
-            f"window(s) up to {end} are not complete at source {source.name}: its newest complete window is "
-            f"{partition_key(complete_end - BAR)} (ends {complete_end}); materialise up to that partition only",
+        raise dg.Failure(
+            description=f"window(s) up to {end} are not complete at source {source.name}: its newest complete "
+            f"window is {partition_key(complete_end - BAR)} (ends {complete_end}); materialise up to that partition only",
+            allow_retries=False,
         )
     return complete_end
 
@@ -67,7 +67,7 @@ _COMMON = dict(
 )
 
 
-@dg.asset(**{**_COMMON, "metadata": {"partition_expr": "ts", "table": "candles"}})
+@dg.asset(**_COMMON, metadata={"partition_expr": "ts", "table": "candles"})
 def candles(context: dg.AssetExecutionContext, config: MarketDataConfig, gradient: GradientResource) -> dg.MaterializeResult:
     """Complete 4h OHLCV candles for every perp, table `candles` (key coin, ts = open time, naive UTC).
 
@@ -105,7 +105,7 @@ def candles(context: dg.AssetExecutionContext, config: MarketDataConfig, gradien
     )
 
 
-@dg.asset(**{**_COMMON, "metadata": {"partition_expr": "ts", "table": "funding"}})
+@dg.asset(**_COMMON, metadata={"partition_expr": "ts", "table": "funding"})
 def funding(context: dg.AssetExecutionContext, config: MarketDataConfig, gradient: GradientResource) -> dg.MaterializeResult:
     """Hourly funding rates, table `funding` (key coin, ts = funding hour, naive UTC; + means longs pay).
 
@@ -125,7 +125,7 @@ def funding(context: dg.AssetExecutionContext, config: MarketDataConfig, gradien
     )
 
 
-@dg.asset(**{**_COMMON, "metadata": {"partition_expr": "ts", "table": "universe"}}, deps=[candles, funding])
+@dg.asset(**_COMMON, metadata={"partition_expr": "ts", "table": "universe"}, deps=[candles, funding])
 def universe(context: dg.AssetExecutionContext, config: MarketDataConfig, gradient: GradientResource) -> dg.MaterializeResult:
     """Per-window universe snapshot, table `universe` (key ts = window open, coin): who is listed or delisted,
     szDecimals, max leverage, 24h notional volume, and (hyperliquid, newest window) mark/oracle/OI/funding.
