@@ -19,6 +19,10 @@ market_data_job = dg.define_asset_job(
 @dg.schedule(job=market_data_job, cron_schedule="2 */4 * * *", execution_timezone="UTC",
              default_status=dg.DefaultScheduleStatus.STOPPED)
 def market_data_schedule(context: dg.ScheduleEvaluationContext):
-    """Every 4h, two minutes after the close: fetch the window that just closed (only that window)."""
+    """Every 4h, two minutes after the close: fetch the window that just closed (only that window).
+
+    For a market-data-only deployment. When trading, `trading_cycle_schedule` (defs/execution) already runs these
+    assets as part of each window's run: turn on one or the other, not both.
+    """
     key = four_hourly.get_partition_keys(current_time=context.scheduled_execution_time)[-1]
     return dg.RunRequest(run_key=key, partition_key=key)
