@@ -135,3 +135,23 @@ def test_stored_invariants_catch_tampering(signals_db):
     assert any("cap" in v for v in stored_violations(bad, windows, pp))
     dropped = rows.drop(index=0)
     assert any("longs" in v or "net" in v for v in stored_violations(dropped, windows, pp))
+
+
+def test_coin_marked_delisted_in_universe_gets_no_weight(signals_db):
+    from gradient_pipeline.marketdata import tables as market
+
+    res, db, cfg = signals_db
+    windows = pd.date_range("2024-02-01", "2024-02-02 20:00", freq="4h")
+    with connect(db) as conn:
+        cands = conn.execute("SELECT ts, coin FROM candles WHERE ts >= '2024-02-01' AND ts < '2024-02-03'").df()
+        uni = cands.assign(is_delisted=False)
+        uni.loc[(uni.coin == "BTC") & (uni.ts >= "2024-02-02"), "is_delisted"] = True
+        for col in market.UNIVERSE_COLUMNS:
+            if col not in uni:
+                uni[col] = None
+        market.replace_window(conn, "universe", uni, windows[0], windows[-1] + pd.Timedelta(hours=4))
+    assert materialize_range(res, "2024-02-01-00:00", "2024-02-02-20:00").success
+    tw = read(db, "SELECT ts, coin, weight FROM target_weights")
+    btc = tw[tw.coin == "BTC"]
+    assert (btc.ts < "2024-02-02").any()  # held while listed (BTC is liquid and usually selected)
+    assert not (btc.ts >= "2024-02-02").any()
