@@ -34,11 +34,12 @@ def empty_job_seconds(repeat: int) -> list[float]:
     def empty_job():
         noop()
 
-    empty_job.execute_in_process()  # warm imports
+    quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+    empty_job.execute_in_process(run_config=quiet)  # warm imports
     out = []
     for _ in range(repeat):
         t = time.perf_counter()
-        empty_job.execute_in_process()
+        empty_job.execute_in_process(run_config=quiet)
         out.append(time.perf_counter() - t)
     return out
 
