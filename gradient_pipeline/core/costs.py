@@ -22,7 +22,7 @@ from numba import njit
 class CostParams:
     taker_fee_bps: float = 4.5
     slippage_base_bps: float = 1.0
-    slippage_impact_coef: float = 0.1
+    slippage_impact_coef: float = 0.02
     funding: bool = True
 
     @classmethod
