@@ -66,6 +66,14 @@ def test_equity_sensor_interval_and_account(tmp_path, monkeypatch):
         later = equity_sensor(dg.build_sensor_context(instance=instance, resources={"gradient": g},
                                                       cursor=str(float(first.cursor) - 601)))
         assert isinstance(later, dg.SensorResult)
+        # a snapshot run still in flight (e.g. queued behind a long backfill holding the writer slot): no pile-up
+        from gradient_pipeline.defs.monitoring import defs as monitoring_defs
+
+        job = dg.Definitions.merge(monitoring_defs, dg.Definitions(resources={"gradient": g})).resolve_job_def("monitor_job")
+        instance.create_run_for_job(job_def=job, status=dg.DagsterRunStatus.STARTED)
+        queued = equity_sensor(dg.build_sensor_context(instance=instance, resources={"gradient": g},
+                                                       cursor=str(float(first.cursor) - 601)))
+        assert isinstance(queued, dg.SkipReason) and "is still started" in queued.skip_message
 
 
 def test_daily_summary_schedule_fires_at_its_hour(tmp_path, monkeypatch):

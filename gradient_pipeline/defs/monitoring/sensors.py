@@ -46,6 +46,13 @@ def equity_sensor(context: dg.SensorEvaluationContext, gradient: GradientResourc
     last = float(context.cursor or 0)
     if now - last < interval:
         return dg.SkipReason(f"next snapshot in {interval - (now - last):.0f}s")
+    pending = context.instance.get_runs(
+        filters=dg.RunsFilter(job_name=monitor_job.name, statuses=[
+            dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]),
+        limit=1,
+    )
+    if pending:  # e.g. queued behind a long backfill holding the DuckDB writer slot: do not pile up more
+        return dg.SkipReason(f"monitor run {pending[0].run_id[:8]} is still {pending[0].status.value.lower()}")
     bucket = int(now // interval)
     return dg.SensorResult(run_requests=[dg.RunRequest(run_key=f"equity-{bucket}")], cursor=str(now))
 
