@@ -31,12 +31,16 @@ from hyperliquid.utils.error import ClientError, ServerError
 from hyperliquid.utils.signing import float_to_wire
 from hyperliquid.utils.types import Cloid
 
-from gradient_pipeline.exchange.client import HyperliquidClient
-from gradient_pipeline.exchange.errors import ExchangeRequestError, ExchangeUnavailableError, RateLimitedError
 from gradient_pipeline.config import (
     ACCOUNT_ADDRESS_ENV_VAR,
     MAINNET_API_URL,
     PRIVATE_KEY_ENV_VAR,
+)
+from gradient_pipeline.exchange.client import HyperliquidClient
+from gradient_pipeline.exchange.errors import (
+    ExchangeRequestError,
+    ExchangeUnavailableError,
+    RateLimitedError,
 )
 
 log = logging.getLogger(__name__)

@@ -42,8 +42,8 @@ def _rebalance(args: argparse.Namespace) -> int:
     home = ensure_dagster_home()
     import dagster as dg
 
-    from gradient_pipeline.defs.execution.jobs import rebalance_run_config
     from gradient_pipeline.definitions import defs
+    from gradient_pipeline.defs.execution.jobs import rebalance_run_config
 
     job = defs.resolve_job_def("rebalance_job")
     result = job.execute_in_process(

@@ -75,8 +75,11 @@ def run_demo(cycles: int = 6, start: str | None = None, workdir: str = "data/dem
 
         import dagster as dg
 
-        from gradient_pipeline.defs.execution.schedule import rebalance_run_request, window_run_request
         from gradient_pipeline.definitions import defs
+        from gradient_pipeline.defs.execution.schedule import (
+            rebalance_run_request,
+            window_run_request,
+        )
 
         instance = dg.DagsterInstance.get()
         window_job = defs.resolve_job_def("trading_window_job")
@@ -169,8 +172,8 @@ def _summary(db_path: str, capital: float, home: Path) -> dict:
     lines = ["", "=== demo summary ===",
              f"rebalances: {len(reb)} ({', '.join(f'{s} {n}' for s, n in reb['status'].value_counts().items())})",
              f"orders: {int(orders['n'].sum())} ({', '.join(f'{s} {n}' for s, n in zip(orders['status'], orders['n']))})",
-             f"fills: {int(fills['n'])}, traded ${float(fills['volume'] or 0):,.0f}, fees ${float(fills['fees'] or 0):,.2f}, "
-             f"maker {int(fills['maker'] or 0)}",
+             (f"fills: {int(fills['n'])}, traded ${float(fills['volume'] or 0):,.0f}, "
+              f"fees ${float(fills['fees'] or 0):,.2f}, maker {int(fills['maker'] or 0)}"),
              f"account value ${av:,.2f} (PnL {pnl:+,.2f} USD, {pnl / capital:+.2%})"]
     if len(last_eq):
         e = last_eq.iloc[0]
@@ -182,7 +185,7 @@ def _summary(db_path: str, capital: float, home: Path) -> dict:
             lines.append(f"  {p.coin:>7} {p.szi:>+14,.4f}  ${p.position_value_usd:>9,.0f}  weight {p.weight:+.3f} "
                          f"(target {p.target_weight:+.3f})  uPnL {p.unrealized_pnl_usd:+.2f}")
     lines += [f"ledger: {db_path} (tables rebalances, orders, fills, positions, equity)",
-              f"UI: DAGSTER_HOME={home} uv run dagster dev  →  Runs (tag gradient/demo), asset executed_orders, "
-              "jobs trading_window_job and rebalance_job"]
+              (f"UI: DAGSTER_HOME={home} uv run dagster dev  →  Runs (tag gradient/demo), asset executed_orders, "
+               "jobs trading_window_job and rebalance_job")]
     print("\n".join(lines), flush=True)
     return {"account_value": av, "pnl": pnl, "rebalances": reb.to_dict("records")}

@@ -38,9 +38,9 @@ import pandas as pd
 
 from gradient_pipeline.config import GradientConfig
 from gradient_pipeline.exchange.trading import (
+    ACTION_REFUSED,
     AccountState,
     OrderOutcome,
-    ACTION_REFUSED,
     OrderRequest,
     TradingClient,
     make_cloid,
@@ -49,8 +49,8 @@ from gradient_pipeline.exchange.trading import (
 from gradient_pipeline.execution import ledger
 from gradient_pipeline.execution.planner import (
     Plan,
-    PlanParams,
     PlannedOrder,
+    PlanParams,
     PlanValidationError,
     plan_orders,
     validate_plan,

@@ -14,7 +14,11 @@ import pytest
 from gradient_pipeline.execution.session import trading_client
 from gradient_pipeline_tests.execution.conftest import ADV, TARGETS, WINDOW
 from gradient_pipeline_tests.execution.test_faults import assert_consistent
-from gradient_pipeline_tests.execution.test_runner_paper import assert_at_target, ledger, run
+from gradient_pipeline_tests.execution.test_runner_paper import (
+    assert_at_target,
+    ledger,
+    run,
+)
 
 CHILD = """
 import json, sys

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from gradient_pipeline.execution.planner import PlanParams, PlanValidationError, plan_orders, validate_plan
+from gradient_pipeline.execution.planner import (
+    PlanParams,
+    PlanValidationError,
+    plan_orders,
+    validate_plan,
+)
 
 SZD = {"BTC": 5, "ETH": 4, "kPEPE": 0, "SOL": 2}
 MIDS = {"BTC": 97123.5, "ETH": 3012.35, "kPEPE": 0.012345, "SOL": 150.0}

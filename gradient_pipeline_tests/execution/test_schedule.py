@@ -4,17 +4,17 @@ import datetime as dt
 
 import dagster as dg
 
+from gradient_pipeline.definitions import defs
 from gradient_pipeline.defs.execution.schedule import (
     rebalance_after_window,
     trading_cycle_schedule,
     trading_window_job,
 )
-from gradient_pipeline.definitions import defs
 
 
 def test_schedule_requests_the_window_that_just_closed():
     assert trading_cycle_schedule.cron_schedule == "5 */4 * * *"
-    ctx = dg.build_schedule_context(scheduled_execution_time=dt.datetime(2025, 3, 1, 4, 5, tzinfo=dt.timezone.utc),
+    ctx = dg.build_schedule_context(scheduled_execution_time=dt.datetime(2025, 3, 1, 4, 5, tzinfo=dt.UTC),
                                     repository_def=defs.get_repository_def())
     req = trading_cycle_schedule.evaluate_tick(ctx).run_requests[0]
     assert req.partition_key == "2025-03-01-00:00" and req.run_key == "2025-03-01-00:00"

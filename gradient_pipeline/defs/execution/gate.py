@@ -13,7 +13,12 @@ from __future__ import annotations
 import dagster as dg
 import pandas as pd
 
-from gradient_pipeline.timegrid import BAR, latest_complete_bar_open, parse_partition_key, partition_key
+from gradient_pipeline.timegrid import (
+    BAR,
+    latest_complete_bar_open,
+    parse_partition_key,
+    partition_key,
+)
 
 TARGETS_KEY = dg.AssetKey("target_weights")
 

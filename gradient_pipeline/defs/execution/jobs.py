@@ -18,6 +18,7 @@ from pydantic import Field
 
 from gradient_pipeline.defs.execution.gate import checks_refusal, window_refusal
 from gradient_pipeline.defs.resources import GradientResource
+from gradient_pipeline.defs.signals.tables import target_window
 from gradient_pipeline.execution import ledger
 from gradient_pipeline.execution.runner import (
     RebalanceBusy,
@@ -26,9 +27,12 @@ from gradient_pipeline.execution.runner import (
     rebalance_id_for,
 )
 from gradient_pipeline.execution.session import trading_client
-from gradient_pipeline.defs.signals.tables import target_window
 from gradient_pipeline.storage.db import table_exists
-from gradient_pipeline.timegrid import latest_complete_bar_open, parse_partition_key, partition_key
+from gradient_pipeline.timegrid import (
+    latest_complete_bar_open,
+    parse_partition_key,
+    partition_key,
+)
 
 EXECUTED_ORDERS = dg.AssetKey("executed_orders")
 

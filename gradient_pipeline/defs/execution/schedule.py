@@ -20,7 +20,11 @@ The offline demo calls `window_run_request` and `rebalance_run_request` itself w
 
 import dagster as dg
 
-from gradient_pipeline.defs.execution.jobs import REBALANCE_TAGS, rebalance_job, rebalance_run_config
+from gradient_pipeline.defs.execution.jobs import (
+    REBALANCE_TAGS,
+    rebalance_job,
+    rebalance_run_config,
+)
 from gradient_pipeline.timegrid import latest_complete_bar_open, partition_key
 
 trading_window_job = dg.define_asset_job(
