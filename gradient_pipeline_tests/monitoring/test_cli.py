@@ -147,3 +147,16 @@ def test_status_while_a_writer_holds_the_ledger(paper_account):
         proc.join(30)
     assert out.returncode == 0, out.stderr
     assert "locked by a running process" in out.stdout and "account value:  $" in out.stdout
+
+
+def test_drawdown_drill_shows_warning_stop_flatten_alert_and_halt(tmp_path):
+    env = {"DAGSTER_HOME": str(tmp_path / "dagster_home"), "GRADIENT_ALERT_URLS": ""}
+    out = run_cli(["drawdown-drill", "--workdir", str(tmp_path / "drill")], env)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    text = out.stdout
+    order = ["launch drawdown_warning_job", "[gradient] drawdown warning", "launch emergency_stop_job",
+             "[gradient] EMERGENCY STOP at", "account is FLAT", "a rebalance while halted: refused",
+             "halt:           HALTED", "positions:      0", "alerts received: 2"]
+    positions = [text.find(s) for s in order]
+    assert all(p >= 0 for p in positions), dict(zip(order, positions))
+    assert positions == sorted(positions)
