@@ -177,3 +177,18 @@ def test_passive_orders_filled_by_the_market_are_recorded_as_maker(paper):
     assert (fills[fills["liquidity"] == "taker"]["tif"] == "Ioc").all()
     assert set(exchange_orders_per_coin(cfg).values()) <= {1, 2}  # at most the Alo and its IOC residual
     assert_at_target(cfg)
+
+
+def test_risk_breach_refuses_or_scales_the_whole_book(paper):
+    targets = {"BTC": 0.15, "ETH": -0.15}  # 15% each: over max_position_pct 10%
+    refused = run(paper.cfg, targets=targets)
+    assert refused.status == "refused" and "position_cap" in refused.reason
+    assert exchange_orders_per_coin(paper.cfg) == {} and ledger(paper.cfg, "SELECT * FROM orders").empty
+    cfg = paper.config(risk={"breach_action": "scale"})
+    paper.handle.advance(4)
+    scaled = run(cfg, window="2025-03-01 00:00", targets=targets)
+    assert scaled.status == "complete", scaled.reason
+    state, mids = trading_client(cfg).account_state(), trading_client(cfg).all_mids()
+    for coin in targets:
+        weight = state.positions[coin].szi * mids[coin] / scaled.account_value
+        assert 0.09 < abs(weight) <= 0.1005, (coin, weight)  # scaled just inside the 10% cap
