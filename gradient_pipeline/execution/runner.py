@@ -236,6 +236,8 @@ class Rebalancer:
                 return RebalanceResult(rid, "failed", msg, self.mode, self.network, resumed=existing is not None)
 
     def _finish(self, rid, status, reason, state: AccountState | None, plan: Plan | None, resumed, mids=None):
+        if getattr(self, "_risk_note", None):  # a scaled book says so in the ledger
+            reason = f"{reason}; {self._risk_note}" if reason else self._risk_note
         now = self.client.server_time()
         residual = {}
         if state is not None:
@@ -255,6 +257,7 @@ class Rebalancer:
 
     def _run_locked(self, rid, window_ts, targets, adv_usd, resumed) -> RebalanceResult:
         self._target_weights = dict(targets)
+        self._risk_note = None
         with self._db() as conn:
             halted = trading_halt(conn)
         # Reconcile first: whatever an earlier process sent is resolved before anything new can go out.
@@ -316,7 +319,8 @@ class Rebalancer:
                     return self._finish(rid, "refused", "risk scaled the book twice: " + decision.summary(),
                                         state, plan, resumed)
                 scale = decision.scale
-                self._say(decision.summary())
+                self._risk_note = decision.summary()
+                self._say(self._risk_note)
                 continue
             if self.mode == "dry_run":
                 self._record(rid, attempt, plan.orders, "Ioc", status="dry_run")

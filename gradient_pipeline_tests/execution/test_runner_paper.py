@@ -188,6 +188,7 @@ def test_risk_breach_refuses_or_scales_the_whole_book(paper):
     paper.handle.advance(4)
     scaled = run(cfg, window="2025-03-01 00:00", targets=targets)
     assert scaled.status == "complete", scaled.reason
+    assert "scaled to 0.6" in scaled.reason and "position_cap" in scaled.reason  # recorded in the ledger
     state, mids = trading_client(cfg).account_state(), trading_client(cfg).all_mids()
     for coin in targets:
         weight = state.positions[coin].szi * mids[coin] / scaled.account_value
