@@ -135,6 +135,20 @@ def _record_orders(db_path: str | None, stop_id: str, orders: list[OrderRequest]
         log.warning("orders of %s round %d not written to the ledger: DuckDB locked", stop_id, round_no)
 
 
+def _record_outcomes(db_path: str | None, outcomes) -> None:
+    if not db_path:
+        return
+    try:
+        from gradient_pipeline.execution import ledger
+
+        with connect(db_path, wait_s=2.0) as conn:
+            for o in outcomes:
+                ledger.update_order(conn, o.cloid, o.kind, oid=o.oid, filled_sz=o.filled_sz, avg_px=o.avg_px,
+                                    error=o.error)
+    except DuckDBLockedError:
+        log.warning("order outcomes not written to the ledger: DuckDB locked")
+
+
 def flatten_all(trading: TradingClient, cfg: GradientConfig, report: FlattenReport, db_path: str | None = None,
                 sleep: Callable[[float], None] = time.sleep) -> None:
     """Cancel and close everything, round by round, until flat or out of rounds (see the module docstring)."""
@@ -160,9 +174,11 @@ def flatten_all(trading: TradingClient, cfg: GradientConfig, report: FlattenRepo
             report.remaining = {c: p.szi for c, p in open_pos.items()}
             return
         _record_orders(db_path, report.stop_id, orders, mids, round_no, "sending")
-        for outcome in trading.bulk_orders(orders):
+        outcomes = trading.bulk_orders(orders)
+        for outcome in outcomes:
             if outcome.kind in ("rejected", "ambiguous"):
                 report.errors.append(f"round {round_no} {outcome.cloid[:10]}…: {outcome.kind}: {outcome.error}")
+        _record_outcomes(db_path, outcomes)
         sleep(0.2)
     state = trading.account_state()
     report.account_value = state.account_value

@@ -42,8 +42,12 @@ def test_emergency_stop_cli_flattens_halts_and_alerts_without_dagster(paper_acco
     # the halt survives the process: a brand-new connection sees it
     with duckdb.connect(str(paper_account.db_path), read_only=True) as conn:
         assert is_halted(conn)
-        orders = conn.execute("SELECT count(*), bool_and(reduce_only) FROM orders WHERE rebalance_id LIKE 'emergency-%'").fetchone()
-    assert orders[0] == len(BOOK) and orders[1]
+        orders = conn.execute("SELECT count(*), bool_and(reduce_only), bool_and(status = 'filled') FROM orders "
+                              "WHERE rebalance_id LIKE 'emergency-%'").fetchone()
+        closing_fills = conn.execute("SELECT count(DISTINCT coin) FROM fills WHERE rebalance_id LIKE 'emergency-%'").fetchone()[0]
+        snap = conn.execute("SELECT n_positions FROM equity WHERE source = 'emergency_stop'").fetchall()
+    assert orders[0] == len(BOOK) and orders[1] and orders[2]
+    assert closing_fills == len(BOOK) and snap == [(0,)]
 
     # exactly one alert, carrying the reason and the flatten result, and no secret
     assert len(alert_receiver.posts) == 1
