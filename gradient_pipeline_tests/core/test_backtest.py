@@ -42,9 +42,10 @@ def test_pnl_fees_and_funding_by_hand():
 
 def test_slippage_grows_with_trade_size():
     c = CostParams()
+    k = c.slippage_impact_coef
     s = slippage_bps([100, 1_000, 10_000, 1e9], [1e6] * 4, c)
-    assert (np.diff(s) > 0).all() and s[0] == pytest.approx(1.0 + 0.1 * 1e4 * np.sqrt(1e-4))
-    assert s[-1] == pytest.approx(1.0 + 0.1 * 1e4)  # capped at ratio 1
+    assert (np.diff(s) > 0).all() and s[0] == pytest.approx(1.0 + k * 1e4 * np.sqrt(1e-4))
+    assert s[-1] == pytest.approx(1.0 + k * 1e4)  # capped at ratio 1
     assert slippage_bps([100], [np.nan], c)[0] == s[-1]  # unknown ADV pays the capped impact
 
 
