@@ -85,190 +85,322 @@ def _max_dd(x: np.ndarray) -> float:
 
 
 @njit(cache=True, nogil=True)
-def _sweep_kernel(
-    order, m_arr, eligible, r_hist, hist_off, is_reb,
-    conc, side_gross, cap, max_lev, equal_w, band, smoothing,
-    vol_target, target_vol, max_scale, vol_window, bars_per_year, min_weight,
-    simple_ret, inv_sigma, funding, adv, fee, base_bps, coin_coef, capital, use_funding, out,
+def _n_selected(m, conc):
+    """k, the names per side at a bar with ``m`` eligible coins (`portfolio._weights_kernel`'s rule)."""
+    k = 0
+    if m >= 2:
+        k = int(math.ceil(m * conc / 100.0 - 1e-9))
+        if k > m // 2:
+            k = m // 2
+    return k
+
+
+@njit(cache=True, nogil=True)
+def _book_size(m_arr, conc):
+    """Σ over bars of 2k: the length of a sparse target path."""
+    n = 0
+    for t in range(m_arr.shape[0]):
+        n += 2 * _n_selected(m_arr[t], conc)
+    return n
+
+
+@njit(cache=True, nogil=True)
+def _targets_kernel(
+    order, m_arr, inv_sigma, r_hist, hist_off, conc, side_gross, cap, max_lev, equal_w,
+    vol_target, target_vol, max_scale, vol_window, bars_per_year, off, idx, val,
 ):
-    """`portfolio._weights_kernel` followed by `backtest._backtest_kernel`, fused and sparse: each bar touches
-    only the coins held or selected (≈ 2k of N), and no [bar, coin] array is written. Same rules, same
-    arithmetic per coin; sums over coins run in another order, so results agree to ~1e-15, not bit for bit
-    (tests compare every configuration with the dense path)."""
+    """Steps 3–5 of `portfolio` (selection, inverse-vol/equal weights with caps, optional vol target) at every
+    bar, stored sparse: bar t's target book is ``idx/val[off[t]:off[t+1]]`` (longs and shorts interleaved).
+
+    Why separate: the target book depends only on the ranking and on (concentration, weighting, vol target),
+    not on the rebalance interval, band or smoothing, so the sweep builds it once and every configuration
+    sharing those inputs reads it (4–24 configurations per target book in the default grids). Arithmetic is
+    `portfolio._weights_kernel`'s: the same `_fill_side`, the same 1/sigma bits."""
     T, N = inv_sigma.shape
-    w_prev = np.zeros(N)
-    w = np.zeros(N)
     tw = np.zeros(N)
-    pos = np.zeros(N)
-    held = np.empty(N, dtype=np.int64)
-    nh = 0
-    sel = np.empty(N, dtype=np.int64)
-    ns = 0
-    cand = np.empty(N, dtype=np.int64)
-    mark = np.full(N, -1, dtype=np.int64)
     longs = np.empty(N, dtype=np.int64)
     shorts = np.empty(N, dtype=np.int64)
     rl = np.empty(N)
     rs = np.empty(N)
-    eq = 1.0
+    e = 0
     for t in range(T):
+        off[t] = e
         m = m_arr[t]
-        nc = 0
-        g = 0.0
-        fu = 0.0
-        for j in range(nh):  # held coins: candidates, and mark-to-market of their positions
-            i = held[j]
-            cand[nc] = i
-            nc += 1
-            mark[i] = t
-            w[i] = w_prev[i]
-            p = pos[i]
-            if p != 0.0:
-                r = simple_ret[t, i]
-                g += p * r
-                if use_funding:
-                    fu += p * funding[t, i]
-                pos[i] = p * (1.0 + r)
-        if is_reb[t]:
+        k = _n_selected(m, conc)
+        if k < 1:
+            continue
+        for j in range(k):
+            longs[j] = order[t, j]
+            shorts[j] = order[t, m - 1 - j]
+            rl[j] = 1.0 if equal_w else inv_sigma[t, longs[j]]
+            rs[j] = 1.0 if equal_w else inv_sigma[t, shorts[j]]
+        _fill_side(longs[:k], rl[:k], side_gross, cap, tw, 1.0)
+        _fill_side(shorts[:k], rs[:k], side_gross, cap, tw, -1.0)
+        for j in range(k):
+            idx[e + 2 * j] = longs[j]
+            idx[e + 2 * j + 1] = shorts[j]
+        ns = 2 * k
+        for j in range(ns):
+            val[e + j] = tw[idx[e + j]]
+            tw[idx[e + j]] = 0.0
+        if vol_target:
+            acc = 0.0
+            for s in range(vol_window):
+                row = hist_off + t - vol_window + 1 + s
+                pr = 0.0
+                if row >= 0:
+                    for j in range(ns):
+                        x = r_hist[row, idx[e + j]]
+                        if x == x:
+                            pr += val[e + j] * x
+                acc += pr * pr
+            fvol = math.sqrt(acc / vol_window * bars_per_year)
+            scale = max_scale if fvol <= 0.0 else min(max_scale, target_vol / fvol)
+            big = 0.0
+            gross = 0.0
             for j in range(ns):
-                tw[sel[j]] = 0.0
-            ns = 0
-            k = 0
-            if m >= 2:
-                k = int(math.ceil(m * conc / 100.0 - 1e-9))
-                if k > m // 2:
-                    k = m // 2
-            if k >= 1:
-                for j in range(k):
-                    longs[j] = order[t, j]
-                    shorts[j] = order[t, m - 1 - j]
-                    rl[j] = 1.0 if equal_w else inv_sigma[t, longs[j]]
-                    rs[j] = 1.0 if equal_w else inv_sigma[t, shorts[j]]
-                _fill_side(longs[:k], rl[:k], side_gross, cap, tw, 1.0)
-                _fill_side(shorts[:k], rs[:k], side_gross, cap, tw, -1.0)
-                for j in range(k):
-                    sel[ns] = longs[j]
-                    sel[ns + 1] = shorts[j]
-                    ns += 2
-                for j in range(ns):
-                    i = sel[j]
-                    if mark[i] != t:
-                        mark[i] = t
+                a = abs(val[e + j])
+                gross += a
+                if a > big:
+                    big = a
+            if big > 0.0 and scale * big > cap:
+                scale = cap / big
+            if gross > 0.0 and scale * gross > max_lev:
+                scale = max_lev / gross
+            for j in range(ns):
+                val[e + j] *= scale
+        e += ns
+    off[T] = e
+
+
+@njit(cache=True, nogil=True)
+def _batch_kernel(
+    book_off, book_idx, book_val, cfg_book, cfg_reb, cfg_band, cfg_smooth, reb_masks,
+    eligible, max_lev, min_weight, simple_ret, funding, inv_adv, fee, base_bps, coin_coef, capital, use_funding,
+    out,
+):
+    """Steps 6–8 of `portfolio` (smoothing, no-trade band, eligibility, leverage cap) on the shared target
+    books, fused with `backtest._backtest_kernel`'s accounting, for a batch of configurations at once.
+
+    Why batched, bar-major: per configuration the work is small (≈ 2k held coins a bar), so a one-config
+    pass is bound by streaming the [bar, coin] panels (returns, ADV, eligibility, funding: ~8 MB each) from
+    memory. Walking bars in the outer loop and configurations in the inner one reads each bar's rows once
+    for the whole batch while they sit in L1; each configuration's state ([config, coin] rows) stays in L2.
+
+    Why sparse: a bar touches only the coins held or in the target book, in two passes — (A) mark-to-market
+    and new weights, (B) trades and costs — and writes no [bar, coin] array. Per configuration the
+    arithmetic is the dense path's except that sums over coins run in another order and the slippage ratio
+    multiplies by a precomputed 1/ADV, so results agree to ~1e-15, not bit for bit (tests compare every
+    configuration with the dense `target_path` + `run_backtest`). Configurations never interact: a batch
+    gives each one the same bits as running it alone (tested).
+
+    ``cfg_*[c]``: configuration c's target book (row of ``book_off``), rebalance mask (row of ``reb_masks``),
+    band and smoothing. ``out[c, t]``: `backtest.BAR_FIELDS`."""
+    C = cfg_book.shape[0]
+    B = book_off.shape[0]
+    T, N = eligible.shape
+    w_prev = np.zeros((C, N))  # the book held into this bar (last bar's weights)
+    w = np.zeros((C, N))  # this bar's weights, candidates only
+    pos = np.zeros((C, N))  # positions in equity units
+    held = np.empty((C, N), dtype=np.int64)  # coins with a non-zero weight, held[c, :nh[c]]
+    nh = np.zeros(C, dtype=np.int64)
+    eq = np.ones(C)
+    tw = np.zeros((B, N))  # each book's target at this bar, dense (reset after the bar)
+    cand = np.empty(N, dtype=np.int64)  # scratch: this (bar, config)'s candidates
+    mark = np.full(N, -1, dtype=np.int64)  # mark[i] == stamp: coin i is already a candidate
+    stamp = 0
+    for t in range(T):
+        for b in range(B):
+            for e in range(book_off[b, t], book_off[b, t + 1]):
+                tw[b, book_idx[e]] = book_val[e]
+        for c in range(C):
+            stamp += 1
+            reb = reb_masks[cfg_reb[c], t]
+            band = cfg_band[c]
+            smoothing = cfg_smooth[c]
+            smooth = smoothing < 1.0
+            bk = cfg_book[c]
+            nc = 0
+            g = 0.0
+            fu = 0.0
+            gross = 0.0
+            # (A) held coins: earn the bar's return and drift, then get this bar's weight
+            for j in range(nh[c]):
+                i = held[c, j]
+                cand[nc] = i
+                nc += 1
+                mark[i] = stamp
+                p = pos[c, i]
+                if p != 0.0:
+                    r = simple_ret[t, i]
+                    g += p * r
+                    if use_funding:
+                        fu += p * funding[t, i]
+                    pos[c, i] = p * (1.0 + r)
+                wp = w_prev[c, i]
+                x = wp
+                if reb:
+                    x = smoothing * tw[bk, i] + (1.0 - smoothing) * wp if smooth else tw[bk, i]
+                    if band > 0.0 and abs(x - wp) < band:
+                        x = wp
+                if not eligible[t, i] or (smooth and abs(x) < min_weight):
+                    x = 0.0
+                w[c, i] = x
+                gross += abs(x)
+            # ... and coins entering from the target book (not held, so their previous weight is 0)
+            if reb:
+                for e in range(book_off[bk, t], book_off[bk, t + 1]):
+                    i = book_idx[e]
+                    if mark[i] != stamp:
+                        mark[i] = stamp
                         cand[nc] = i
                         nc += 1
-                        w[i] = w_prev[i]
-            scale = 1.0
-            if vol_target and k >= 1:
-                acc = 0.0
-                for s in range(vol_window):
-                    row = hist_off + t - vol_window + 1 + s
-                    pr = 0.0
-                    if row >= 0:
-                        for j in range(ns):
-                            i = sel[j]
-                            x = r_hist[row, i]
-                            if x == x:
-                                pr += tw[i] * x
-                    acc += pr * pr
-                fvol = math.sqrt(acc / vol_window * bars_per_year)
-                scale = max_scale if fvol <= 0.0 else min(max_scale, target_vol / fvol)
-                big = 0.0
-                gross = 0.0
-                for j in range(ns):
-                    a = abs(tw[sel[j]])
-                    gross += a
-                    if a > big:
-                        big = a
-                if big > 0.0 and scale * big > cap:
-                    scale = cap / big
-                if gross > 0.0 and scale * gross > max_lev:
-                    scale = max_lev / gross
-                for j in range(ns):
-                    tw[sel[j]] *= scale
+                        x = smoothing * book_val[e] + (1.0 - smoothing) * 0.0 if smooth else book_val[e]
+                        if band > 0.0 and abs(x) < band:
+                            x = 0.0
+                        if not eligible[t, i] or (smooth and abs(x) < min_weight):
+                            x = 0.0
+                        w[c, i] = x
+                        gross += abs(x)
+            lev = max_lev / gross if gross > max_lev else 1.0
+            # (B) trade to the new weights, which become the held book
+            eq0 = eq[c]
+            eq_mid = eq0 + g - fu
+            if eq_mid <= 0.0:
+                eq_mid = 0.0
+            to = 0.0
+            sl = 0.0  # in bp × equity units: divided by 1e4 once per bar, not per coin
+            ge = 0.0
+            ne = 0.0
+            n = 0
             for j in range(nc):
                 i = cand[j]
-                x = smoothing * tw[i] + (1.0 - smoothing) * w_prev[i] if smoothing < 1.0 else tw[i]
-                if band > 0.0 and abs(x - w_prev[i]) < band:
-                    x = w_prev[i]
-                w[i] = x
-        gross = 0.0
-        for j in range(nc):
-            i = cand[j]
-            if not eligible[t, i] or (smoothing < 1.0 and abs(w[i]) < min_weight):
-                w[i] = 0.0
-            gross += abs(w[i])
-        if gross > max_lev:
-            f = max_lev / gross
-            for j in range(nc):
-                w[cand[j]] *= f
-        # --- accounting (backtest kernel): trade to the new weights, then they become the held book ---
-        eq_mid = eq + g - fu
-        if eq_mid <= 0.0:
-            eq_mid = 0.0
-        to = 0.0
-        sl = 0.0
-        ge = 0.0
-        ne = 0.0
-        nh = 0
-        for j in range(nc):
-            i = cand[j]
-            x = w[i] if eq_mid > 0.0 else 0.0
-            tgt = x * eq_mid
-            d = abs(tgt - pos[i])
-            if d > 0.0:
-                to += d
-                sl += d * slippage_bps_scalar(d * capital, adv[t, i], base_bps, coin_coef) / 1e4
-            pos[i] = tgt
-            ge += abs(x)
-            ne += x
-            w_prev[i] = x
-            if x != 0.0:
-                held[nh] = i
-                nh += 1
-            w[i] = 0.0
-        fees = to * fee / 1e4
-        eq_new = eq_mid - fees - sl
-        base = eq if eq > 0.0 else 1.0
-        out[t, 0] = g / base
-        out[t, 1] = fu / base
-        out[t, 2] = fees / base
-        out[t, 3] = sl / base
-        out[t, 4] = eq_new / base - 1.0 if eq > 0.0 else 0.0
-        out[t, 5] = to / eq_mid if eq_mid > 0.0 else 0.0
-        out[t, 6] = eq_new
-        out[t, 7] = ge
-        out[t, 8] = ne
-        eq = eq_new
+                x = w[c, i] * lev
+                if not eq_mid > 0.0:
+                    x = 0.0
+                tgt = x * eq_mid
+                d = abs(tgt - pos[c, i])
+                if d > 0.0:
+                    to += d
+                    # `costs.slippage_bps_scalar` with 1/ADV precomputed (inf where ADV is unknown → ratio 1)
+                    ratio = d * capital * inv_adv[t, i]
+                    if not ratio < 1.0:
+                        ratio = 1.0
+                    sl += d * (base_bps + coin_coef * 1e4 * math.sqrt(ratio))
+                pos[c, i] = tgt
+                ge += abs(x)
+                ne += x
+                w_prev[c, i] = x
+                if x != 0.0:
+                    held[c, n] = i
+                    n += 1
+            nh[c] = n
+            sl /= 1e4
+            fees = to * fee / 1e4
+            eq_new = eq_mid - fees - sl
+            base = eq0 if eq0 > 0.0 else 1.0
+            o = out[c, t]
+            o[0] = g / base
+            o[1] = fu / base
+            o[2] = fees / base
+            o[3] = sl / base
+            o[4] = eq_new / base - 1.0 if eq0 > 0.0 else 0.0
+            o[5] = to / eq_mid if eq_mid > 0.0 else 0.0
+            o[6] = eq_new
+            o[7] = ge
+            o[8] = ne
+            eq[c] = eq_new
+        for b in range(B):
+            for e in range(book_off[b, t], book_off[b, t + 1]):
+                tw[b, book_idx[e]] = 0.0
 
 
-def panel_inputs(close: np.ndarray, sigma: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def panel_inputs(close: np.ndarray, sigma: np.ndarray, adv: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per-panel arrays every configuration shares: simple returns (missing price = 0, the backtest's rule,
-    same expression so the same bits) and 1/sigma."""
+    same expression so the same bits), 1/sigma, and 1/ADV (inf where ADV is unknown or ≤ 0, which makes the
+    slippage ratio 1 as in `costs.slippage_bps_scalar`; a multiply instead of a divide per traded coin)."""
     c0 = np.vstack([np.full((1, close.shape[1]), np.nan), close[:-1]])
     with np.errstate(invalid="ignore", divide="ignore"):
         ok = np.isfinite(c0) & np.isfinite(close) & (c0 > 0)
         ret = np.where(ok, close / np.where(ok, c0, 1.0) - 1.0, 0.0)
         inv_sigma = 1.0 / sigma
-    return np.ascontiguousarray(ret), np.ascontiguousarray(inv_sigma)
+        adv = np.asarray(adv, dtype=np.float64)
+        inv_adv = np.where((adv > 0) & ~np.isnan(adv), 1.0 / adv, np.inf)
+    return np.ascontiguousarray(ret), np.ascontiguousarray(inv_sigma), np.ascontiguousarray(inv_adv)
+
+
+@dataclass(frozen=True)
+class TargetBooks:
+    """The sparse target book of every bar for one (ranking, concentration, weighting, vol target): bar t's
+    book is ``idx/val[off[t]:off[t + 1]]``. Shared by every rebalance interval, band and smoothing."""
+
+    off: np.ndarray  # int64 [T + 1]
+    idx: np.ndarray  # int64 coin columns
+    val: np.ndarray  # float64 signed weights
+
+
+def target_books(order, m, inv_sigma, r_hist, pp: PortfolioParams) -> TargetBooks:
+    """Run `_targets_kernel` (portfolio steps 3–5) for one parameter set; ``inv_sigma`` = 1/sigma
+    (`panel_inputs`), ``r_hist`` as in `portfolio.target_path` (only read with the vol target on)."""
+    T = order.shape[0]
+    if pp.weight_scheme not in ("inverse_vol", "equal"):
+        raise ValueError(f"weight_scheme {pp.weight_scheme!r}: expected 'inverse_vol' or 'equal'")
+    m = np.ascontiguousarray(m, dtype=np.int64)
+    n = int(_book_size(m, float(pp.concentration_pct))) if T else 0
+    off, idx, val = np.zeros(T + 1, dtype=np.int64), np.empty(n, dtype=np.int64), np.empty(n)
+    if T:
+        _targets_kernel(
+            order, m, inv_sigma, r_hist, r_hist.shape[0] - T, float(pp.concentration_pct), pp.side_gross, pp.cap,
+            pp.max_leverage, pp.weight_scheme == "equal", pp.vol_target, pp.target_vol, pp.max_scale,
+            pp.vol_window, BARS_PER_YEAR, off, idx, val,
+        )
+    return TargetBooks(off, idx, val)
+
+
+def simulate_configs(books: list[TargetBooks], configs: list[tuple[int, int, float, float]], reb_masks: np.ndarray,
+                     eligible, shared, funding, costs: CostParams, capital_usd: float, max_leverage: float,
+                     out: np.ndarray | None = None) -> np.ndarray:
+    """Per-bar backtest fields ``[config, bar, BAR_FIELDS]`` of a batch of configurations on one ranking.
+    ``configs[c]`` = (index into ``books``, row of ``reb_masks`` (`rebalance_mask` per interval), band as a
+    fraction of capital, smoothing); ``shared`` = `panel_inputs` of the same bars."""
+    T, N = eligible.shape
+    C = len(configs)
+    out = np.zeros((C, T, len(BAR_FIELDS))) if out is None else out
+    if T == 0 or C == 0:
+        return out
+    off = np.empty((len(books), T + 1), dtype=np.int64)
+    base = 0
+    for b, bk in enumerate(books):  # one flat idx/val for all books; off rows point into it
+        off[b] = bk.off + base
+        base += len(bk.idx)
+    idx = np.concatenate([bk.idx for bk in books])
+    val = np.concatenate([bk.val for bk in books])
+    cfg = list(zip(*configs))
+    ret, _, inv_adv = shared
+    _batch_kernel(
+        off, idx, val, np.array(cfg[0], dtype=np.int64), np.array(cfg[1], dtype=np.int64),
+        np.array(cfg[2], dtype=np.float64), np.array(cfg[3], dtype=np.float64), np.ascontiguousarray(reb_masks),
+        np.ascontiguousarray(eligible), float(max_leverage), MIN_WEIGHT, ret, np.ascontiguousarray(funding), inv_adv,
+        costs.taker_fee_bps, costs.slippage_base_bps, costs.slippage_impact_coef, float(capital_usd), costs.funding,
+        out,
+    )
+    return out
 
 
 def simulate_config(times, order, m, sigma, eligible, r_hist, pp: PortfolioParams, close, funding, adv,
-                    costs: CostParams, capital_usd: float, rebalance=None, out=None, shared=None) -> np.ndarray:
-    """Per-bar backtest fields (`backtest.BAR_FIELDS`) of one configuration on a precomputed ranking.
-    ``shared``: `panel_inputs(close, sigma)` computed once for many configurations."""
+                    costs: CostParams, capital_usd: float, rebalance=None, shared=None,
+                    books: TargetBooks | None = None) -> np.ndarray:
+    """Per-bar backtest fields (`backtest.BAR_FIELDS`) of one configuration on a precomputed ranking
+    (a batch of one). ``shared``: `panel_inputs(close, sigma, adv)` computed once for many configurations;
+    ``books``: `target_books` for this configuration's ranking, concentration, weighting and vol target."""
     T = order.shape[0]
-    out = np.zeros((T, len(BAR_FIELDS))) if out is None else out
-    ret, inv_sigma = panel_inputs(close, sigma) if shared is None else shared
-    if T:
-        _sweep_kernel(
-            order, m, eligible, r_hist, r_hist.shape[0] - T,
-            rebalance_mask(times, pp.rebalance_hours) if rebalance is None else rebalance,
-            pp.concentration_pct, pp.side_gross, pp.cap, pp.max_leverage, pp.weight_scheme == "equal", pp.band,
-            pp.smoothing, pp.vol_target, pp.target_vol, pp.max_scale, pp.vol_window, BARS_PER_YEAR, MIN_WEIGHT,
-            ret, inv_sigma, funding, adv, costs.taker_fee_bps, costs.slippage_base_bps, costs.slippage_impact_coef,
-            capital_usd, costs.funding, out,
-        )
-    return out
+    shared = panel_inputs(close, sigma, adv) if shared is None else shared
+    if T == 0:
+        return np.zeros((0, len(BAR_FIELDS)))
+    books = target_books(order, m, shared[1], r_hist, pp) if books is None else books
+    reb = rebalance_mask(times, pp.rebalance_hours) if rebalance is None else rebalance
+    return simulate_configs([books], [(0, 0, pp.band, pp.smoothing)], np.asarray(reb)[None, :], eligible, shared,
+                            funding, costs, capital_usd, pp.max_leverage)[0]
 
 
 @dataclass
@@ -313,6 +445,63 @@ class SweepResult:
         return m.iloc[0] if len(m) else None
 
 
+def config_params(base: PortfolioParams, c: dict) -> PortfolioParams:
+    """``base`` with one grid configuration's choices (a `SweepGrid.configs` dict) applied."""
+    return replace(base, concentration_pct=float(c["concentration_pct"]), rebalance_hours=int(c["rebalance_hours"]),
+                   weight_scheme=c["weight_scheme"], band=float(c["band_pct"]) / 100, smoothing=float(c["smoothing"]))
+
+
+def simulate_grid(configs: list[dict], order, m, eligible, r_hist, shared, funding, reb_masks: dict,
+                  base: PortfolioParams, costs: CostParams, capital_usd: float, pool=None, workers: int = 1,
+                  batch: int = 32) -> np.ndarray:
+    """Per-bar backtest fields ``[config, bar, BAR_FIELDS]`` of grid configurations on one ranking.
+
+    The target book is built once per (concentration, weighting) and shared by every interval, band and
+    smoothing; configurations then run in batches of at most ``batch`` (bar-major, see `_batch_kernel`;
+    32 keeps a batch's state in L2), at least ``workers`` batches so every thread has one."""
+    pps = [config_params(base, c) for c in configs]
+    T = order.shape[0]
+    out = np.zeros((len(configs), T, len(BAR_FIELDS)))
+    if T == 0 or not configs:
+        return out
+    run = pool.map if pool is not None else map
+    keys = list(dict.fromkeys((pp.concentration_pct, pp.weight_scheme) for pp in pps))
+    first = {key: next(pp for pp in pps if (pp.concentration_pct, pp.weight_scheme) == key) for key in keys}
+    books = dict(zip(keys, run(lambda key: target_books(order, m, shared[1], r_hist, first[key]), keys)))
+    hours = sorted(reb_masks)
+    masks = np.stack([reb_masks[h] for h in hours])
+    n_batches = max(math.ceil(len(configs) / batch), min(max(1, workers), len(configs)))
+    edges = np.linspace(0, len(configs), n_batches + 1).astype(int)
+
+    def one(a, b):
+        used = list(dict.fromkeys((pp.concentration_pct, pp.weight_scheme) for pp in pps[a:b]))
+        cfg = [(used.index((pp.concentration_pct, pp.weight_scheme)), hours.index(pp.rebalance_hours), pp.band,
+                pp.smoothing) for pp in pps[a:b]]
+        simulate_configs([books[u] for u in used], cfg, masks, eligible, shared, funding, costs, capital_usd,
+                         base.max_leverage, out=out[a:b])
+
+    list(run(lambda ab: one(*ab), zip(edges[:-1], edges[1:])))
+    return out
+
+
+def _config_metrics(out: np.ndarray, k_split: int) -> dict:
+    """In-sample / out-of-sample summary of one configuration's per-bar fields (see `SweepResult.table`)."""
+    T = out.shape[0]
+    row = {}
+    net = out[:, 4]
+    for tag, sl in (("is", slice(1, k_split)), ("oos", slice(max(k_split, 1), T))):
+        n, g = net[sl], out[sl, 0]
+        sh, ann, vol = _stats(n)
+        row.update({
+            f"{tag}_sharpe": sh, f"{tag}_annual_return": ann, f"{tag}_annual_vol": vol,
+            f"{tag}_sharpe_gross": _stats(g)[0], f"{tag}_max_drawdown": _max_dd(n),
+            f"{tag}_turnover": float(out[sl, 5].mean()) if len(n) else float("nan"),
+            f"{tag}_fees": float(out[sl, 2].sum()), f"{tag}_funding": float(out[sl, 1].sum()),
+            f"{tag}_slippage": float(out[sl, 3].sum()),
+        })
+    return row
+
+
 def run_sweep(
     panel: Panel,
     base: StrategyParams,
@@ -339,42 +528,23 @@ def run_sweep(
     configs = grid.configs()
     rows: list[dict] = [None] * len(configs)
     net_all = np.zeros((len(configs), T))
-    reb_cache = {h: rebalance_mask(times, h) for h in grid.rebalance_hours}
-    shared = panel_inputs(close, sigma)
+    reb_masks = {h: rebalance_mask(times, h) for h in grid.rebalance_hours}
+    shared = panel_inputs(close, sigma, adv)
     by_set: dict[str, list[int]] = {}
     for ci, c in enumerate(configs):
         by_set.setdefault(c["span_set"], []).append(ci)
-
-    def one(ci, order, m, elig):
-        c = configs[ci]
-        pp = replace(base.portfolio, concentration_pct=float(c["concentration_pct"]),
-                     rebalance_hours=int(c["rebalance_hours"]), weight_scheme=c["weight_scheme"],
-                     band=float(c["band_pct"]) / 100, smoothing=float(c["smoothing"]))
-        out = simulate_config(times, order, m, sigma, elig, r_hist, pp, close, fund, adv, costs, capital_usd,
-                              rebalance=reb_cache[pp.rebalance_hours], shared=shared)
-        net = out[:, 4]
-        net_all[ci] = net
-        row = {"config_id": ci, **c}
-        for tag, sl in (("is", slice(1, k_split)), ("oos", slice(max(k_split, 1), T))):
-            n, g = net[sl], out[sl, 0]
-            sh, ann, vol = _stats(n)
-            row.update({
-                f"{tag}_sharpe": sh, f"{tag}_annual_return": ann, f"{tag}_annual_vol": vol,
-                f"{tag}_sharpe_gross": _stats(g)[0], f"{tag}_max_drawdown": _max_dd(n),
-                f"{tag}_turnover": float(out[sl, 5].mean()) if len(n) else float("nan"),
-                f"{tag}_fees": float(out[sl, 2].sum()), f"{tag}_funding": float(out[sl, 1].sum()),
-                f"{tag}_slippage": float(out[sl, 3].sum()),
-            })
-        rows[ci] = row
-
-    # the kernel releases the GIL: configurations run on `workers` threads
+    # the kernels release the GIL: batches of configurations run on `workers` threads
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         for set_name, cids in by_set.items():
             idx = [spans_union.index(s) for s in grid.span_sets[set_name]]
             score = combine_ewm(sig.ewm[s0:], idx, sp.combination)
             elig = np.ascontiguousarray(eligibility(close, delisted, score, sigma, adv, base.portfolio))
             order, m = rank_order(score, elig)
-            list(pool.map(lambda ci: one(ci, order, m, elig), cids))
+            out = simulate_grid([configs[ci] for ci in cids], order, m, elig, r_hist, shared, fund, reb_masks,
+                                base.portfolio, costs, capital_usd, pool, workers)
+            for j, ci in enumerate(cids):
+                net_all[ci] = out[j, :, 4]
+                rows[ci] = {"config_id": ci, **configs[ci], **_config_metrics(out[j], k_split)}
     table = pd.DataFrame(rows).sort_values("config_id").reset_index(drop=True)
     wf, wf_net = _walk_forward(net_all, times, k_split, folds)
     return SweepResult(table, net_all, times, split, wf, wf_net)
