@@ -117,6 +117,13 @@ def rebalance_mask(times, rebalance_hours: int) -> np.ndarray:
 @njit(cache=True)
 def _fill_side(members, raw, gross, cap, w, sign):
     """Water-filling: w ∝ raw, Σ = gross, each ≤ cap. Returns (n_capped, shrunk)."""
+    return _fill_side_into(members, raw, gross, cap, w, sign, np.empty(members.shape[0], dtype=np.bool_))
+
+
+@njit(cache=True)
+def _fill_side_into(members, raw, gross, cap, w, sign, fixed):
+    """`_fill_side` with a caller-owned scratch ``fixed`` (length ≥ k): the sweep calls it at every bar of
+    every target book, where allocating per call was a measurable share of the time."""
     k = members.shape[0]
     if k == 0:
         return 0, False
@@ -124,7 +131,8 @@ def _fill_side(members, raw, gross, cap, w, sign):
         for j in range(k):
             w[members[j]] = sign * cap
         return k, True
-    fixed = np.zeros(k, dtype=np.bool_)
+    for j in range(k):
+        fixed[j] = False
     n_fixed = 0
     for _ in range(k + 1):
         rem = gross - cap * n_fixed

@@ -31,7 +31,7 @@ from gradient_pipeline.core.backtest import BAR_FIELDS
 from gradient_pipeline.core.costs import CostParams, slippage_bps_scalar
 from gradient_pipeline.core.panel import Panel
 from gradient_pipeline.core.portfolio import (
-    BARS_PER_YEAR, MIN_WEIGHT, PortfolioParams, _fill_side, eligibility, rank_order, rebalance_mask,
+    BARS_PER_YEAR, MIN_WEIGHT, PortfolioParams, _fill_side_into, eligibility, rank_order, rebalance_mask,
 )
 from gradient_pipeline.core.signals import SignalParams, combine_ewm, compute_signals
 from gradient_pipeline.core.strategy import StrategyParams, r_lookback
@@ -115,13 +115,14 @@ def _targets_kernel(
     Why separate: the target book depends only on the ranking and on (concentration, weighting, vol target),
     not on the rebalance interval, band or smoothing, so the sweep builds it once and every configuration
     sharing those inputs reads it (4–24 configurations per target book in the default grids). Arithmetic is
-    `portfolio._weights_kernel`'s: the same `_fill_side`, the same 1/sigma bits."""
+    `portfolio._weights_kernel`'s: the same water-filling (`_fill_side_into`), the same 1/sigma bits."""
     T, N = inv_sigma.shape
     tw = np.zeros(N)
     longs = np.empty(N, dtype=np.int64)
     shorts = np.empty(N, dtype=np.int64)
     rl = np.empty(N)
     rs = np.empty(N)
+    fixed = np.empty(N, dtype=np.bool_)  # water-filling scratch, allocated once rather than per side per bar
     e = 0
     for t in range(T):
         off[t] = e
@@ -134,8 +135,8 @@ def _targets_kernel(
             shorts[j] = order[t, m - 1 - j]
             rl[j] = 1.0 if equal_w else inv_sigma[t, longs[j]]
             rs[j] = 1.0 if equal_w else inv_sigma[t, shorts[j]]
-        _fill_side(longs[:k], rl[:k], side_gross, cap, tw, 1.0)
-        _fill_side(shorts[:k], rs[:k], side_gross, cap, tw, -1.0)
+        _fill_side_into(longs[:k], rl[:k], side_gross, cap, tw, 1.0, fixed)
+        _fill_side_into(shorts[:k], rs[:k], side_gross, cap, tw, -1.0, fixed)
         for j in range(k):
             idx[e + 2 * j] = longs[j]
             idx[e + 2 * j + 1] = shorts[j]
@@ -175,38 +176,39 @@ def _targets_kernel(
 
 @njit(cache=True, nogil=True)
 def _batch_kernel(
-    book_off, book_idx, book_val, cfg_book, cfg_reb, cfg_band, cfg_smooth, reb_masks,
+    book_off, book_idx, book_val, cfg_book, cfg_reb, cfg_band, cfg_smooth, cfg_row, reb_masks,
     eligible, max_lev, min_weight, simple_ret, funding, inv_adv, fee, base_bps, coin_coef, capital, use_funding,
     out,
 ):
     """Steps 6–8 of `portfolio` (smoothing, no-trade band, eligibility, leverage cap) on the shared target
     books, fused with `backtest._backtest_kernel`'s accounting, for a batch of configurations at once.
 
-    Why batched, bar-major: per configuration the work is small (≈ 2k held coins a bar), so a one-config
-    pass is bound by streaming the [bar, coin] panels (returns, ADV, eligibility, funding: ~8 MB each) from
-    memory. Walking bars in the outer loop and configurations in the inner one reads each bar's rows once
-    for the whole batch while they sit in L1; each configuration's state ([config, coin] rows) stays in L2.
+    Why batched, bar-major: bar t's rows of the [bar, coin] panels (returns, eligibility, 1/ADV, funding) are
+    read once for the whole batch while they sit in L1, instead of streaming ~8 MB panels per configuration.
 
-    Why sparse: a bar touches only the coins held or in the target book, in two passes — (A) mark-to-market
-    and new weights, (B) trades and costs — and writes no [bar, coin] array. Per configuration the
-    arithmetic is the dense path's except that sums over coins run in another order and the slippage ratio
-    multiplies by a precomputed 1/ADV, so results agree to ~1e-15, not bit for bit (tests compare every
-    configuration with the dense `target_path` + `run_backtest`). Configurations never interact: a batch
-    gives each one the same bits as running it alone (tested).
+    Why sparse and compact: a configuration's state is its held book only — coin, position and weight in
+    parallel arrays (``held/hpos/hw[c, :nh[c]]``) — so a bar walks ≈ 2k coins, not N, mostly sequentially:
+    (A) the held coins earn the bar's return and get their new weight, coins entering from the target book
+    are appended; (B) every candidate trades to its new weight, pays fee and slippage, and the non-zero ones
+    are compacted into the new held book. Per configuration the arithmetic is the dense path's except that
+    sums over coins run in another order and the slippage ratio multiplies by a precomputed 1/ADV, so results
+    agree to ~1e-15, not bit for bit (tests compare every configuration with `target_path` + `run_backtest`).
+    Configurations never interact: each row of a batch has the same bits as that configuration alone (tested).
 
     ``cfg_*[c]``: configuration c's target book (row of ``book_off``), rebalance mask (row of ``reb_masks``),
-    band and smoothing. ``out[c, t]``: `backtest.BAR_FIELDS`."""
+    band, smoothing, and its row of ``out``; ``out[cfg_row[c], t]``: `backtest.BAR_FIELDS`."""
     C = cfg_book.shape[0]
     B = book_off.shape[0]
     T, N = eligible.shape
-    w_prev = np.zeros((C, N))  # the book held into this bar (last bar's weights)
-    w = np.zeros((C, N))  # this bar's weights, candidates only
-    pos = np.zeros((C, N))  # positions in equity units
-    held = np.empty((C, N), dtype=np.int64)  # coins with a non-zero weight, held[c, :nh[c]]
+    held = np.empty((C, N), dtype=np.int64)  # coins with a non-zero weight ...
+    hpos = np.empty((C, N))  # ... their positions in equity units (marked at the last close) ...
+    hw = np.empty((C, N))  # ... and their weights (the book held into this bar)
     nh = np.zeros(C, dtype=np.int64)
     eq = np.ones(C)
     tw = np.zeros((B, N))  # each book's target at this bar, dense (reset after the bar)
-    cand = np.empty(N, dtype=np.int64)  # scratch: this (bar, config)'s candidates
+    cand = np.empty(N, dtype=np.int64)  # scratch for one (bar, config): candidate coins,
+    cpos = np.empty(N)  # their drifted positions
+    cw = np.empty(N)  # and their new weights before the leverage cap
     mark = np.full(N, -1, dtype=np.int64)  # mark[i] == stamp: coin i is already a candidate
     stamp = 0
     for t in range(T):
@@ -220,24 +222,24 @@ def _batch_kernel(
             smoothing = cfg_smooth[c]
             smooth = smoothing < 1.0
             bk = cfg_book[c]
-            nc = 0
+            nc = nh[c]
             g = 0.0
             fu = 0.0
             gross = 0.0
             # (A) held coins: earn the bar's return and drift, then get this bar's weight
-            for j in range(nh[c]):
+            for j in range(nc):
                 i = held[c, j]
-                cand[nc] = i
-                nc += 1
+                cand[j] = i
                 mark[i] = stamp
-                p = pos[c, i]
+                p = hpos[c, j]
                 if p != 0.0:
                     r = simple_ret[t, i]
                     g += p * r
                     if use_funding:
                         fu += p * funding[t, i]
-                    pos[c, i] = p * (1.0 + r)
-                wp = w_prev[c, i]
+                    p = p * (1.0 + r)
+                cpos[j] = p
+                wp = hw[c, j]
                 x = wp
                 if reb:
                     x = smoothing * tw[bk, i] + (1.0 - smoothing) * wp if smooth else tw[bk, i]
@@ -245,25 +247,25 @@ def _batch_kernel(
                         x = wp
                 if not eligible[t, i] or (smooth and abs(x) < min_weight):
                     x = 0.0
-                w[c, i] = x
+                cw[j] = x
                 gross += abs(x)
-            # ... and coins entering from the target book (not held, so their previous weight is 0)
+            # ... and coins entering from the target book (not held: previous weight and position 0)
             if reb:
                 for e in range(book_off[bk, t], book_off[bk, t + 1]):
                     i = book_idx[e]
                     if mark[i] != stamp:
-                        mark[i] = stamp
-                        cand[nc] = i
-                        nc += 1
                         x = smoothing * book_val[e] + (1.0 - smoothing) * 0.0 if smooth else book_val[e]
                         if band > 0.0 and abs(x) < band:
                             x = 0.0
                         if not eligible[t, i] or (smooth and abs(x) < min_weight):
                             x = 0.0
-                        w[c, i] = x
+                        cand[nc] = i
+                        cpos[nc] = 0.0
+                        cw[nc] = x
+                        nc += 1
                         gross += abs(x)
             lev = max_lev / gross if gross > max_lev else 1.0
-            # (B) trade to the new weights, which become the held book
+            # (B) trade to the new weights; the non-zero ones become the held book
             eq0 = eq[c]
             eq_mid = eq0 + g - fu
             if eq_mid <= 0.0:
@@ -274,41 +276,44 @@ def _batch_kernel(
             ne = 0.0
             n = 0
             for j in range(nc):
-                i = cand[j]
-                x = w[c, i] * lev
+                x = cw[j] * lev
                 if not eq_mid > 0.0:
                     x = 0.0
                 tgt = x * eq_mid
-                d = abs(tgt - pos[c, i])
+                d = abs(tgt - cpos[j])
                 if d > 0.0:
                     to += d
-                    # `costs.slippage_bps_scalar` with 1/ADV precomputed (inf where ADV is unknown → ratio 1)
-                    ratio = d * capital * inv_adv[t, i]
-                    if not ratio < 1.0:
-                        ratio = 1.0
-                    sl += d * (base_bps + coin_coef * 1e4 * math.sqrt(ratio))
-                pos[c, i] = tgt
+                    # `costs.slippage_bps_scalar`, with 1/ADV precomputed (inf where ADV is unknown → ratio 1);
+                    # no square root when the model has no impact term
+                    bps = base_bps
+                    if coin_coef != 0.0:
+                        ratio = d * capital * inv_adv[t, cand[j]]
+                        if not ratio < 1.0:
+                            ratio = 1.0
+                        bps = base_bps + coin_coef * 1e4 * math.sqrt(ratio)
+                    sl += d * bps
                 ge += abs(x)
                 ne += x
-                w_prev[c, i] = x
                 if x != 0.0:
-                    held[c, n] = i
+                    held[c, n] = cand[j]
+                    hpos[c, n] = tgt
+                    hw[c, n] = x
                     n += 1
             nh[c] = n
             sl /= 1e4
             fees = to * fee / 1e4
             eq_new = eq_mid - fees - sl
             base = eq0 if eq0 > 0.0 else 1.0
-            o = out[c, t]
-            o[0] = g / base
-            o[1] = fu / base
-            o[2] = fees / base
-            o[3] = sl / base
-            o[4] = eq_new / base - 1.0 if eq0 > 0.0 else 0.0
-            o[5] = to / eq_mid if eq_mid > 0.0 else 0.0
-            o[6] = eq_new
-            o[7] = ge
-            o[8] = ne
+            o = cfg_row[c]
+            out[o, t, 0] = g / base
+            out[o, t, 1] = fu / base
+            out[o, t, 2] = fees / base
+            out[o, t, 3] = sl / base
+            out[o, t, 4] = eq_new / base - 1.0 if eq0 > 0.0 else 0.0
+            out[o, t, 5] = to / eq_mid if eq_mid > 0.0 else 0.0
+            out[o, t, 6] = eq_new
+            out[o, t, 7] = ge
+            out[o, t, 8] = ne
             eq[c] = eq_new
         for b in range(B):
             for e in range(book_off[b, t], book_off[b, t + 1]):
@@ -339,15 +344,25 @@ class TargetBooks:
     val: np.ndarray  # float64 signed weights
 
 
-def target_books(order, m, inv_sigma, r_hist, pp: PortfolioParams) -> TargetBooks:
+def book_size(m, pp: PortfolioParams) -> int:
+    """Entries of `target_books` for ``pp`` (Σ over bars of 2k)."""
+    return int(_book_size(np.ascontiguousarray(m, dtype=np.int64), float(pp.concentration_pct))) if len(m) else 0
+
+
+def target_books(order, m, inv_sigma, r_hist, pp: PortfolioParams, idx=None, val=None) -> TargetBooks:
     """Run `_targets_kernel` (portfolio steps 3–5) for one parameter set; ``inv_sigma`` = 1/sigma
-    (`panel_inputs`), ``r_hist`` as in `portfolio.target_path` (only read with the vol target on)."""
+    (`panel_inputs`), ``r_hist`` as in `portfolio.target_path` (only read with the vol target on).
+    ``idx``/``val``: optional storage of `book_size` entries (slices of a batch's flat arrays)."""
     T = order.shape[0]
     if pp.weight_scheme not in ("inverse_vol", "equal"):
         raise ValueError(f"weight_scheme {pp.weight_scheme!r}: expected 'inverse_vol' or 'equal'")
     m = np.ascontiguousarray(m, dtype=np.int64)
-    n = int(_book_size(m, float(pp.concentration_pct))) if T else 0
-    off, idx, val = np.zeros(T + 1, dtype=np.int64), np.empty(n, dtype=np.int64), np.empty(n)
+    n = book_size(m, pp)
+    off = np.zeros(T + 1, dtype=np.int64)
+    idx = np.empty(n, dtype=np.int64) if idx is None else idx
+    val = np.empty(n) if val is None else val
+    if idx.shape != (n,) or val.shape != (n,):
+        raise ValueError(f"target book storage has {idx.shape}/{val.shape} entries, expected {n}")
     if T:
         _targets_kernel(
             order, m, inv_sigma, r_hist, r_hist.shape[0] - T, float(pp.concentration_pct), pp.side_gross, pp.cap,
@@ -359,13 +374,15 @@ def target_books(order, m, inv_sigma, r_hist, pp: PortfolioParams) -> TargetBook
 
 def simulate_configs(books: list[TargetBooks], configs: list[tuple[int, int, float, float]], reb_masks: np.ndarray,
                      eligible, shared, funding, costs: CostParams, capital_usd: float, max_leverage: float,
-                     out: np.ndarray | None = None) -> np.ndarray:
+                     out: np.ndarray | None = None, rows=None) -> np.ndarray:
     """Per-bar backtest fields ``[config, bar, BAR_FIELDS]`` of a batch of configurations on one ranking.
     ``configs[c]`` = (index into ``books``, row of ``reb_masks`` (`rebalance_mask` per interval), band as a
-    fraction of capital, smoothing); ``shared`` = `panel_inputs` of the same bars."""
+    fraction of capital, smoothing); ``shared`` = `panel_inputs` of the same bars. Configuration c writes
+    ``out[rows[c]]`` (default: ``out[c]``)."""
     T, N = eligible.shape
     C = len(configs)
     out = np.zeros((C, T, len(BAR_FIELDS))) if out is None else out
+    rows = np.arange(C, dtype=np.int64) if rows is None else np.asarray(rows, dtype=np.int64)
     if T == 0 or C == 0:
         return out
     off = np.empty((len(books), T + 1), dtype=np.int64)
@@ -375,16 +392,22 @@ def simulate_configs(books: list[TargetBooks], configs: list[tuple[int, int, flo
         base += len(bk.idx)
     idx = np.concatenate([bk.idx for bk in books])
     val = np.concatenate([bk.val for bk in books])
+    _run_batch(off, idx, val, configs, reb_masks, eligible, shared, funding, costs, capital_usd, max_leverage, out,
+               rows)
+    return out
+
+
+def _run_batch(off, idx, val, configs, reb_masks, eligible, shared, funding, costs: CostParams, capital_usd: float,
+               max_leverage: float, out, rows) -> None:
     cfg = list(zip(*configs))
     ret, _, inv_adv = shared
     _batch_kernel(
         off, idx, val, np.array(cfg[0], dtype=np.int64), np.array(cfg[1], dtype=np.int64),
-        np.array(cfg[2], dtype=np.float64), np.array(cfg[3], dtype=np.float64), np.ascontiguousarray(reb_masks),
+        np.array(cfg[2], dtype=np.float64), np.array(cfg[3], dtype=np.float64), rows, np.ascontiguousarray(reb_masks),
         np.ascontiguousarray(eligible), float(max_leverage), MIN_WEIGHT, ret, np.ascontiguousarray(funding), inv_adv,
         costs.taker_fee_bps, costs.slippage_base_bps, costs.slippage_impact_coef, float(capital_usd), costs.funding,
         out,
     )
-    return out
 
 
 def simulate_config(times, order, m, sigma, eligible, r_hist, pp: PortfolioParams, close, funding, adv,
@@ -457,30 +480,55 @@ def simulate_grid(configs: list[dict], order, m, eligible, r_hist, shared, fundi
     """Per-bar backtest fields ``[config, bar, BAR_FIELDS]`` of grid configurations on one ranking.
 
     The target book is built once per (concentration, weighting) and shared by every interval, band and
-    smoothing; configurations then run in batches of at most ``batch`` (bar-major, see `_batch_kernel`;
-    32 keeps a batch's state in L2), at least ``workers`` batches so every thread has one."""
+    smoothing; configurations then run in batches (bar-major, see `_batch_kernel`) of about ``batch``
+    (32 keeps a batch's state in L2), at least ``workers`` batches (when there are as many books) so every
+    thread has one."""
     pps = [config_params(base, c) for c in configs]
     T = order.shape[0]
-    out = np.zeros((len(configs), T, len(BAR_FIELDS)))
+    out = np.empty((len(configs), T, len(BAR_FIELDS)))  # the kernel writes every field of every bar
     if T == 0 or not configs:
         return out
     run = pool.map if pool is not None else map
-    keys = list(dict.fromkeys((pp.concentration_pct, pp.weight_scheme) for pp in pps))
-    first = {key: next(pp for pp in pps if (pp.concentration_pct, pp.weight_scheme) == key) for key in keys}
-    books = dict(zip(keys, run(lambda key: target_books(order, m, shared[1], r_hist, first[key]), keys)))
+    by_book: dict = {}  # (concentration, weighting) -> configurations sharing that target book
+    for ci, pp in enumerate(pps):
+        by_book.setdefault((pp.concentration_pct, pp.weight_scheme), []).append(ci)
+    size = {key: book_size(m, pps[cis[0]]) for key, cis in by_book.items()}
+    # Batches: each book's configurations stay together (a batch fills a book's dense view once per bar for
+    # all of them), and books go to the least loaded batch, heaviest first (work ∝ book entries × configs),
+    # so `workers` threads finish together.
+    n_batches = min(len(by_book), max(math.ceil(len(configs) / batch), max(1, workers)))
+    load = [0] * n_batches
+    batches: list[list] = [[] for _ in range(n_batches)]
+    for key in sorted(by_book, key=lambda k: -(size[k] + 1) * len(by_book[k])):
+        b = int(np.argmin(load))
+        batches[b].append(key)
+        load[b] += (size[key] + 1) * len(by_book[key])
+    # each batch's books live in one flat idx/val (what the kernel reads), built in place, in parallel
     hours = sorted(reb_masks)
     masks = np.stack([reb_masks[h] for h in hours])
-    n_batches = max(math.ceil(len(configs) / batch), min(max(1, workers), len(configs)))
-    edges = np.linspace(0, len(configs), n_batches + 1).astype(int)
+    flat, where, jobs = [], {}, []
+    for keys_b in batches:
+        n = sum(size[k] for k in keys_b)
+        idx, val = np.empty(n, dtype=np.int64), np.empty(n)
+        flat.append((idx, val))
+        a = 0
+        for key in keys_b:
+            where[key] = a
+            jobs.append((key, idx[a:a + size[key]], val[a:a + size[key]]))
+            a += size[key]
+    books = dict(zip([j[0] for j in jobs], run(
+        lambda j: target_books(order, m, shared[1], r_hist, pps[by_book[j[0]][0]], j[1], j[2]), jobs)))
 
-    def one(a, b):
-        used = list(dict.fromkeys((pp.concentration_pct, pp.weight_scheme) for pp in pps[a:b]))
-        cfg = [(used.index((pp.concentration_pct, pp.weight_scheme)), hours.index(pp.rebalance_hours), pp.band,
-                pp.smoothing) for pp in pps[a:b]]
-        simulate_configs([books[u] for u in used], cfg, masks, eligible, shared, funding, costs, capital_usd,
-                         base.max_leverage, out=out[a:b])
+    def one(bi):
+        keys_b = batches[bi]
+        off = np.stack([books[k].off + where[k] for k in keys_b])
+        rows = np.array([ci for key in keys_b for ci in by_book[key]], dtype=np.int64)
+        cfg = [(keys_b.index((pps[ci].concentration_pct, pps[ci].weight_scheme)), hours.index(pps[ci].rebalance_hours),
+                pps[ci].band, pps[ci].smoothing) for ci in rows]
+        _run_batch(off, *flat[bi], cfg, masks, eligible, shared, funding, costs, capital_usd, base.max_leverage, out,
+                   rows)
 
-    list(run(lambda ab: one(*ab), zip(edges[:-1], edges[1:])))
+    list(run(one, range(n_batches)))
     return out
 
 
