@@ -117,11 +117,13 @@ def _targets_kernel(
     sharing those inputs reads it (4–24 configurations per target book in the default grids). Arithmetic is
     `portfolio._weights_kernel`'s: the same water-filling (`_fill_side_into`), the same 1/sigma bits."""
     T, N = inv_sigma.shape
-    tw = np.zeros(N)
     longs = np.empty(N, dtype=np.int64)
     shorts = np.empty(N, dtype=np.int64)
     rl = np.empty(N)
     rs = np.empty(N)
+    wl = np.empty(N)  # each side's weights, filled in side order (not scattered into a dense row)
+    ws = np.empty(N)
+    iota = np.arange(N)  # "members" for the water-filling: write weight j of the side to slot j
     fixed = np.empty(N, dtype=np.bool_)  # water-filling scratch, allocated once rather than per side per bar
     e = 0
     for t in range(T):
@@ -135,15 +137,14 @@ def _targets_kernel(
             shorts[j] = order[t, m - 1 - j]
             rl[j] = 1.0 if equal_w else inv_sigma[t, longs[j]]
             rs[j] = 1.0 if equal_w else inv_sigma[t, shorts[j]]
-        _fill_side_into(longs[:k], rl[:k], side_gross, cap, tw, 1.0, fixed)
-        _fill_side_into(shorts[:k], rs[:k], side_gross, cap, tw, -1.0, fixed)
+        _fill_side_into(iota[:k], rl[:k], side_gross, cap, wl, 1.0, fixed)
+        _fill_side_into(iota[:k], rs[:k], side_gross, cap, ws, -1.0, fixed)
         for j in range(k):
             idx[e + 2 * j] = longs[j]
             idx[e + 2 * j + 1] = shorts[j]
+            val[e + 2 * j] = wl[j]
+            val[e + 2 * j + 1] = ws[j]
         ns = 2 * k
-        for j in range(ns):
-            val[e + j] = tw[idx[e + j]]
-            tw[idx[e + j]] = 0.0
         if vol_target:
             acc = 0.0
             for s in range(vol_window):
