@@ -321,18 +321,32 @@ def _batch_kernel(
                 tw[b, book_idx[e]] = 0.0
 
 
+@njit(cache=True, nogil=True)
+def _panel_inputs_kernel(close, sigma, adv, ret, inv_sigma, inv_adv):
+    T, N = close.shape
+    for t in range(T):
+        for i in range(N):
+            c1 = close[t, i]
+            r = 0.0
+            if t > 0:
+                c0 = close[t - 1, i]
+                if math.isfinite(c0) and math.isfinite(c1) and c0 > 0.0:
+                    r = c1 / c0 - 1.0
+            ret[t, i] = r
+            inv_sigma[t, i] = 1.0 / sigma[t, i] if sigma[t, i] != 0.0 else math.copysign(math.inf, sigma[t, i])
+            a = adv[t, i]
+            inv_adv[t, i] = 1.0 / a if a > 0.0 else math.inf
+
+
 def panel_inputs(close: np.ndarray, sigma: np.ndarray, adv: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per-panel arrays every configuration shares: simple returns (missing price = 0, the backtest's rule,
-    same expression so the same bits), 1/sigma, and 1/ADV (inf where ADV is unknown or ≤ 0, which makes the
-    slippage ratio 1 as in `costs.slippage_bps_scalar`; a multiply instead of a divide per traded coin)."""
-    c0 = np.vstack([np.full((1, close.shape[1]), np.nan), close[:-1]])
-    with np.errstate(invalid="ignore", divide="ignore"):
-        ok = np.isfinite(c0) & np.isfinite(close) & (c0 > 0)
-        ret = np.where(ok, close / np.where(ok, c0, 1.0) - 1.0, 0.0)
-        inv_sigma = 1.0 / sigma
-        adv = np.asarray(adv, dtype=np.float64)
-        inv_adv = np.where((adv > 0) & ~np.isnan(adv), 1.0 / adv, np.inf)
-    return np.ascontiguousarray(ret), np.ascontiguousarray(inv_sigma), np.ascontiguousarray(inv_adv)
+    """Per-panel arrays every configuration shares, in one pass: simple returns (missing or non-positive
+    previous price = 0, the backtest's rule, same expression so the same bits), 1/sigma (what the weights
+    kernel divides by), and 1/ADV (inf where ADV is unknown or ≤ 0, which makes the slippage ratio 1 as in
+    `costs.slippage_bps_scalar`; a multiply instead of a divide per traded coin)."""
+    close, sigma, adv = (np.ascontiguousarray(x, dtype=np.float64) for x in (close, sigma, adv))
+    ret, inv_sigma, inv_adv = np.empty(close.shape), np.empty(close.shape), np.empty(close.shape)
+    _panel_inputs_kernel(close, sigma, adv, ret, inv_sigma, inv_adv)
+    return ret, inv_sigma, inv_adv
 
 
 @dataclass(frozen=True)
@@ -533,22 +547,39 @@ def simulate_grid(configs: list[dict], order, m, eligible, r_hist, shared, fundi
     return out
 
 
-def _config_metrics(out: np.ndarray, k_split: int) -> dict:
-    """In-sample / out-of-sample summary of one configuration's per-bar fields (see `SweepResult.table`)."""
-    T = out.shape[0]
-    row = {}
-    net = out[:, 4]
+def _config_metrics(out: np.ndarray, k_split: int) -> list[dict]:
+    """In-sample / out-of-sample summary of each configuration's per-bar fields ``out[config, bar, field]``
+    (see `SweepResult.table`): `_stats` and `_max_dd` row-wise over all configurations at once."""
+    C, T = out.shape[:2]
+    cols: dict[str, np.ndarray] = {}
     for tag, sl in (("is", slice(1, k_split)), ("oos", slice(max(k_split, 1), T))):
-        n, g = net[sl], out[sl, 0]
-        sh, ann, vol = _stats(n)
-        row.update({
-            f"{tag}_sharpe": sh, f"{tag}_annual_return": ann, f"{tag}_annual_vol": vol,
-            f"{tag}_sharpe_gross": _stats(g)[0], f"{tag}_max_drawdown": _max_dd(n),
-            f"{tag}_turnover": float(out[sl, 5].mean()) if len(n) else float("nan"),
-            f"{tag}_fees": float(out[sl, 2].sum()), f"{tag}_funding": float(out[sl, 1].sum()),
-            f"{tag}_slippage": float(out[sl, 3].sum()),
+        n = np.ascontiguousarray(out[:, sl, 4])
+        g = np.ascontiguousarray(out[:, sl, 0])
+        L = n.shape[1]
+        nan = np.full(C, np.nan)
+        if L >= 2:
+            sd, sd_g = np.std(n, axis=1, ddof=1), np.std(g, axis=1, ddof=1)
+            growth = np.prod(1.0 + n, axis=1)
+            years = L / BARS_PER_YEAR
+            with np.errstate(invalid="ignore", divide="ignore"):
+                ann = np.where(growth > 0, np.abs(growth) ** (1 / years) - 1, -1.0)
+                sh = np.where(sd > 0, np.mean(n, axis=1) / sd * math.sqrt(BARS_PER_YEAR), np.nan)
+                sh_g = np.where(sd_g > 0, np.mean(g, axis=1) / sd_g * math.sqrt(BARS_PER_YEAR), np.nan)
+            vol = sd * math.sqrt(BARS_PER_YEAR)
+        else:
+            sh = ann = vol = sh_g = nan
+        if L:
+            eq = np.cumprod(1.0 + n, axis=1)
+            dd = (eq / np.maximum.accumulate(np.maximum(eq, 1.0), axis=1) - 1.0).min(axis=1)
+            turnover = out[:, sl, 5].mean(axis=1)
+        else:
+            dd = turnover = nan
+        cols.update({
+            f"{tag}_sharpe": sh, f"{tag}_annual_return": ann, f"{tag}_annual_vol": vol, f"{tag}_sharpe_gross": sh_g,
+            f"{tag}_max_drawdown": dd, f"{tag}_turnover": turnover, f"{tag}_fees": out[:, sl, 2].sum(axis=1),
+            f"{tag}_funding": out[:, sl, 1].sum(axis=1), f"{tag}_slippage": out[:, sl, 3].sum(axis=1),
         })
-    return row
+    return [{k: float(v[c]) for k, v in cols.items()} for c in range(C)]
 
 
 def run_sweep(
@@ -586,14 +617,16 @@ def run_sweep(
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         for set_name, cids in by_set.items():
             idx = [spans_union.index(s) for s in grid.span_sets[set_name]]
-            score = combine_ewm(sig.ewm[s0:], idx, sp.combination)
+            # the full set in kernel order is the kernel's own score (combine_ewm reproduces it exactly)
+            score = sig.score[s0:] if idx == list(range(len(spans_union))) else combine_ewm(sig.ewm[s0:], idx,
+                                                                                            sp.combination)
             elig = np.ascontiguousarray(eligibility(close, delisted, score, sigma, adv, base.portfolio))
             order, m = rank_order(score, elig)
             out = simulate_grid([configs[ci] for ci in cids], order, m, elig, r_hist, shared, fund, reb_masks,
                                 base.portfolio, costs, capital_usd, pool, workers)
-            for j, ci in enumerate(cids):
+            for j, (ci, met) in enumerate(zip(cids, _config_metrics(out, k_split))):
                 net_all[ci] = out[j, :, 4]
-                rows[ci] = {"config_id": ci, **configs[ci], **_config_metrics(out[j], k_split)}
+                rows[ci] = {"config_id": ci, **configs[ci], **met}
     table = pd.DataFrame(rows).sort_values("config_id").reset_index(drop=True)
     wf, wf_net = _walk_forward(net_all, times, k_split, folds)
     return SweepResult(table, net_all, times, split, wf, wf_net)
