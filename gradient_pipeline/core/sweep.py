@@ -1,10 +1,20 @@
 """Sensitivity sweep: many configurations of the same strategy, net of costs, in-sample and out-of-sample.
 
-Fast because the expensive parts are shared: the signal recursion runs once for the union of spans (the
-per-span EWMAs are kept), each span subset's score and ranking is computed once, and each configuration then
-only runs the weights kernel on the precomputed ranking plus the backtest kernel (both numba, the same
-rules as the backtest and the live assets, in one fused sparse kernel (`_sweep_kernel`): every sweep row
-equals `run_backtest` of `run_strategy` for that configuration to ~1e-15, which the tests check).
+Fast because the expensive parts are shared, at every level where the rules allow it:
+
+1. the signal recursion runs once for the union of spans (the per-span EWMAs are kept); each span subset's
+   score, eligibility and ranking are computed once (`run_sweep`);
+2. the target book of every bar (selection, inverse-vol/equal weights, caps, vol target: portfolio steps
+   3–5) depends on the ranking and on (concentration, weighting) only, so `_targets_kernel` builds it once
+   and every rebalance interval, band and smoothing sharing it reads it (`simulate_grid`);
+3. the rest (steps 6–8: interval, smoothing, band, eligibility, leverage cap) and the backtest accounting
+   run in one fused, sparse numba kernel (`_batch_kernel`) over a batch of configurations, bar-major so
+   each bar's rows of the panels are read once for the batch; batches run on ``workers`` threads (nogil).
+
+Same rules and per-coin arithmetic as `portfolio.target_path` + `backtest.run_backtest`: every sweep row
+equals the dense path for that configuration to ~1e-15 (sums over coins run in another order, and slippage
+multiplies by a precomputed 1/ADV instead of dividing by ADV), which the tests check on the real data and
+on random panels with every option.
 
 Selection and validation:
 * **In-sample / out-of-sample**: bars before ``split`` are in-sample; the weights path runs through both (the
@@ -28,7 +38,7 @@ import pandas as pd
 from numba import njit
 
 from gradient_pipeline.core.backtest import BAR_FIELDS
-from gradient_pipeline.core.costs import CostParams, slippage_bps_scalar
+from gradient_pipeline.core.costs import CostParams
 from gradient_pipeline.core.panel import Panel
 from gradient_pipeline.core.portfolio import (
     BARS_PER_YEAR, MIN_WEIGHT, PortfolioParams, _fill_side_into, eligibility, rank_order, rebalance_mask,
