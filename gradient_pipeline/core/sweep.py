@@ -211,13 +211,14 @@ def _batch_kernel(
     C = cfg_book.shape[0]
     B = book_off.shape[0]
     T, N = eligible.shape
-    held = np.empty((C, N), dtype=np.int64)  # coins with a non-zero weight ...
+    # coin columns are stored unsigned: numba then skips negative-index wraparound on every lookup
+    held = np.empty((C, N), dtype=np.uint64)  # coins with a non-zero weight ...
     hpos = np.empty((C, N))  # ... their positions in equity units (marked at the last close) ...
     hw = np.empty((C, N))  # ... and their weights (the book held into this bar)
     nh = np.zeros(C, dtype=np.int64)
     eq = np.ones(C)
     tw = np.zeros((B, N))  # each book's target at this bar, dense (reset after the bar)
-    cand = np.empty(N, dtype=np.int64)  # scratch for one (bar, config): candidate coins,
+    cand = np.empty(N, dtype=np.uint64)  # scratch for one (bar, config): candidate coins,
     cpos = np.empty(N)  # their drifted positions
     cw = np.empty(N)  # and their new weights before the leverage cap
     mark = np.full(N, -1, dtype=np.int64)  # mark[i] == stamp: coin i is already a candidate
@@ -225,7 +226,7 @@ def _batch_kernel(
     for t in range(T):
         for b in range(B):
             for e in range(book_off[b, t], book_off[b, t + 1]):
-                tw[b, book_idx[e]] = book_val[e]
+                tw[b, np.uint64(book_idx[e])] = book_val[e]
         for c in range(C):
             stamp += 1
             reb = reb_masks[cfg_reb[c], t]
@@ -237,7 +238,7 @@ def _batch_kernel(
             g = 0.0
             fu = 0.0
             gross = 0.0
-            # (A) held coins: earn the bar's return and drift, then get this bar's weight
+            # (A) held coins: earn the bar's return and drift ...
             for j in range(nc):
                 i = held[c, j]
                 cand[j] = i
@@ -250,20 +251,37 @@ def _batch_kernel(
                         fu += p * funding[t, i]
                     p = p * (1.0 + r)
                 cpos[j] = p
-                wp = hw[c, j]
-                x = wp
-                if reb:
+            # ... then get this bar's weight (three loops, so the common cases run without the others' branches)
+            if not reb:  # keep the weight
+                for j in range(nc):
+                    x = hw[c, j]
+                    if not eligible[t, cand[j]] or (smooth and abs(x) < min_weight):
+                        x = 0.0
+                    cw[j] = x
+                    gross += abs(x)
+            elif not smooth and band == 0.0:  # take the target
+                for j in range(nc):
+                    i = cand[j]
+                    x = tw[bk, i]
+                    if not eligible[t, i]:
+                        x = 0.0
+                    cw[j] = x
+                    gross += abs(x)
+            else:  # smoothing and/or band towards the target
+                for j in range(nc):
+                    i = cand[j]
+                    wp = hw[c, j]
                     x = smoothing * tw[bk, i] + (1.0 - smoothing) * wp if smooth else tw[bk, i]
                     if band > 0.0 and abs(x - wp) < band:
                         x = wp
-                if not eligible[t, i] or (smooth and abs(x) < min_weight):
-                    x = 0.0
-                cw[j] = x
-                gross += abs(x)
+                    if not eligible[t, i] or (smooth and abs(x) < min_weight):
+                        x = 0.0
+                    cw[j] = x
+                    gross += abs(x)
             # ... and coins entering from the target book (not held: previous weight and position 0)
             if reb:
                 for e in range(book_off[bk, t], book_off[bk, t + 1]):
-                    i = book_idx[e]
+                    i = np.uint64(book_idx[e])
                     if mark[i] != stamp:
                         x = smoothing * book_val[e] + (1.0 - smoothing) * 0.0 if smooth else book_val[e]
                         if band > 0.0 and abs(x) < band:
@@ -328,7 +346,7 @@ def _batch_kernel(
             eq[c] = eq_new
         for b in range(B):
             for e in range(book_off[b, t], book_off[b, t + 1]):
-                tw[b, book_idx[e]] = 0.0
+                tw[b, np.uint64(book_idx[e])] = 0.0
 
 
 @njit(cache=True, nogil=True)
