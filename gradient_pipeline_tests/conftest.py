@@ -50,3 +50,21 @@ def local_exchange_factory(freqtrade_dir):
     yield start
     for h in handles:
         h.stop()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_dagster_defs_state_context():
+    """Start and end every test with no "current" Dagster definitions-state storage.
+
+    Dagster 1.13 keeps the entered instance's defs-state storage in a ContextVar. An in-process run that fails inside
+    `with instance_for_test()` can leave it set after the instance is disposed; the next test's `materialize()` then
+    dies with "Attempted to resolve undefined DagsterInstance weakref". Tests must not leak into each other that way.
+    """
+    from dagster._core.storage.defs_state.base import _current_storage
+
+    token = _current_storage.set(None)
+    yield
+    try:
+        _current_storage.reset(token)
+    except ValueError:  # set in another context; make sure nothing stale survives
+        _current_storage.set(None)
