@@ -401,18 +401,25 @@ class TradingClient:
         return classify_order_response(resp, orders)
 
     def cancel_by_cloid(self, coin: str, cloid: str) -> bool:
-        """Cancel a resting order. True if cancelled, False if it was no longer open."""
-        resp = self._require_signer().cancel_by_cloid(coin, Cloid(cloid))
-        try:
-            st = resp["response"]["data"]["statuses"][0]
-        except (KeyError, TypeError, IndexError):
-            raise RuntimeError(f"cancelByCloid {coin} {cloid}: unexpected response {str(resp)[:200]}") from None
-        return st == "success"
+        """Cancel a resting order by client id. True if cancelled, False if it was no longer open."""
+        return _cancel_succeeded(self._require_signer().cancel_by_cloid(coin, Cloid(cloid)), f"cancelByCloid {coin} {cloid}")
+
+    def cancel(self, coin: str, oid: int) -> bool:
+        """Cancel a resting order by exchange id (orders placed without a client id, e.g. by hand)."""
+        return _cancel_succeeded(self._require_signer().cancel(coin, int(oid)), f"cancel {coin} {oid}")
 
     def update_leverage(self, coin: str, leverage: int, is_cross: bool = True) -> None:
         resp = self._require_signer().update_leverage(int(leverage), coin, is_cross)
         if not isinstance(resp, dict) or resp.get("status") != "ok":
             raise RuntimeError(f"updateLeverage {coin} x{leverage}: {str(resp)[:200]}")
+
+
+def _cancel_succeeded(resp, what: str) -> bool:
+    try:
+        st = resp["response"]["data"]["statuses"][0]
+    except (KeyError, TypeError, IndexError):
+        raise RuntimeError(f"{what}: unexpected response {str(resp)[:200]}") from None
+    return st == "success"
 
 
 def fills_for_oids(fills: Iterable[dict], oids: set[int]) -> list[dict]:

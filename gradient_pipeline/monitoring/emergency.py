@@ -77,15 +77,9 @@ class FlattenReport:
 
 def _cancel(trading: TradingClient, order: dict) -> bool:
     """Cancel one open order by client id when it has one, else by exchange id."""
-    coin = order["coin"]
     if order.get("cloid"):
-        return trading.cancel_by_cloid(coin, order["cloid"])
-    cancel = getattr(trading, "cancel", None)
-    if cancel is not None:
-        return bool(cancel(coin, int(order["oid"])))
-    resp = trading._require_signer().cancel(coin, int(order["oid"]))  # SDK cancel by oid
-    st = resp.get("response", {}).get("data", {}).get("statuses", [None])[0] if isinstance(resp, dict) else None
-    return st == "success"
+        return trading.cancel_by_cloid(order["coin"], order["cloid"])
+    return trading.cancel(order["coin"], int(order["oid"]))
 
 
 def cancel_all(trading: TradingClient, report: FlattenReport) -> None:

@@ -103,3 +103,21 @@ def _hold(path, ready, go):
     ready.set()
     go.wait(60)
     conn.close()
+
+
+def test_orders_without_a_client_id_are_cancelled_by_exchange_id(paper_account):
+    """An order placed by hand (no cloid) is still cancelled by the emergency stop, through its exchange id."""
+    import eth_account
+    from hyperliquid.exchange import Exchange
+
+    trading = paper_account.trading()
+    mid = trading.all_mids()["ETH"]
+    px = round_price(mid * 0.9, trading.sz_decimals["ETH"], True)
+    by_hand = Exchange(eth_account.Account.from_key(paper_account.key_hex), paper_account.exchange.base_url,
+                       spot_meta={"universe": [], "tokens": []})
+    resp = by_hand.order("ETH", True, 0.01, px, {"limit": {"tif": "Gtc"}})  # no cloid
+    assert "resting" in resp["response"]["data"]["statuses"][0], resp
+    assert [o.get("cloid") for o in trading.open_orders()] == [None]
+    report = emergency_stop(paper_account.cfg, str(paper_account.db_path), "manual order drill", trading=trading)
+    assert report.cancelled == 1 and not report.cancel_errors and trading.open_orders() == []
+    assert report.halted
