@@ -14,7 +14,6 @@ from gradient_pipeline.core.costs import CostParams
 from gradient_pipeline.core.panel import Panel
 from gradient_pipeline.core.strategy import StrategyParams, run_strategy
 from gradient_pipeline.core.sweep import SweepGrid, SweepResult, run_sweep
-from gradient_pipeline.research import charts
 from gradient_pipeline.timegrid import BAR, utc_naive
 
 STRATEGY_KEYS = ("capital_usd", "max_position_pct", "max_total_leverage", "concentration_pct", "rebalance_freq_hours",
@@ -58,6 +57,8 @@ def backtest(panel: Panel, cfg, start=None, end=None) -> BacktestRun:
     title = (f"{cfg.concentration_pct:g}% / {cfg.rebalance_freq_hours}h / {cfg.weight_scheme}: net Sharpe "
              f"{m.get('sharpe', float('nan')):.2f}, gross {m.get('sharpe_gross', float('nan')):.2f}")
     rid = config_id(cfg, run.times[0], run.times[-1])
+    from gradient_pipeline.research import charts  # matplotlib: only when a chart is drawn, not at code-location load
+
     return BacktestRun(rid, res, charts.equity_png(res.bars, title), strategy_config(cfg))
 
 
@@ -84,6 +85,8 @@ def sweep(panel: Panel, cfg, grid: SweepGrid, split, start=None, end=None, folds
     res = run_sweep(panel, StrategyParams.from_config(cfg), grid, CostParams.from_config(cfg), split, start=start,
                     capital_usd=cfg.capital_usd, folds=folds, workers=workers)
     secs = time.perf_counter() - t0
+    from gradient_pipeline.research import charts
+
     maps = {
         "is_sharpe": charts.heatmap_png(res.table, "is_sharpe", "concentration_pct", "rebalance_hours",
                                         "in-sample net Sharpe (best over other dimensions)"),
