@@ -203,6 +203,14 @@ class TradingEngine:
             acct = self._account(E.parse_address(master, "master"), create=True)
             acct.builders[E.parse_address(builder, "builder")] = _fee_rate_tenths_bp(max_fee_rate)
 
+    def scheduled_cancel_ms(self, address: str) -> int | None:
+        """The account's armed dead-man switch time (venue ms), None if none (operator view; the live API has no
+        read for it)."""
+        with self._lock:
+            self._sync()
+            acct = self._accounts.get(E.parse_address(address, "address"))
+            return acct.scheduled_cancel_ms if acct else None
+
     def advance_venue_clock(self, ms: int) -> int:
         """Move the venue clock forward (see `venue_clock.py`) and run what falls due; returns venue now."""
         with self._lock:

@@ -116,6 +116,10 @@ class LocalExchangeHandle:
         """The venue clock (nonces, expiresAfter, scheduleCancel): wall clock + operator offset."""
         return self.exchange.venue_clock()["now_ms"]
 
+    def scheduled_cancel_ms(self, address: str) -> int | None:
+        """The account's armed scheduleCancel time (venue ms), or None."""
+        return self.exchange.engine.scheduled_cancel_ms(address)
+
     def advance_venue_clock(self, seconds: float) -> int:
         """Move the venue clock forward (a due scheduleCancel fires); returns the new venue now in ms."""
         return self.exchange.advance_venue_clock(round(float(seconds) * 1000))
