@@ -35,9 +35,13 @@ batch price band (whole batch) → unknown asset → trigger order → delisted 
 reduce-only → $10 minimum (waived for a reduce-only order that closes the whole position) → margin → Alo cross
 → match (IOC with no fill: IocCancel). Minimum notional and margin use the limit price.
 
+Resting orders fill in two ways when the replay clock moves: a 1h candle that opened after the order and closed
+within the move traded through its price (`_fill_resting_from_candles`, full size, at the limit, maker), or the
+book at the new instant crosses it (`_fill_resting`). Our own taker fills deplete the book; the depth recovers
+with a half-life of `book_recovery_half_life_s` (default 60 s) of replay time (`matching.Liquidity`).
+
 Simplifications (documented, deliberate): cross margin only (isolated is refused); one margin tier per coin
-(`maxLeverage`); funding uses the oracle at the time the clock move is processed, not at each hour; resting orders
-see only the book at each clock instant, not the price path in between; liquidation closes every position at the
+(`maxLeverage`); funding uses the oracle at the time the clock move is processed, not at each hour; liquidation closes every position at the
 mark once account value < maintenance margin; builder fees are checked against the approval (an order whose
 builder was never approved, or above the approved rate, is refused) but not charged; `aggregateByTime` is ignored.
 """
@@ -122,6 +126,10 @@ DEFAULT_CONFIG: dict = {
     # live: scheduleCancel needs $1,000,000 traded ("Cannot set scheduled cancel time until enough volume
     # traded"); a fresh local account has traded nothing, so the gate is off unless configured
     "schedule_cancel_min_volume_usd": 0.0,
+    # own fills deplete the book; the consumed depth recovers with this half-life of replay time (matching.py)
+    "book_recovery_half_life_s": 60.0,
+    # resting orders also fill when a 1h candle that opened after them trades through their price
+    "fill_resting_from_candles": True,
     "request_buffer": 10_000,  # address-based limit: cap = traded USDC + this
     "max_fills": 2000,  # userFills / userFillsByTime page size
     "max_funding_rows": 500,
@@ -161,7 +169,7 @@ class TradingEngine:
         self._named_agents: dict[str, dict[str, str]] = {}  # master -> name -> agent ("" = unnamed)
         self._agent_valid_until: dict[str, int] = {}  # agent -> venue ms (approval + 180 days, the maximum)
         self._nonces = NonceBook()
-        self._liquidity = Liquidity()
+        self._liquidity = Liquidity(float(self.config["book_recovery_half_life_s"]) * 1000)
         self._next_oid = 1  # lower bounds only: `_new_id` lifts them to the wall-clock seed
         self._next_tid = 1
         self._last_ms = market.now_ms()
@@ -250,6 +258,7 @@ class TradingEngine:
             self._pay_funding(hour)
         self._run_scheduled_cancels()  # venue-clock driven; runs before resting orders can fill at the new prices
         self._settle_delisted(now)
+        self._fill_resting_from_candles(last, now)
         self._fill_resting(now)
         self._liquidate(now)
 
@@ -802,6 +811,36 @@ class TradingEngine:
                 side = "ask" if order.is_buy else "bid"
                 for px, sz in walk(levels, order.is_buy, order.limit_px, qty, order.sz_decimals):
                     self._liquidity.take(order.coin, side, px, sz)
+                if order.remaining <= EPS:
+                    order.remaining = 0.0
+                    self._close_order(acct, order, "filled", now)
+
+    def _fill_resting_from_candles(self, last: int, now: int) -> None:
+        """The price path between two clock instants: a resting order fills in full, at its own price, as maker,
+        when a 1h candle that opened at or after the order was placed and closed in (last, now] traded *through*
+        it (low < a buy's limit, high > a sell's). This is the rule the backtest uses for post-only orders
+        (issue 12 item 5), so paper and backtest agree; the candle's volume is not checked (small orders)."""
+        if not self.config["fill_resting_from_candles"]:
+            return
+        for acct in self._accounts.values():
+            for order in list(acct.open_orders()):
+                start = max(order.timestamp, last - HOUR_MS + 1)  # each candle is looked at by one clock move
+                through = next((t for t, high, low in self.market.closed_candles(order.coin, start, now)
+                                if (low < order.limit_px if order.is_buy else high > order.limit_px)), None)
+                if through is None:
+                    continue
+                qty = order.remaining
+                if order.reduce_only:
+                    szi = acct.szi(order.coin)
+                    if szi == 0 or (szi > 0) == order.is_buy:
+                        self._close_order(acct, order, "reduceOnlyCanceled", now)
+                        continue
+                    qty = min(qty, abs(szi))
+                qty = floor_sz(qty, order.sz_decimals)
+                if qty <= 0:
+                    continue
+                self._fill(acct, order, order.limit_px, qty, crossed=False,
+                           tx_hash=_hash_hex("maker", order.oid, through), now=now)
                 if order.remaining <= EPS:
                     order.remaining = 0.0
                     self._close_order(acct, order, "filled", now)

@@ -298,7 +298,8 @@ def test_schedule_cancel_runs_on_the_venue_clock_not_the_replay_clock(freqtrade_
     market, clock = make_market(freqtrade_dir)
     engine = TradingEngine(market)
     trader = funded_trader(engine)
-    oid = trader.order("ETH", True, 0.01, market.book("ETH")[0][2][0], tif="Gtc")["resting"]["oid"]
+    far_below = round(market.book("ETH")[0][2][0] * 0.5, 1)  # no candle of the next hours trades through it
+    oid = trader.order("ETH", True, 0.01, far_below, tif="Gtc")["resting"]["oid"]
     venue_now = engine.venue.now_ms()
     too_early = trader.send({"type": "scheduleCancel", "time": venue_now + 1000})
     assert too_early == {"status": "err",
