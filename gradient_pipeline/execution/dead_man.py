@@ -26,6 +26,8 @@ from collections.abc import Callable, Iterator
 
 from hyperliquid.utils.signing import get_timestamp_ms
 
+from gradient_pipeline.exchange.errors import ActionRefusedError
+
 log = logging.getLogger(__name__)
 
 NOT_ARMED = "DEAD-MAN SWITCH NOT ARMED"
@@ -43,6 +45,8 @@ class DeadManSwitch:
         self._now_ms = now_ms
         self.armed_until_ms: int | None = None  # what the venue last accepted (None: not armed)
         self.failures: list[str] = []
+        self._refused = False  # the venue said no (volume gate, daily limit, clock): it will say no again this run
+        self._maybe_armed = False  # armed, or a request whose fate is unknown went out
 
     @classmethod
     def off(cls) -> DeadManSwitch:
@@ -54,12 +58,17 @@ class DeadManSwitch:
 
     def arm(self) -> bool:
         """(Re-)arm at now + T. True if the venue accepted it; False (said loudly) if it did not."""
-        if not self.enabled:
+        if not self.enabled or self._refused:
             return False
         at = self._now_ms() + int(self.seconds * 1000)
         try:
             self.armed_until_ms = self.client.schedule_cancel(at)
+            self._maybe_armed = True
         except Exception as err:  # noqa: BLE001 - trading goes on; the failure is reported, not hidden
+            if isinstance(err, ActionRefusedError):
+                self._refused = True  # not retried in this run: the same refusal would only repeat
+            else:
+                self._maybe_armed = True  # a timeout or 5xx: it may have been armed after all
             msg = f"{NOT_ARMED}: scheduleCancel at now+{self.seconds:g}s failed ({type(err).__name__}: {err}); " \
                   "orders left resting by a dying process will not be cancelled by the exchange"
             self.failures.append(msg)
@@ -70,11 +79,12 @@ class DeadManSwitch:
 
     def clear(self) -> None:
         """Disarm (only if this run armed it, or tried to: a failed arm may still have reached the venue)."""
-        if not self.enabled or (self.armed_until_ms is None and not self.failures):
+        if not self.enabled or not self._maybe_armed:
             return
         try:
             self.client.clear_schedule_cancel()
             self.armed_until_ms = None
+            self._maybe_armed = False
         except Exception as err:  # noqa: BLE001 - the switch then fires at its time: open orders (none expected) die
             msg = (f"dead-man switch could not be cleared ({type(err).__name__}: {err}); the exchange will cancel "
                    f"all open orders of the account at {self.armed_until_ms} ms")

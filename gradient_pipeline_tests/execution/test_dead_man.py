@@ -77,12 +77,14 @@ def test_a_refused_switch_is_reported_loudly_and_trading_goes_on(paper_factory):
     events: list[str] = []
     from gradient_pipeline.execution.runner import Rebalancer
 
-    result = Rebalancer(paper.cfg, trading_client(paper.cfg), paper.db_path, on_event=events.append).run(
-        WINDOW, TARGETS, ADV)
+    cfg = paper.config(execution={"style": "passive_first", "passive_timeout_s": 0.5})  # two order rounds
+    result = Rebalancer(cfg, trading_client(cfg), paper.db_path, on_event=events.append).run(WINDOW, TARGETS, ADV)
     assert result.status == "complete", result.reason
+    assert sum(e.startswith("attempt ") for e in events) == 2
     loud = [e for e in events if e.startswith(NOT_ARMED)]
-    assert loud and "Cannot set scheduled cancel time until enough volume traded. Required: $1000000. Traded: $0." \
-        in loud[0]
+    assert len(loud) == 1  # said once; a venue refusal is not retried every round
+    assert "Cannot set scheduled cancel time until enough volume traded. Required: $1000000. Traded: $0." in loud[0]
+    assert paper.handle.scheduled_cancel_ms(paper.master.address) is None
 
 
 def test_switch_is_off_for_a_client_that_cannot_sign_or_when_unset():
