@@ -41,9 +41,10 @@ book at the new instant crosses it (`_fill_resting`). Our own taker fills deplet
 with a half-life of `book_recovery_half_life_s` (default 60 s) of replay time (`matching.Liquidity`).
 
 Simplifications (documented, deliberate): cross margin only (isolated is refused); one margin tier per coin
-(`maxLeverage`); funding uses the oracle at the time the clock move is processed, not at each hour; liquidation closes every position at the
-mark once account value < maintenance margin; builder fees are checked against the approval (an order whose
-builder was never approved, or above the approved rate, is refused) but not charged; `aggregateByTime` is ignored.
+(`maxLeverage`); funding uses the oracle at the time the clock move is processed, not at each hour; liquidation
+closes every position at the mark once account value < maintenance margin; builder fees are checked against the
+approval (an order whose builder was never approved, or above the approved rate, is refused) but not charged;
+`aggregateByTime` is ignored.
 """
 
 from __future__ import annotations

@@ -51,6 +51,7 @@ class VenueClock:
         if ms < 0:
             raise ValueError(f"the venue clock only moves forward; got {ms} ms")
         if self.source == "replay":
-            raise ValueError("the venue clock follows the replay clock (venue_clock='replay'): advance the replay clock")
+            raise ValueError("the venue clock follows the replay clock (venue_clock='replay'): "
+                             "advance the replay clock instead")
         self.offset_ms += ms
         return self.now_ms()
