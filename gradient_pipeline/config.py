@@ -101,6 +101,12 @@ class ExecutionConfig(_Section):
     request_timeout_s: float = Field(10.0, gt=0)
     target_max_age_hours: float = Field(4.0, gt=0, description="targets older than one window are stale")
     leverage: int = Field(3, ge=1, le=50, description="per-coin cross leverage set before trading")
+    expires_after_s: float | None = Field(
+        30.0, gt=0, le=3600, description="signed actions carry expiresAfter = now + this; a late one is refused "
+        "by the venue (null: no expiry)")
+    dead_man_s: float | None = Field(
+        120.0, ge=10, le=86_400, description="during a rebalance the venue cancels all open orders this many "
+        "seconds after the last order round unless re-armed (scheduleCancel; null: off)")
 
 
 class RiskConfig(_Section):

@@ -51,6 +51,15 @@ class ExchangeUnavailableError(ExchangeError):
         self.may_have_executed = may_have_executed
 
 
+class ActionRefusedError(ExchangeError):
+    """The exchange answered a signed action with `{"status": "err", "response": ...}` (e.g. a scheduleCancel time
+    too early, the daily trigger limit, an expired action). `venue_message` is the exchange's own text."""
+
+    def __init__(self, message: str, venue_message: str):
+        super().__init__(message)
+        self.venue_message = venue_message
+
+
 class WireFormatError(ExchangeError, ValueError):
     """A response does not have the shape the wire parser expects; the message names the request, item and field."""
 

@@ -16,11 +16,14 @@ this module never formats it into a message, a log line or a repr.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
+import math
 import os
+import threading
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
 import eth_account
@@ -28,7 +31,7 @@ import requests
 from eth_account.signers.local import LocalAccount
 from hyperliquid.exchange import Exchange
 from hyperliquid.utils.error import ClientError, ServerError
-from hyperliquid.utils.signing import float_to_wire
+from hyperliquid.utils.signing import float_to_wire, get_timestamp_ms
 from hyperliquid.utils.types import Cloid
 
 from gradient_pipeline.config import (
@@ -38,6 +41,7 @@ from gradient_pipeline.config import (
 )
 from gradient_pipeline.exchange.client import HyperliquidClient
 from gradient_pipeline.exchange.errors import (
+    ActionRefusedError,
     ExchangeRequestError,
     ExchangeUnavailableError,
     RateLimitedError,
@@ -50,6 +54,14 @@ PRICE_SIG_FIGS = 5
 
 
 ACTION_REFUSED = "action refused: "  # prefix of a whole-request error (signature, nonce, account), not one order's
+
+DEFAULT_EXPIRES_AFTER_S = 30.0  # a signed order/cancel that has not landed within this is refused by the venue
+
+# `userAbstraction` answers. In these two modes the collateral sits in the spot balance (spotClearinghouseState)
+# and the perp clearinghouseState reports ~zero: equity must be read from both (reference §10).
+STANDARD_MODES = frozenset({"default", "disabled", "dexAbstraction"})
+SPOT_COLLATERAL_MODES = frozenset({"unifiedAccount", "portfolioMargin"})
+COLLATERAL_COINS = frozenset({"USDC"})  # spot balances counted as equity in the unified / portfolio-margin modes
 
 
 class TradingConfigError(RuntimeError):
@@ -159,10 +171,50 @@ class Position:
 
 @dataclass(frozen=True)
 class AccountState:
+    """Positions and account value. `account_value` is the account's equity in every account mode (see
+    `TradingClient.account_state`); `mode` is the `userAbstraction` answer it was read under."""
+
     account_value: float
     total_ntl_pos: float
     positions: dict[str, Position] = field(default_factory=dict)
     time_ms: int | None = None
+    mode: str = "default"
+
+
+@dataclass(frozen=True)
+class AccountEquity:
+    """Equity of one account, read correctly for its mode.
+
+    - standard (`default`, also `disabled` / `dexAbstraction`): the perp `marginSummary.accountValue`;
+    - `unifiedAccount` / `portfolioMargin`: spot USDC `total` (the cash, margin in use included as `hold`) plus the
+      unrealised PnL of the perp positions — the perp accountValue is ~zero there, so it is not used.
+    """
+
+    equity: float
+    mode: str
+    perp_account_value: float
+    spot_collateral: float
+    unrealized_pnl: float
+
+
+def equity_from_states(mode: str, perp_state: dict, spot_state: dict | None) -> AccountEquity:
+    """Pure: the account's equity from its mode and the raw clearinghouseState / spotClearinghouseState answers."""
+    summary = perp_state.get("marginSummary") or {}
+    perp_value = float(summary.get("accountValue", 0.0))
+    upnl = sum(float(p["position"].get("unrealizedPnl", 0.0)) for p in perp_state.get("assetPositions", []))
+    spot = 0.0
+    for bal in (spot_state or {}).get("balances", []):
+        if bal.get("coin") in COLLATERAL_COINS:
+            spot += float(bal.get("total", 0.0))
+    if mode in SPOT_COLLATERAL_MODES:
+        if spot_state is None:
+            raise ValueError(f"account mode {mode}: equity needs spotClearinghouseState")
+        equity = spot + upnl
+    else:
+        equity = perp_value
+    if not math.isfinite(equity):
+        raise ValueError(f"account equity is not finite ({equity!r}) in mode {mode}")
+    return AccountEquity(equity, mode, perp_value, spot, upnl)
 
 
 @dataclass(frozen=True)
@@ -315,6 +367,10 @@ class TradingClient:
 
     `account_address` is the master (queries must use it; the API wallet only signs). `wallet=None` gives a
     read-only client (dry_run). Mainnet is refused unless `allow_mainnet`.
+
+    Every signed L1 action (orders, cancels, leverage, scheduleCancel) carries `expiresAfter` = the local wall clock
+    + `expires_after_s` (None: no expiry), so a request delayed in transit or in 429 back-off cannot land late: the
+    venue refuses it with `Action already expired` (an outcome of kind `rejected`: it never executed).
     """
 
     def __init__(
@@ -323,6 +379,7 @@ class TradingClient:
         wallet: LocalAccount | None,
         account_address: str,
         allow_mainnet: bool = False,
+        expires_after_s: float | None = DEFAULT_EXPIRES_AFTER_S,
     ):
         if client.base_url.rstrip("/") == MAINNET_API_URL and wallet is not None and not allow_mainnet:
             raise TradingConfigError("refusing to sign for mainnet: set mode: mainnet and allow_mainnet: true")
@@ -335,6 +392,11 @@ class TradingClient:
         self.delisted = {a["name"] for a in self.meta["universe"] if a.get("isDelisted")}
         self.info = client.info()
         self._sdk = client.build_exchange(wallet, account_address=account_address) if wallet is not None else None
+        if expires_after_s is not None and not expires_after_s > 0:
+            raise ValueError(f"expires_after_s must be positive or None, got {expires_after_s!r}")
+        self.expires_after_s = expires_after_s
+        self._expiry_lock = threading.Lock()  # the SDK keeps expiresAfter on the Exchange object
+        self._mode: str | None = None
 
     def __repr__(self) -> str:  # never include the wallet
         return f"TradingClient(base_url={self.base_url!r}, account={self.account_address!r})"
@@ -352,8 +414,46 @@ class TradingClient:
     def server_time(self):
         return self.client.server_time()
 
+    def account_mode(self, refresh: bool = False) -> str:
+        """The account's `userAbstraction` mode, read once per client (`refresh=True` re-reads). An exchange that
+        does not know the request type (HTTP 4xx) is taken as standard, with a warning."""
+        if self._mode is None or refresh:
+            try:
+                mode = self.client.info_post({"type": "userAbstraction", "user": self.account_address})
+            except ExchangeRequestError as err:
+                log.warning("userAbstraction not answered by %s (%s); assuming a standard account", self.base_url, err)
+                mode = "default"
+            if not isinstance(mode, str):
+                raise ValueError(f"userAbstraction for {self.account_address}: expected a string, got {mode!r}")
+            if mode not in STANDARD_MODES | SPOT_COLLATERAL_MODES:
+                log.warning("unknown account mode %r for %s; reading equity as a standard account", mode,
+                            self.account_address)
+            self._mode = mode
+        return self._mode
+
+    def account_equity(self) -> AccountEquity:
+        """The account's equity, correct in standard, unified-account and portfolio-margin modes: the mode (read
+        once), then clearinghouseState, plus spotClearinghouseState when the collateral lives there."""
+        return self._read_account()[1]
+
+    def _read_account(self) -> tuple[dict, AccountEquity]:
+        mode = self.account_mode()
+        perp = self.info.user_state(self.account_address)
+        spot = self.info.spot_user_state(self.account_address) if mode in SPOT_COLLATERAL_MODES else None
+        return perp, equity_from_states(mode, perp, spot)
+
     def account_state(self) -> AccountState:
-        return parse_account_state(self.info.user_state(self.account_address))
+        """Positions and equity (`account_value` = `account_equity().equity`, so it is right in every mode)."""
+        perp, equity = self._read_account()
+        return replace(parse_account_state(perp), account_value=equity.equity, mode=equity.mode)
+
+    def approved_agents(self) -> list[dict]:
+        """API wallets the master has approved (`extraAgents`): `[{"name", "address", "validUntil"}]`, for a
+        preflight check that the configured signer is still approved and not about to expire."""
+        rows = self.info.extra_agents(self.account_address)
+        if not isinstance(rows, list):
+            raise ValueError(f"extraAgents for {self.account_address}: expected a list, got {str(rows)[:200]}")
+        return rows
 
     def open_orders(self) -> list[dict]:
         return list(self.info.open_orders(self.account_address))
@@ -375,11 +475,41 @@ class TradingClient:
         return parse_order_status(cloid, self.info.query_order_by_cloid(self.account_address, Cloid(cloid)))
 
     # ----------------------------------------------------------------- actions
+    @contextlib.contextmanager
+    def _signed(self):
+        """The SDK `Exchange` with `expiresAfter` set for the action(s) signed inside (and cleared after, because
+        user-signed actions must not carry it)."""
+        sdk = self._require_signer()
+        with self._expiry_lock:
+            if self.expires_after_s is not None:
+                sdk.set_expires_after(get_timestamp_ms() + int(self.expires_after_s * 1000))
+            try:
+                yield sdk
+            finally:
+                sdk.set_expires_after(None)
+
+    def schedule_cancel(self, at) -> int:
+        """Arm the venue's dead-man switch: every open order of the account is cancelled at `at` (epoch ms, or a
+        datetime / pd.Timestamp, naive = UTC) unless re-armed later or cleared. The venue wants `at` ≥ its now +
+        5 s and lets the switch fire at most 10 times per UTC day. Returns the ms armed; raises
+        `ActionRefusedError` with the venue's words when refused."""
+        at_ms = _to_epoch_ms(at)
+        with self._signed() as sdk:
+            resp = sdk.schedule_cancel(at_ms)
+        _require_ok(resp, f"scheduleCancel at {at_ms}")
+        return at_ms
+
+    def clear_schedule_cancel(self) -> None:
+        """Disarm the dead-man switch (a scheduleCancel without a time)."""
+        with self._signed() as sdk:
+            resp = sdk.schedule_cancel(None)
+        _require_ok(resp, "scheduleCancel (clear)")
+
     def bulk_orders(self, orders: list[OrderRequest]) -> list[OrderOutcome]:
         """Send one signed batch. Never raises for exchange or transport trouble: every order gets an outcome."""
         if not orders:
             return []
-        sdk = self._require_signer()
+        self._require_signer()
         reqs = [
             {
                 "coin": o.coin,
@@ -393,7 +523,8 @@ class TradingClient:
             for o in orders
         ]
         try:
-            resp = sdk.bulk_orders(reqs)
+            with self._signed() as signer:
+                resp = signer.bulk_orders(reqs)
         except Exception as err:  # noqa: BLE001 - classified below; nothing escapes unclassified
             kind, msg = _transport_error(err)
             log.warning("order batch of %d: %s (%s)", len(orders), kind, msg)
@@ -402,16 +533,41 @@ class TradingClient:
 
     def cancel_by_cloid(self, coin: str, cloid: str) -> bool:
         """Cancel a resting order by client id. True if cancelled, False if it was no longer open."""
-        return _cancel_succeeded(self._require_signer().cancel_by_cloid(coin, Cloid(cloid)), f"cancelByCloid {coin} {cloid}")
+        with self._signed() as sdk:
+            resp = sdk.cancel_by_cloid(coin, Cloid(cloid))
+        return _cancel_succeeded(resp, f"cancelByCloid {coin} {cloid}")
 
     def cancel(self, coin: str, oid: int) -> bool:
         """Cancel a resting order by exchange id (orders placed without a client id, e.g. by hand)."""
-        return _cancel_succeeded(self._require_signer().cancel(coin, int(oid)), f"cancel {coin} {oid}")
+        with self._signed() as sdk:
+            resp = sdk.cancel(coin, int(oid))
+        return _cancel_succeeded(resp, f"cancel {coin} {oid}")
 
     def update_leverage(self, coin: str, leverage: int, is_cross: bool = True) -> None:
-        resp = self._require_signer().update_leverage(int(leverage), coin, is_cross)
+        with self._signed() as sdk:
+            resp = sdk.update_leverage(int(leverage), coin, is_cross)
         if not isinstance(resp, dict) or resp.get("status") != "ok":
             raise RuntimeError(f"updateLeverage {coin} x{leverage}: {str(resp)[:200]}")
+
+
+def _to_epoch_ms(at) -> int:
+    if isinstance(at, bool):
+        raise TypeError(f"not a time: {at!r}")
+    if isinstance(at, int):
+        return at
+    import pandas as pd  # local: keeps pandas out of this module's import for SDK-only users
+
+    ts = pd.Timestamp(at)
+    if ts.tzinfo is not None:
+        ts = ts.tz_convert("UTC").tz_localize(None)
+    return int(ts.value // 1_000_000)
+
+
+def _require_ok(resp, what: str) -> None:
+    if isinstance(resp, dict) and resp.get("status") == "ok":
+        return
+    venue = str(resp.get("response")) if isinstance(resp, dict) else str(resp)
+    raise ActionRefusedError(f"{what}: refused by the exchange: {venue[:300]}", venue[:300])
 
 
 def _cancel_succeeded(resp, what: str) -> bool:

@@ -47,6 +47,7 @@ from gradient_pipeline.exchange.trading import (
     round_price,
 )
 from gradient_pipeline.execution import ledger
+from gradient_pipeline.execution.dead_man import DeadManSwitch, dead_man_switch
 from gradient_pipeline.execution.planner import (
     Plan,
     PlannedOrder,
@@ -127,6 +128,8 @@ def _status_from_lookup(exchange_status: str, filled_sz: float) -> str:
 class Rebalancer:
     """Runs one rebalance for a target window. Construct per run; `run()` does everything and never raises for
     trading trouble (it records `failed`), only for `RebalanceBusy` and programming errors after recording."""
+
+    _dead_man: DeadManSwitch = DeadManSwitch.off()  # the venue's scheduleCancel, armed per order round (dead_man.py)
 
     def __init__(
         self,
@@ -224,7 +227,8 @@ class Rebalancer:
                 return RebalanceResult(rid, existing["status"], existing["reason"], self.mode, self.network,
                                        account_value=existing["capital_usd"], resumed=True)
             try:
-                return self._run_locked(rid, window_ts, targets, adv_usd or {}, resumed=existing is not None)
+                with dead_man_switch(self.client, self.ex.dead_man_s, self._say) as self._dead_man:
+                    return self._run_locked(rid, window_ts, targets, adv_usd or {}, resumed=existing is not None)
             except Exception as err:
                 msg = f"{type(err).__name__}: {err}"[:500]
                 log.exception("rebalance %s failed", rid)
@@ -392,6 +396,7 @@ class Rebalancer:
 
     def _send_round(self, rid: str, attempt: int, orders: list[PlannedOrder], passive: bool) -> str | None:
         """Send one round; returns a whole-action refusal message (bad signer, nonce, …) if there was one."""
+        self._dead_man.arm()  # resting orders of this round die on the venue if this process dies
         prices = None
         tif = "Ioc"
         if passive:

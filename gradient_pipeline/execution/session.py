@@ -35,4 +35,5 @@ def trading_client(cfg: GradientConfig, base_url: str | None = None) -> TradingC
         account = account_address_from_env(None)
     if cfg.network == "mainnet":
         log.warning("*** %s on MAINNET (%s), account %s ***", cfg.mode.upper(), url, account)
-    return TradingClient(client, wallet, account, allow_mainnet=cfg.mode == "mainnet" and cfg.allow_mainnet)
+    return TradingClient(client, wallet, account, allow_mainnet=cfg.mode == "mainnet" and cfg.allow_mainnet,
+                         expires_after_s=cfg.execution.expires_after_s)

@@ -7,6 +7,7 @@ Used for paper trading, the offline demo and tests; the project's exchange adapt
 - `market.py`   `MarketView`: prices, candles, funding, synthetic book and universe at replay-now (the contract the
                 trading engine codes against is in its docstring)
 - `engine.py`   `TradingEngine`: accounts, orders, signatures, funding payments (owned by the trading half)
+- `venue_clock.py` the one clock for nonces, `expiresAfter` and `scheduleCancel` (wall clock + operator offset)
 - `ratelimit.py` per-IP weight budget (documented Hyperliquid weights), 429 + `null` when exceeded
 - `faults.py`   fault injection (429 / 5xx / timeout / drop / lost response) for tests and the demo
 - `app.py`      the starlette app: `/info`, `/exchange`, and the operator surface under `/_local/...`

@@ -52,11 +52,18 @@ def clearinghouseState(engine, body, user, acct):
             },
             "type": "oneWay",
         })
+    account_value, raw_usd, withdrawable = s.account_value, s.total_raw_usd, s.withdrawable
+    if acct.mode != "default":
+        # unified account / portfolio margin: the cash lives in the spot balance (spotClearinghouseState); the
+        # perp side reports only what its positions carry (unrealised PnL), i.e. ~zero when flat
+        account_value = s.unrealized_pnl
+        raw_usd = s.total_raw_usd - acct.balance
+        withdrawable = 0.0
     summary = {
-        "accountValue": fmt.usd(s.account_value),
+        "accountValue": fmt.usd(account_value),
         "totalMarginUsed": fmt.usd(s.total_margin_used),
         "totalNtlPos": fmt.usd(s.total_ntl_pos),
-        "totalRawUsd": fmt.usd(s.total_raw_usd),
+        "totalRawUsd": fmt.usd(raw_usd),
     }
     return {
         "assetPositions": positions,
@@ -64,8 +71,35 @@ def clearinghouseState(engine, body, user, acct):
         "crossMarginSummary": dict(summary),
         "marginSummary": summary,
         "time": now,
-        "withdrawable": fmt.usd(s.withdrawable),
+        "withdrawable": fmt.usd(withdrawable),
     }
+
+
+def spotClearinghouseState(engine, body, user, acct):
+    """Spot balances. Only USDC exists here: in a standard account it is the separate spot wallet (empty — the
+    local exchange credits deposits to the perp side); in unified / portfolio-margin mode it is the account's
+    cash, with the margin its positions and orders use shown as `hold`."""
+    if acct is None or acct.mode == "default":
+        return {"balances": []}
+    s = engine.summary(acct)
+    return {"balances": [{"coin": "USDC", "token": 0, "total": fmt.usd(acct.balance),
+                          "hold": fmt.usd(s.total_margin_used + s.order_margin), "entryNtl": "0.0"}]}
+
+
+def userAbstraction(engine, body, user, acct):
+    """The account mode as the live exchange names it: `default` (standard), `unifiedAccount`, `portfolioMargin`."""
+    return acct.mode if acct is not None else "default"
+
+
+def extraAgents(engine, body, user, acct):
+    """Approved API wallets of a master: `[{name, address, validUntil}]` (an agent or unknown address: [])."""
+    return engine.agents_of(user)
+
+
+def maxBuilderFee(engine, body, user, acct):
+    """The fee (tenths of a basis point) `user` approved for `builder`; 0 when never approved."""
+    builder = E.parse_address(body.get("builder"), "builder")
+    return acct.builders.get(builder, 0) if acct is not None else 0
 
 def openOrders(engine, body, user, acct):
     if acct is None:
@@ -170,4 +204,8 @@ HANDLERS = {
     "userRateLimit": userRateLimit,
     "userRole": userRole,
     "userFees": userFees,
+    "spotClearinghouseState": spotClearinghouseState,
+    "userAbstraction": userAbstraction,
+    "extraAgents": extraAgents,
+    "maxBuilderFee": maxBuilderFee,
 }

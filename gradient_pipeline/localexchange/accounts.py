@@ -82,7 +82,9 @@ class Account:
     cum_volume: float = 0.0  # traded notional, for userRateLimit
     requests_used: int = 0
     scheduled_cancel_ms: int | None = None
-    scheduled_cancel_days: dict[int, int] = field(default_factory=dict)  # UTC day -> triggers set
+    scheduled_cancel_days: dict[int, int] = field(default_factory=dict)  # UTC day -> switches fired
+    mode: str = "default"  # userAbstraction: default (standard) | unifiedAccount | portfolioMargin
+    builders: dict[str, int] = field(default_factory=dict)  # approved builder -> max fee, tenths of a bp
 
     def position(self, coin: str) -> Position:
         return self.positions.setdefault(coin, Position())

@@ -19,8 +19,13 @@ Operator surface (not Hyperliquid; never rate limited or faulted), JSON in and o
 - `GET|POST|DELETE /_local/faults`      list / inject `{"kind", "count"?, "endpoint"?, "info_type"?,
                                         "action_type"?, "hang_seconds"?}` / clear
 - `POST /_local/price_shock`            `{"factor": 0.7, "coin"?: "BTC"}` (all coins when coin is omitted)
-- `POST /_local/fund`                   `{"address": "0x..", "usdc": 10000}`
+- `POST /_local/fund`                   `{"address": "0x..", "usdc": 10000, "mode"?: "standard" | "unified-account"
+                                        | "portfolio-margin"}` (mode = the account's `userAbstraction`)
 - `POST /_local/agents`                 `{"agent": "0x..", "master": "0x.."}`
+- `POST /_local/builders`               `{"master": "0x..", "builder": "0x..", "max_fee_rate": "0.01%"}`
+- `GET  /_local/venue_clock`            `{"now_ms", "offset_ms", "source"}`: the clock nonces, expiresAfter and
+                                        scheduleCancel use (`venue_clock.py`; wall clock + operator offset)
+- `POST /_local/venue_clock/advance`    `{"ms" | "seconds": number}` move it forward (fires due scheduleCancels)
 - `POST /_local/rate_limit/reset`       refill every client's budget
 
 Trading engine contract (`engine.py`, the trading half): `TradingEngine(market: MarketView, config: dict)` with
@@ -98,7 +103,7 @@ class LocalExchange:
 
     def __init__(self, data_dir, start_time, *, speed: float = 0.0, coins: list[str] | None = None,
                  rate_limit_per_minute: float = DEFAULT_BUDGET_PER_MINUTE, book: BookConfig | None = None,
-                 candle_history_limit: int | None = None, accounts: dict[str, float] | None = None,
+                 candle_history_limit: int | None = None, accounts: dict[str, float | dict] | None = None,
                  agents: dict[str, str] | None = None, engine_config: dict | None = None):
         self.lock = threading.RLock()
         self.clock = ReplayClock(to_replay_ms(start_time), speed)
@@ -109,8 +114,9 @@ class LocalExchange:
         engine_cls = load_engine_class()
         self.engine = engine_cls(self.market, dict(engine_config or {})) if engine_cls else None
         self._notified_ms: int | None = None
-        for address, usdc in (accounts or {}).items():
-            self.fund(address, usdc)
+        for address, spec in (accounts or {}).items():
+            usdc, mode = account_spec(spec, address)
+            self.fund(address, usdc, mode)
         for agent, master in (agents or {}).items():
             self.approve_agent(agent, master)
         self._notify_clock()
@@ -147,9 +153,22 @@ class LocalExchange:
             raise ControlError("trading not available (gradient_pipeline/localexchange/engine.py is missing)")
         return self.engine
 
-    def fund(self, address: str, usdc: float) -> None:
+    def fund(self, address: str, usdc: float, mode: str | None = None) -> None:
         with self.lock:
-            self._require_engine().fund(address, float(usdc))
+            self._require_engine().fund(address, float(usdc), mode)
+
+    def approve_builder(self, master: str, builder: str, max_fee_rate: str) -> None:
+        with self.lock:
+            self._require_engine().approve_builder(master, builder, max_fee_rate)
+
+    def venue_clock(self) -> dict:
+        with self.lock:
+            venue = self._require_engine().venue
+            return {"now_ms": venue.now_ms(), "offset_ms": venue.offset_ms, "source": venue.source}
+
+    def advance_venue_clock(self, ms: int) -> int:
+        with self.lock:
+            return self._require_engine().advance_venue_clock(int(ms))
 
     def approve_agent(self, agent: str, master: str) -> None:
         with self.lock:
@@ -199,6 +218,23 @@ class LocalExchange:
         if t == "fundingHistory":
             return m.funding_history(_str(body, "coin"), _int(body, "startTime"), _int(body, "endTime", default=None))
         raise AssertionError(t)
+
+
+def account_spec(spec, address: str) -> tuple[float, str | None]:
+    """An `accounts` entry: a number of USDC, or `{"usdc": n, "mode": "standard" | "unified-account" |
+    "portfolio-margin"}` -> (usdc, mode or None)."""
+    if isinstance(spec, dict):
+        unknown = set(spec) - {"usdc", "mode"}
+        if unknown or "usdc" not in spec:
+            raise ValueError(f"accounts[{address!r}]: expected {{'usdc': number, 'mode'?: str}}, got {spec!r}")
+        usdc, mode = spec["usdc"], spec.get("mode")
+        if mode is not None and not isinstance(mode, str):
+            raise ValueError(f"accounts[{address!r}].mode must be a string, got {mode!r}")
+    else:
+        usdc, mode = spec, None
+    if isinstance(usdc, bool) or not isinstance(usdc, (int, float)) or usdc < 0:
+        raise ValueError(f"accounts[{address!r}] must be a non-negative number of USDC, got {usdc!r}")
+    return float(usdc), mode
 
 
 class NotRecorded(Exception):
@@ -346,8 +382,23 @@ def build_app(ex: LocalExchange) -> Starlette:
         return {"ok": True, "factor": float(body["factor"]), "coin": body.get("coin")}
 
     def fund(request, body):
-        ex.fund(str(body["address"]), float(body["usdc"]))
+        ex.fund(str(body["address"]), float(body["usdc"]), body.get("mode"))
         return {"ok": True}
+
+    def builders(request, body):
+        ex.approve_builder(str(body["master"]), str(body["builder"]), str(body["max_fee_rate"]))
+        return {"ok": True}
+
+    def venue_clock(request, body):
+        return ex.venue_clock()
+
+    def venue_advance(request, body):
+        units = {"ms": 1, "seconds": 1000}
+        given = [k for k in units if k in body]
+        if len(given) != 1:
+            raise ControlError("POST /_local/venue_clock/advance needs exactly one of 'ms', 'seconds'")
+        ex.advance_venue_clock(round(float(body[given[0]]) * units[given[0]]))
+        return ex.venue_clock()
 
     def agents(request, body):
         ex.approve_agent(str(body["agent"]), str(body["master"]))
@@ -367,6 +418,9 @@ def build_app(ex: LocalExchange) -> Starlette:
         Route("/_local/price_shock", control(shock), methods=["POST"]),
         Route("/_local/fund", control(fund), methods=["POST"]),
         Route("/_local/agents", control(agents), methods=["POST"]),
+        Route("/_local/builders", control(builders), methods=["POST"]),
+        Route("/_local/venue_clock", control(venue_clock), methods=["GET"]),
+        Route("/_local/venue_clock/advance", control(venue_advance), methods=["POST"]),
         Route("/_local/rate_limit/reset", control(reset_limits), methods=["POST"]),
     ]
     return Starlette(routes=routes)

@@ -22,7 +22,8 @@ def add_commands(subparsers) -> None:
     serve.add_argument("--speed", type=float, default=1.0,
                        help="replay seconds per wall second (default 1; 0 freezes the clock until moved via /_local/clock)")
     serve.add_argument("--accounts", type=Path,
-                       help='JSON file {"accounts": {"0xMASTER": usdc}, "agents": {"0xAGENT": "0xMASTER"}}')
+                       help='JSON file {"accounts": {"0xMASTER": usdc | {"usdc": n, "mode": "standard|unified-account|'
+                       'portfolio-margin"}}, "agents": {"0xAGENT": "0xMASTER"}}')
     serve.add_argument("--rate-limit", type=float, default=1200, help="weight budget per IP per minute (default 1200)")
     serve.add_argument("--spread-bps", type=float, default=2.0, help="synthetic book spread in bps (default 2)")
     serve.add_argument("--coins", help="comma-separated subset of coins (default: all in --data)")
@@ -30,7 +31,7 @@ def add_commands(subparsers) -> None:
     serve.set_defaults(handler=_serve)
 
 
-def read_accounts_file(path: Path) -> tuple[dict[str, float], dict[str, str]]:
+def read_accounts_file(path: Path) -> tuple[dict[str, float | dict], dict[str, str]]:
     """Parse the accounts JSON; errors name the file and the offending entry."""
     try:
         raw = json.loads(Path(path).read_text())
@@ -44,10 +45,18 @@ def read_accounts_file(path: Path) -> tuple[dict[str, float], dict[str, str]]:
     if not isinstance(accounts, dict) or not isinstance(agents, dict):
         raise ValueError(f"accounts file {path}: 'accounts' and 'agents' must be objects")
     out_accounts = {}
-    for address, usdc in accounts.items():
-        if isinstance(usdc, bool) or not isinstance(usdc, (int, float)) or usdc < 0:
-            raise ValueError(f"accounts file {path}: accounts[{address!r}] must be a non-negative number of USDC")
-        out_accounts[address] = float(usdc)
+    from gradient_pipeline.localexchange.app import account_spec
+    from gradient_pipeline.localexchange.engine import ACCOUNT_MODES
+
+    for address, spec in accounts.items():
+        try:
+            usdc, mode = account_spec(spec, address)
+        except ValueError as err:
+            raise ValueError(f"accounts file {path}: {err}") from err
+        if mode is not None and mode not in ACCOUNT_MODES:
+            raise ValueError(f"accounts file {path}: accounts[{address!r}].mode {mode!r} is not one of standard, "
+                             "unified-account, portfolio-margin")
+        out_accounts[address] = usdc if mode is None else {"usdc": usdc, "mode": mode}
     for agent, master in agents.items():
         if not isinstance(master, str):
             raise ValueError(f"accounts file {path}: agents[{agent!r}] must be the master address (a string)")

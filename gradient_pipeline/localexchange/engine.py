@@ -5,14 +5,26 @@ with the live exchange's JSON shapes (string numbers, ms times) and exact error 
 and depth come from the market half (`MarketView`): taker orders walk `market.book(coin)`, so large IOC orders fill
 partially; resting Gtc/Alo orders fill as maker when a later book trades through their price.
 
-Clock: `on_clock(now_ms)` is called when the replay clock moves; it pays hourly funding for every whole hour
-crossed, runs scheduled cancels, settles delisted coins, fills resting orders the new prices cross, then
-liquidates accounts below maintenance margin. Public calls also catch up with
-`market.now_ms()` themselves, so a missed notification cannot skip funding.
+Two clocks, one job each:
+- the replay clock (`market.now_ms()`): market time. `on_clock(now_ms)` is called when it moves; it pays hourly
+  funding for every whole hour crossed, settles delisted coins, fills resting orders the new prices cross, then
+  liquidates accounts below maintenance margin. Order, fill and funding timestamps are replay time.
+- the venue clock (`venue_clock.py`, default the UTC wall clock, config `venue_clock`): the one "now" that the
+  client's own timestamps are checked against — the nonce window, `expiresAfter`, and `scheduleCancel` (both its
+  5 s lead and its firing). Every call into the engine first fires the scheduled cancels that are due on it, so
+  a due dead-man switch always runs before any later request, fill or clock move is processed.
+Public calls also catch up with `market.now_ms()` themselves, so a missed notification cannot skip funding.
 
-Nonce time: the live exchange checks nonces and `expiresAfter` against its block time, and the SDK makes nonces
-from the wall clock (`get_timestamp_ms`). The replay clock is historical, so by default (`nonce_clock: "wall"`)
-those checks use the wall clock; `nonce_clock: "replay"` checks them against the replay clock instead.
+Order and trade ids never repeat, even across restarts without a saved state: each new id is
+max(previous + 1, wall-clock ms × 1000) (`_new_id`), so a restarted exchange starts above every id the previous
+process handed out unless that one issued more than 1000 ids per millisecond of its uptime; a saved state
+(`export_state`/`import_state`) carries the counters as well.
+
+Account modes (`userAbstraction`): `standard` (wire `default`), `unifiedAccount`, `portfolioMargin`, chosen when
+the account is created (`fund(..., mode=)`). The margin model is the same cross margin in all three; in the
+unified and portfolio-margin modes the cash is reported under `spotClearinghouseState` (USDC `total`, margin in
+use as `hold`) and the perp `clearinghouseState` shows only the positions' unrealised PnL as account value — so an
+equity read that looks only at the perp state sees ~zero, as on the live exchange.
 
 Signers: an L1 action's signer is recovered with the SDK (`signing.py`); a registered API wallet acts for its
 master, a funded master acts for itself, anything else is `User or API Wallet 0x… does not exist.` State is kept
@@ -23,10 +35,16 @@ batch price band (whole batch) → unknown asset → trigger order → delisted 
 reduce-only → $10 minimum (waived for a reduce-only order that closes the whole position) → margin → Alo cross
 → match (IOC with no fill: IocCancel). Minimum notional and margin use the limit price.
 
+Resting orders fill in two ways when the replay clock moves: a 1h candle that opened after the order and closed
+within the move traded through its price (`_fill_resting_from_candles`, full size, at the limit, maker), or the
+book at the new instant crosses it (`_fill_resting`). Our own taker fills deplete the book; the depth recovers
+with a half-life of `book_recovery_half_life_s` (default 60 s) of replay time (`matching.Liquidity`).
+
 Simplifications (documented, deliberate): cross margin only (isolated is refused); one margin tier per coin
-(`maxLeverage`); funding uses the oracle at the time the clock move is processed, not at each hour; resting orders
-see only the book at each clock instant, not the price path in between; liquidation closes every position at the
-mark once account value < maintenance margin; builder fees are ignored; `aggregateByTime` is ignored.
+(`maxLeverage`); funding uses the oracle at the time the clock move is processed, not at each hour; liquidation
+closes every position at the mark once account value < maintenance margin; builder fees are checked against the
+approval (an order whose builder was never approved, or above the approved rate, is refused) but not charged;
+`aggregateByTime` is ignored.
 """
 
 from __future__ import annotations
@@ -50,11 +68,31 @@ from gradient_pipeline.localexchange.accounts import (
 from gradient_pipeline.localexchange.matching import Liquidity, crosses, crossing_depth, floor_sz, walk
 from gradient_pipeline.localexchange.nonces import NonceBook
 from gradient_pipeline.localexchange.orders import BadRequest, OrderRecord, OrderWire
-from gradient_pipeline.localexchange.signing import recover_approve_agent_signer, recover_l1_signer
+from gradient_pipeline.localexchange.signing import (
+    recover_approve_agent_signer,
+    recover_approve_builder_signer,
+    recover_l1_signer,
+)
+from gradient_pipeline.localexchange.venue_clock import VENUE_CLOCKS, VenueClock
 
 HOUR_MS = 3_600_000
 DAY_MS = 86_400_000
 EPS = 1e-9
+AGENT_VALIDITY_MS = 180 * 86_400_000  # an API wallet approval lasts at most 180 days (reference §4.4)
+IDS_PER_MS = 1000  # ids are seeded from wall-clock ms × this (see the module docstring)
+
+# scheduleCancel (exchange-endpoint.md "Schedule cancel (dead man's switch)")
+SCHEDULE_CANCEL_LEAD_MS = 5_000
+SCHEDULE_CANCEL_MAX_TRIGGERS_PER_DAY = 10
+SCHEDULE_CANCEL_TOO_EARLY = "Scheduled cancel time too early, must be at least 5 seconds from now."  # live text
+SCHEDULE_CANCEL_TOO_MANY = "Too many scheduled cancel triggers today"  # LOCAL wording (the live text is unrecorded)
+BUILDER_NOT_APPROVED = "Builder fee has not been approved."  # live text
+ACTION_EXPIRED = "Action already expired"  # live text
+
+# userAbstraction answers; the operator names accepted by `fund(..., mode=)` map onto them
+ACCOUNT_MODES = {"standard": "default", "default": "default", "unified": "unifiedAccount",
+                 "unified-account": "unifiedAccount", "unifiedAccount": "unifiedAccount",
+                 "portfolio-margin": "portfolioMargin", "portfolioMargin": "portfolioMargin"}
 
 
 class CoinMeta(Protocol):
@@ -85,7 +123,14 @@ DEFAULT_CONFIG: dict = {
     "default_leverage": 20,  # capped at the coin's maxLeverage
     "min_notional": 10.0,
     "price_band": 0.8,  # reject limit prices more than 80% from the mark
-    "nonce_clock": "wall",  # "wall" | "replay": the T in the nonce window and expiresAfter checks
+    "venue_clock": "wall",  # "wall" | "replay": the one clock for nonces, expiresAfter and scheduleCancel
+    # live: scheduleCancel needs $1,000,000 traded ("Cannot set scheduled cancel time until enough volume
+    # traded"); a fresh local account has traded nothing, so the gate is off unless configured
+    "schedule_cancel_min_volume_usd": 0.0,
+    # own fills deplete the book; the consumed depth recovers with this half-life of replay time (matching.py)
+    "book_recovery_half_life_s": 60.0,
+    # resting orders also fill when a 1h candle that opened after them trades through their price
+    "fill_resting_from_candles": True,
     "request_buffer": 10_000,  # address-based limit: cap = traded USDC + this
     "max_fills": 2000,  # userFills / userFillsByTime page size
     "max_funding_rows": 500,
@@ -114,28 +159,40 @@ class TradingEngine:
         if unknown:
             raise ValueError(f"TradingEngine config: unknown key(s) {sorted(unknown)}; known: {sorted(DEFAULT_CONFIG)}")
         self.config = {**DEFAULT_CONFIG, **(config or {})}
-        if self.config["nonce_clock"] not in ("wall", "replay"):
-            raise ValueError("TradingEngine config: nonce_clock must be 'wall' or 'replay', "
-                             f"got {self.config['nonce_clock']!r}")
+        if self.config["venue_clock"] not in VENUE_CLOCKS:
+            raise ValueError(f"TradingEngine config: venue_clock must be one of {VENUE_CLOCKS}, "
+                             f"got {self.config['venue_clock']!r}")
         self.market = market
+        self.venue = VenueClock(self.config["venue_clock"], market.now_ms)
         self._lock = threading.RLock()
         self._accounts: dict[str, Account] = {}
         self._agents: dict[str, str] = {}  # agent address -> master (both lower-case)
         self._named_agents: dict[str, dict[str, str]] = {}  # master -> name -> agent ("" = unnamed)
+        self._agent_valid_until: dict[str, int] = {}  # agent -> venue ms (approval + 180 days, the maximum)
         self._nonces = NonceBook()
-        self._liquidity = Liquidity()
-        self._next_oid = 1
+        self._liquidity = Liquidity(float(self.config["book_recovery_half_life_s"]) * 1000)
+        self._next_oid = 1  # lower bounds only: `_new_id` lifts them to the wall-clock seed
         self._next_tid = 1
         self._last_ms = market.now_ms()
 
     # ------------------------------------------------------------------ operator surface
-    def fund(self, address: str, usdc: float) -> None:
-        """Credit `usdc` to a master account (creating it): the local stand-in for a deposit."""
+    def fund(self, address: str, usdc: float, mode: str | None = None) -> None:
+        """Credit `usdc` to a master account (creating it): the local stand-in for a deposit. `mode` (standard,
+        unified / unified-account, portfolio-margin, or the wire names) sets the account mode (`userAbstraction`);
+        None keeps the account's mode (standard for a new one)."""
         if not isinstance(usdc, (int, float)) or math.isnan(usdc) or usdc < 0:
             raise ValueError(f"fund: amount must be a non-negative number, got {usdc!r}")
+        wire_mode = None
+        if mode is not None:
+            wire_mode = ACCOUNT_MODES.get(mode)
+            if wire_mode is None:
+                raise ValueError(f"fund: unknown account mode {mode!r}; known: standard, unified-account, "
+                                 "portfolio-margin")
         with self._lock:
             self._sync()
             acct = self._account(E.parse_address(address, "fund address"), create=True)
+            if wire_mode is not None:
+                acct.mode = wire_mode
             acct.balance += float(usdc)
             now = self.market.now_ms()
             acct.ledger.append({"time": now, "hash": _hash_hex("deposit", acct.address, now, len(acct.ledger)),
@@ -147,6 +204,28 @@ class TradingEngine:
         with self._lock:
             agent = E.parse_address(agent, "agent")
             self._register_agent(agent, E.parse_address(master, "master"), f"operator:{agent}")
+
+    def approve_builder(self, master: str, builder: str, max_fee_rate: str) -> None:
+        """Record that `master` approved `builder` up to `max_fee_rate` (e.g. "0.01%"), what a signed
+        approveBuilderFee does."""
+        with self._lock:
+            acct = self._account(E.parse_address(master, "master"), create=True)
+            acct.builders[E.parse_address(builder, "builder")] = _fee_rate_tenths_bp(max_fee_rate)
+
+    def scheduled_cancel_ms(self, address: str) -> int | None:
+        """The account's armed dead-man switch time (venue ms), None if none (operator view; the live API has no
+        read for it)."""
+        with self._lock:
+            self._sync()
+            acct = self._accounts.get(E.parse_address(address, "address"))
+            return acct.scheduled_cancel_ms if acct else None
+
+    def advance_venue_clock(self, ms: int) -> int:
+        """Move the venue clock forward (see `venue_clock.py`) and run what falls due; returns venue now."""
+        with self._lock:
+            now = self.venue.advance(ms)
+            self._sync()
+            return now
 
     def export_state(self) -> dict:
         """Everything the engine knows (accounts, orders, fills, agents, nonces) as JSON-able data."""
@@ -162,6 +241,7 @@ class TradingEngine:
     # ------------------------------------------------------------------ clock
     def on_clock(self, now_ms: int) -> None:
         with self._lock:
+            self._run_scheduled_cancels()
             self._advance(int(now_ms))
 
     def _advance(self, now: int) -> None:
@@ -177,23 +257,39 @@ class TradingEngine:
         first_hour = (last // HOUR_MS + 1) * HOUR_MS
         for hour in range(first_hour, now + 1, HOUR_MS):
             self._pay_funding(hour)
-        for acct in self._accounts.values():
-            if acct.scheduled_cancel_ms is not None and acct.scheduled_cancel_ms <= now:
-                self._cancel_all(acct, "scheduledCancel", acct.scheduled_cancel_ms)
-                acct.scheduled_cancel_ms = None
+        self._run_scheduled_cancels()  # venue-clock driven; runs before resting orders can fill at the new prices
         self._settle_delisted(now)
+        self._fill_resting_from_candles(last, now)
         self._fill_resting(now)
         self._liquidate(now)
 
     def _sync(self) -> None:
+        self._run_scheduled_cancels()
         now = self.market.now_ms()
         if now != self._last_ms:
             self._advance(now)
 
-    def _action_clock_ms(self) -> int:
-        if self.config["nonce_clock"] == "replay":
-            return self.market.now_ms()
-        return int(time.time() * 1000)
+    def _run_scheduled_cancels(self) -> None:
+        """Fire every dead-man switch whose time the venue clock has reached: cancel all open orders (status
+        `scheduledCancel`) and count one trigger for the UTC day of its time."""
+        venue_now = self.venue.now_ms()
+        for acct in self._accounts.values():
+            when = acct.scheduled_cancel_ms
+            if when is None or when > venue_now:
+                continue
+            self._cancel_all(acct, "scheduledCancel", self.market.now_ms())
+            acct.scheduled_cancel_ms = None
+            day = when // DAY_MS
+            acct.scheduled_cancel_days[day] = acct.scheduled_cancel_days.get(day, 0) + 1
+            for old in [d for d in acct.scheduled_cancel_days if d < day - 2]:  # keep the map small
+                del acct.scheduled_cancel_days[old]
+
+    def _new_id(self, counter: str) -> int:
+        """A fresh order (`counter="oid"`) or trade (`"tid"`) id: max(previous + 1, wall ms × IDS_PER_MS)."""
+        attr = f"_next_{counter}"
+        new = max(getattr(self, attr), int(time.time() * 1000) * IDS_PER_MS)
+        setattr(self, attr, new + 1)
+        return new
 
     # ------------------------------------------------------------------ accounts
     def _account(self, address: str, create: bool = False) -> Account | None:
@@ -211,6 +307,7 @@ class TradingEngine:
             self._agents.pop(previous, None)
         named[name] = agent
         self._agents[agent] = master
+        self._agent_valid_until[agent] = self.venue.now_ms() + AGENT_VALIDITY_MS
 
     def coin_meta(self, coin: str):
         return self.market.coin(coin)
@@ -232,6 +329,17 @@ class TradingEngine:
     def agents(self) -> dict[str, str]:
         """Registered API wallets: agent address -> master address (lower-case)."""
         return self._agents
+
+    def agents_of(self, master: str) -> list[dict]:
+        """`extraAgents` rows for `master`: `{name, address, validUntil}`; operator-registered agents are named
+        "operator", the unnamed one "" (the live exchange lists it with an empty name)."""
+        rows = []
+        for name, agent in sorted(self._named_agents.get(master, {}).items()):
+            if self._agents.get(agent) != master:
+                continue
+            shown = "operator" if name.startswith("operator:") else name
+            rows.append({"name": shown, "address": agent, "validUntil": self._agent_valid_until.get(agent)})
+        return rows
 
     def summary(self, acct: Account):
         return margin_summary(acct, self.mark, lambda c: self.leverage(acct, c), self.max_leverage)
@@ -267,12 +375,17 @@ class TradingEngine:
                 expires = E.parse_int(expires, "expiresAfter")
             if vault is not None:
                 E.parse_address(vault, "vaultAddress")
-            clock = self._action_clock_ms()
-            if expires is not None and expires < clock:
-                return _err("Action already expired")
+            clock = self.venue.now_ms()
+            expired = expires is not None and expires < clock
 
             if action["type"] == "approveAgent":
+                if expired:
+                    return _err(ACTION_EXPIRED)
                 return self._approve_agent_action(action, body.get("signature"), nonce, clock)
+            if action["type"] == "approveBuilderFee":
+                if expired:
+                    return _err(ACTION_EXPIRED)
+                return self._approve_builder_action(action, body.get("signature"), nonce, clock)
 
             parsed = self._parse_action(action)  # shape errors are 422s, before any signature work
             signer = recover_l1_signer(action, body.get("signature"), vault, nonce, expires)
@@ -289,6 +402,9 @@ class TradingEngine:
             limited = self._address_limit(acct, action["type"], cost)
             if limited:
                 return _err(limited)
+            if expired:  # "actions consume 5x the usual address-based rate limit when canceled due to a stale
+                acct.requests_used += 5 * cost  # expiresAfter" (exchange-endpoint.md)
+                return _err(ACTION_EXPIRED)
             bad_nonce = self._nonces.check(signer_key, nonce, clock)
             if bad_nonce:
                 return _err(bad_nonce)
@@ -297,6 +413,9 @@ class TradingEngine:
             tx_hash = "0x" + action_hash(action, vault, nonce, expires).hex()
             kind = action["type"]
             if kind == "order":
+                refused = self._builder_refusal(acct, action.get("builder"))
+                if refused:
+                    return _err(refused)
                 return self._order_action(acct, action, parsed, tx_hash)
             if kind in ("cancel", "cancelByCloid"):
                 return self._cancel_action(acct, parsed)
@@ -339,6 +458,12 @@ class TradingEngine:
         if kind == "scheduleCancel":
             when = action.get("time")
             return None if when is None else E.parse_int(when, "time")
+        if kind == "order" and action.get("builder") is not None:
+            b = action["builder"]
+            if not isinstance(b, dict):
+                raise BadRequest("order builder must be an object {b, f}")
+            E.parse_address(b.get("b"), "builder.b")
+            E.parse_int(b.get("f"), "builder.f")
         return None
 
     def _request_cost(self, action: dict) -> int:
@@ -376,6 +501,37 @@ class TradingEngine:
             return _err("Too many named agents: an account can have at most 3.")  # LOCAL wording
         self._register_agent(agent, master, name)
         return _ok_default()
+
+    def _approve_builder_action(self, action: dict, signature, nonce: int, clock: int) -> dict:
+        builder = E.parse_address(action.get("builder"), "builder")
+        if action.get("nonce") != nonce:
+            raise BadRequest("approveBuilderFee action nonce must equal the request nonce")
+        try:
+            max_rate = _fee_rate_tenths_bp(action.get("maxFeeRate"))
+        except ValueError as err:
+            raise BadRequest(str(err)) from err
+        signer = recover_approve_builder_signer(action, signature)
+        master = signer.lower()
+        if master not in self._accounts or master in self._agents:
+            # user-signed actions must come from the master itself, never an API wallet
+            return _err(f"User or API Wallet {signer} does not exist.")
+        bad_nonce = self._nonces.check(master, nonce, clock)
+        if bad_nonce:
+            return _err(bad_nonce)
+        self._nonces.use(master, nonce)
+        self._accounts[master].builders[builder] = max_rate
+        return _ok_default()
+
+    @staticmethod
+    def _builder_refusal(acct: Account, builder) -> str | None:
+        """An order naming a builder needs the master's prior approval of that builder at ≥ the fee `f` (tenths
+        of a basis point), even when `f` is 0 (builder-codes.md; reference §10)."""
+        if builder is None:
+            return None
+        approved = acct.builders.get(str(builder.get("b", "")).lower())
+        if approved is None or int(builder.get("f", 0)) > approved:
+            return BUILDER_NOT_APPROVED
+        return None
 
     # ---------------------------------------------------------------- order
     def _order_action(self, acct: Account, action: dict, parsed: list[OrderWire], tx_hash: str) -> dict:
@@ -423,9 +579,8 @@ class TradingEngine:
             return {"error": E.with_asset(E.DUPLICATE_CLOID, w.asset)}
 
         coin = meta.name
-        order = OrderRecord(self._next_oid, acct.address, coin, w.asset, meta.sz_decimals, w.is_buy, px, sz, sz,
-                            w.reduce_only, w.tif, w.cloid, now, status_timestamp=now)
-        self._next_oid += 1
+        order = OrderRecord(self._new_id("oid"), acct.address, coin, w.asset, meta.sz_decimals, w.is_buy, px, sz,
+                            sz, w.reduce_only, w.tif, w.cloid, now, status_timestamp=now)
         acct.orders[order.oid] = order
         if w.cloid is not None:
             acct.cloids[w.cloid] = order.oid
@@ -518,8 +673,7 @@ class TradingEngine:
         order.filled = round(order.filled + sz, order.sz_decimals)
         order.fills_notional += px * sz
         order.status_timestamp = now
-        tid = self._next_tid
-        self._next_tid += 1
+        tid = self._new_id("tid")
         row = {
             "closedPnl": fmt.usd(effect.closed_pnl),
             "coin": order.coin,
@@ -586,16 +740,21 @@ class TradingEngine:
         return _ok_default()
 
     def _schedule_cancel(self, acct: Account, when: int | None) -> dict:
-        now = self.market.now_ms()
+        """Arm (`when` = venue ms) or, with no time, disarm the dead-man switch. Rules (exchange-endpoint.md): the
+        time is at least 5 s after venue now; the switch may *fire* at most 10 times per UTC day (arming and
+        re-arming are free; the count resets at 00:00 UTC); optionally the live $1M traded-volume gate."""
+        now = self.venue.now_ms()
         if when is None:
             acct.scheduled_cancel_ms = None
             return _ok_default()
-        if when < now + 5000:
-            return _err("Scheduled cancel time too early, must be at least 5 seconds from now.")  # LOCAL wording
-        day = now // DAY_MS
-        if acct.scheduled_cancel_days.get(day, 0) >= 10:
-            return _err("Too many scheduled cancels today (at most 10 per UTC day).")  # LOCAL wording
-        acct.scheduled_cancel_days[day] = acct.scheduled_cancel_days.get(day, 0) + 1
+        min_volume = float(self.config["schedule_cancel_min_volume_usd"])
+        if acct.cum_volume < min_volume:
+            return _err(f"Cannot set scheduled cancel time until enough volume traded. Required: ${min_volume:.0f}. "
+                        f"Traded: ${f'{acct.cum_volume:.5f}'.rstrip('0').rstrip('.')}.")
+        if when < now + SCHEDULE_CANCEL_LEAD_MS:
+            return _err(SCHEDULE_CANCEL_TOO_EARLY)
+        if acct.scheduled_cancel_days.get(now // DAY_MS, 0) >= SCHEDULE_CANCEL_MAX_TRIGGERS_PER_DAY:
+            return _err(SCHEDULE_CANCEL_TOO_MANY)
         acct.scheduled_cancel_ms = when
         return _ok_default()
 
@@ -657,6 +816,36 @@ class TradingEngine:
                     order.remaining = 0.0
                     self._close_order(acct, order, "filled", now)
 
+    def _fill_resting_from_candles(self, last: int, now: int) -> None:
+        """The price path between two clock instants: a resting order fills in full, at its own price, as maker,
+        when a 1h candle that opened at or after the order was placed and closed in (last, now] traded *through*
+        it (low < a buy's limit, high > a sell's). This is the rule the backtest uses for post-only orders
+        (issue 12 item 5), so paper and backtest agree; the candle's volume is not checked (small orders)."""
+        if not self.config["fill_resting_from_candles"]:
+            return
+        for acct in self._accounts.values():
+            for order in list(acct.open_orders()):
+                start = max(order.timestamp, last - HOUR_MS + 1)  # each candle is looked at by one clock move
+                through = next((t for t, high, low in self.market.closed_candles(order.coin, start, now)
+                                if (low < order.limit_px if order.is_buy else high > order.limit_px)), None)
+                if through is None:
+                    continue
+                qty = order.remaining
+                if order.reduce_only:
+                    szi = acct.szi(order.coin)
+                    if szi == 0 or (szi > 0) == order.is_buy:
+                        self._close_order(acct, order, "reduceOnlyCanceled", now)
+                        continue
+                    qty = min(qty, abs(szi))
+                qty = floor_sz(qty, order.sz_decimals)
+                if qty <= 0:
+                    continue
+                self._fill(acct, order, order.limit_px, qty, crossed=False,
+                           tx_hash=_hash_hex("maker", order.oid, through), now=now)
+                if order.remaining <= EPS:
+                    order.remaining = 0.0
+                    self._close_order(acct, order, "filled", now)
+
     def _liquidate(self, now: int) -> None:
         """Cross-margin liquidation, simplified: once account value falls below maintenance margin, open orders
         are canceled (`liquidatedCanceled`) and every position is closed at the mark as a taker, the fill rows
@@ -674,9 +863,8 @@ class TradingEngine:
                     continue
                 meta = self.coin_meta(coin)
                 size = abs(pos.szi)
-                order = OrderRecord(self._next_oid, acct.address, coin, meta.asset_index, meta.sz_decimals,
+                order = OrderRecord(self._new_id("oid"), acct.address, coin, meta.asset_index, meta.sz_decimals,
                                     pos.szi < 0, mark, size, size, True, "Ioc", None, now, status_timestamp=now)
-                self._next_oid += 1
                 acct.orders[order.oid] = order
                 extra = {"liquidation": {"liquidatedUser": acct.address, "markPx": fmt.px(mark), "method": "market"}}
                 self._fill(acct, order, mark, size, crossed=True, tx_hash=_hash_hex("liquidation", acct.address, now),
@@ -698,11 +886,22 @@ class TradingEngine:
                 if pos.szi == 0 or meta is None or not meta.is_delisted or mark is None:
                     continue
                 size = abs(pos.szi)
-                order = OrderRecord(self._next_oid, acct.address, coin, meta.asset_index, meta.sz_decimals,
+                order = OrderRecord(self._new_id("oid"), acct.address, coin, meta.asset_index, meta.sz_decimals,
                                     pos.szi < 0, mark, size, size, True, "Ioc", None, now, status_timestamp=now)
-                self._next_oid += 1
                 acct.orders[order.oid] = order
                 self._fill(acct, order, mark, size, crossed=True, tx_hash=_hash_hex("delist", acct.address, coin),
                            now=now, fee_rate=0.0)  # settlement is not a trade: no fee
                 order.remaining = 0.0
                 order.status = "filled"
+
+
+def _fee_rate_tenths_bp(rate) -> int:
+    """An approveBuilderFee `maxFeeRate` ("0.01%", "0.001") -> tenths of a basis point (the order's `f` unit)."""
+    text = str(rate).strip() if isinstance(rate, (str, int, float)) else ""
+    try:
+        value = float(text[:-1]) / 100 if text.endswith("%") else float(text)
+    except ValueError:
+        value = math.nan
+    if not (value >= 0 and math.isfinite(value)):
+        raise ValueError(f"maxFeeRate must be a non-negative rate like '0.01%', got {rate!r}")
+    return round(value * 1e5)

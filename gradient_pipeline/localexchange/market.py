@@ -330,6 +330,25 @@ class MarketView:
         now = self.now_ms()
         return {c.name: fmt(self._price(c.name, now)) for c in self.coins() if not c.is_delisted}
 
+    def closed_candles(self, coin: str, start_ms: int, end_ms: int, interval: str = "1h"
+                       ) -> list[tuple[int, float, float]]:
+        """(open time, high, low) of the `interval` candles that opened at or after `start_ms` and closed at or
+        before `end_ms`, oldest first, with the price shocks in force at each candle's close applied. Used to
+        decide whether a resting order was traded through while the replay clock moved."""
+        if self.coin(coin) is None and coin not in self._by_name:
+            return []
+        c = self.data.candles(coin, interval)
+        if not len(c):
+            return []
+        step = INTERVAL_MS[interval]
+        lo = int(np.searchsorted(c.t, start_ms, side="left"))
+        hi = int(np.searchsorted(c.t, end_ms - step, side="right"))
+        out = []
+        for i in range(lo, hi):
+            k = self._shock_factor(coin, int(c.t[i]) + step)
+            out.append((int(c.t[i]), float(c.h[i]) * k, float(c.l[i]) * k))
+        return out
+
     # ---------------------------------------------------------------- volume
     def day_volume(self, coin: str, now: int | None = None) -> tuple[float, float]:
         """(base volume, USD notional = sum volume x close) of candles that closed in the 24h before now."""

@@ -1,8 +1,8 @@
 """Matching against the market's (synthetic) book.
 
 The market side supplies the book at replay-now (`MarketView.book`). Liquidity taken by our fills is remembered
-(`Liquidity`) until the replay clock moves, so a second order in the same instant sees the depleted book instead of
-the same depth again; a new instant brings a fresh book. Pure functions plus that one small ledger.
+(`Liquidity`) and recovers over replay time at a documented rate, so a second order at the same instant (or soon
+after) sees the depleted book instead of the same depth again. Pure functions plus that one small ledger.
 """
 
 from __future__ import annotations
@@ -19,16 +19,30 @@ def floor_sz(x: float, sz_decimals: int) -> float:
 
 
 class Liquidity:
-    """Book depth consumed at the current instant, per (coin, side, px)."""
+    """Book depth our own fills consumed, per (coin, side, px), recovering over replay time.
 
-    def __init__(self) -> None:
+    A taker fill removes its size from that price level; the removed size comes back exponentially with a
+    half-life of `half_life_ms` of replay time (default 60 s: 50% after a minute, ~0.1% after ten). So two
+    sweeps at the same instant — or a split / retried order a few seconds later on a running clock — cannot both
+    take the whole visible book at the same prices, and after a 4h window the book is whole again. A rewound
+    clock forgets everything. `half_life_ms=0` restores the old rule (a fresh book at every new instant).
+    """
+
+    def __init__(self, half_life_ms: float = 60_000.0) -> None:
+        if half_life_ms < 0:
+            raise ValueError(f"book recovery half-life must be >= 0 ms, got {half_life_ms}")
+        self.half_life_ms = float(half_life_ms)
         self._at_ms: int | None = None
         self._taken: dict[tuple[str, str, float], float] = {}
 
     def reset_if_moved(self, now_ms: int) -> None:
-        if now_ms != self._at_ms:
-            self._at_ms = now_ms
+        """Let the consumed depth recover for the replay time elapsed since the last call."""
+        if self._at_ms is None or now_ms < self._at_ms or (now_ms != self._at_ms and self.half_life_ms == 0):
             self._taken.clear()
+        elif now_ms > self._at_ms and self._taken:
+            keep = 0.5 ** ((now_ms - self._at_ms) / self.half_life_ms)
+            self._taken = {k: v * keep for k, v in self._taken.items() if v * keep > 1e-12}
+        self._at_ms = now_ms
 
     def remaining(self, coin: str, side: str, levels: list[Level]) -> list[Level]:
         """`levels` (side "bid"/"ask", best first) minus what was taken; empty levels dropped."""

@@ -26,7 +26,7 @@ from gradient_pipeline.localexchange.market import BookConfig, MarketView
 HOST = "127.0.0.1"
 
 
-def build_exchange(data_dir, start_time, *, speed: float = 0.0, accounts: dict[str, float] | None = None,
+def build_exchange(data_dir, start_time, *, speed: float = 0.0, accounts: dict[str, float | dict] | None = None,
                    agents: dict[str, str] | None = None, rate_limit_per_minute: float = 1200,
                    spread_bps: float = 2.0, level_step_bps: float = 1.0, book_levels: int = 20,
                    level_fraction_of_day_volume: float = 0.0005, min_level_usd: float = 2_000.0,
@@ -105,8 +105,24 @@ class LocalExchangeHandle:
         """Multiply one coin's (or all coins') prices by `factor` from replay-now on."""
         self.exchange.price_shock(factor, coin)
 
-    def fund(self, address: str, usdc: float) -> None:
-        self.exchange.fund(address, usdc)
+    def fund(self, address: str, usdc: float, mode: str | None = None) -> None:
+        """Deposit `usdc` (creating the account; `mode` = standard | unified-account | portfolio-margin)."""
+        self.exchange.fund(address, usdc, mode)
+
+    def approve_builder(self, master: str, builder: str, max_fee_rate: str = "0.1%") -> None:
+        self.exchange.approve_builder(master, builder, max_fee_rate)
+
+    def venue_now_ms(self) -> int:
+        """The venue clock (nonces, expiresAfter, scheduleCancel): wall clock + operator offset."""
+        return self.exchange.venue_clock()["now_ms"]
+
+    def scheduled_cancel_ms(self, address: str) -> int | None:
+        """The account's armed scheduleCancel time (venue ms), or None."""
+        return self.exchange.engine.scheduled_cancel_ms(address)
+
+    def advance_venue_clock(self, seconds: float) -> int:
+        """Move the venue clock forward (a due scheduleCancel fires); returns the new venue now in ms."""
+        return self.exchange.advance_venue_clock(round(float(seconds) * 1000))
 
     def approve_agent(self, agent: str, master: str) -> None:
         self.exchange.approve_agent(agent, master)
@@ -129,7 +145,7 @@ class LocalExchangeHandle:
 
 
 def run_in_background(data_dir, start_time, speed: float = 0.0, port: int = 0,
-                      accounts: dict[str, float] | None = None, agents: dict[str, str] | None = None,
+                      accounts: dict[str, float | dict] | None = None, agents: dict[str, str] | None = None,
                       rate_limit_per_minute: float = 1200, spread_bps: float = 2.0, *,
                       level_step_bps: float = 1.0, book_levels: int = 20,
                       level_fraction_of_day_volume: float = 0.0005, min_level_usd: float = 2_000.0,

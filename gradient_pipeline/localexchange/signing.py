@@ -20,6 +20,13 @@ APPROVE_AGENT_TYPES = [
     {"name": "nonce", "type": "uint64"},
 ]
 APPROVE_AGENT_PRIMARY = "HyperliquidTransaction:ApproveAgent"
+APPROVE_BUILDER_TYPES = [  # the SDK's sign_approve_builder_fee
+    {"name": "hyperliquidChain", "type": "string"},
+    {"name": "maxFeeRate", "type": "string"},
+    {"name": "builder", "type": "address"},
+    {"name": "nonce", "type": "uint64"},
+]
+APPROVE_BUILDER_PRIMARY = "HyperliquidTransaction:ApproveBuilderFee"
 
 
 def _signature(sig: object) -> dict:
@@ -57,3 +64,15 @@ def recover_approve_agent_signer(action: dict, signature: object) -> str:
         return recover_user_from_user_signed_action(signed, sig, APPROVE_AGENT_TYPES, APPROVE_AGENT_PRIMARY, False)
     except Exception as err:
         raise BadRequest(f"cannot recover approveAgent signer: {err}") from err
+
+
+def recover_approve_builder_signer(action: dict, signature: object) -> str:
+    """The master that signed an `approveBuilderFee` (a user-signed action, like approveAgent)."""
+    sig = _signature(signature)
+    if "signatureChainId" not in action:
+        raise BadRequest("approveBuilderFee action lacks signatureChainId")
+    try:
+        return recover_user_from_user_signed_action(copy.deepcopy(action), sig, APPROVE_BUILDER_TYPES,
+                                                    APPROVE_BUILDER_PRIMARY, False)
+    except Exception as err:
+        raise BadRequest(f"cannot recover approveBuilderFee signer: {err}") from err

@@ -35,6 +35,8 @@ def _account_to_dict(acct: Account) -> dict:
         "requests_used": acct.requests_used,
         "scheduled_cancel_ms": acct.scheduled_cancel_ms,
         "scheduled_cancel_days": {str(k): v for k, v in acct.scheduled_cancel_days.items()},
+        "mode": acct.mode,
+        "builders": dict(acct.builders),
     }
 
 
@@ -65,6 +67,8 @@ def _account_from_dict(d: dict) -> Account:
         requests_used=int(d["requests_used"]),
         scheduled_cancel_ms=d["scheduled_cancel_ms"],
         scheduled_cancel_days={int(k): int(v) for k, v in d["scheduled_cancel_days"].items()},
+        mode=str(d.get("mode", "default")),  # absent in documents saved before account modes existed
+        builders={str(k): int(v) for k, v in d.get("builders", {}).items()},
     )
 
 
@@ -77,6 +81,7 @@ def dump(engine) -> dict:
         "accounts": [_account_to_dict(a) for a in engine._accounts.values()],
         "agents": dict(engine._agents),
         "named_agents": {m: dict(n) for m, n in engine._named_agents.items()},
+        "agent_valid_until": dict(engine._agent_valid_until),
         "nonces": engine._nonces.to_dict(),
     }
 
@@ -90,6 +95,7 @@ def load(engine, state: dict) -> None:
         accounts = {a["address"]: _account_from_dict(a) for a in state["accounts"]}
         agents = {str(k): str(v) for k, v in state["agents"].items()}
         named = {m: dict(n) for m, n in state["named_agents"].items()}
+        valid_until = {str(k): int(v) for k, v in state.get("agent_valid_until", {}).items()}
         nonces = NonceBook.from_dict(state["nonces"])
         counters = int(state["last_ms"]), int(state["next_oid"]), int(state["next_tid"])
     except StateError:
@@ -100,4 +106,7 @@ def load(engine, state: dict) -> None:
     if dangling:
         raise StateError(f"engine state: agents point to unknown master(s) {dangling}")
     engine._accounts, engine._agents, engine._named_agents, engine._nonces = accounts, agents, named, nonces
-    engine._last_ms, engine._next_oid, engine._next_tid = counters
+    engine._agent_valid_until = valid_until
+    engine._last_ms = counters[0]
+    # never lower the id counters: ids already handed out by this process (or seeded from the clock) stay unique
+    engine._next_oid, engine._next_tid = max(engine._next_oid, counters[1]), max(engine._next_tid, counters[2])

@@ -294,20 +294,22 @@ def test_delisted_and_unknown_assets_are_rejected(freqtrade_dir):
     assert statuses(trader.orders([wire])) == [{"error": f"{E.UNKNOWN_ASSET} asset=99"}]
 
 
-def test_schedule_cancel_cancels_resting_orders_when_due(freqtrade_dir):
+def test_schedule_cancel_runs_on_the_venue_clock_not_the_replay_clock(freqtrade_dir):
     market, clock = make_market(freqtrade_dir)
     engine = TradingEngine(market)
     trader = funded_trader(engine)
-    oid = trader.order("ETH", True, 0.01, market.book("ETH")[0][2][0], tif="Gtc")["resting"]["oid"]
-    too_early = trader.send({"type": "scheduleCancel", "time": clock.now_ms() + 1000})
-    assert too_early["status"] == "err"
-    assert trader.send({"type": "scheduleCancel", "time": clock.now_ms() + 10_000}) == {
+    far_below = round(market.book("ETH")[0][2][0] * 0.5, 1)  # no candle of the next hours trades through it
+    oid = trader.order("ETH", True, 0.01, far_below, tif="Gtc")["resting"]["oid"]
+    venue_now = engine.venue.now_ms()
+    too_early = trader.send({"type": "scheduleCancel", "time": venue_now + 1000})
+    assert too_early == {"status": "err",
+                         "response": "Scheduled cancel time too early, must be at least 5 seconds from now."}
+    assert trader.send({"type": "scheduleCancel", "time": venue_now + 10_000}) == {
         "status": "ok", "response": {"type": "default"}}
-    clock.advance(5_000)
+    clock.advance(4 * HOUR)  # market time passing does not move the venue clock
     engine.on_clock(clock.now_ms())
     assert trader.info("orderStatus", oid=oid)["order"]["status"] == "open"
-    clock.advance(6_000)
-    engine.on_clock(clock.now_ms())
+    engine.advance_venue_clock(11_000)
     assert trader.info("orderStatus", oid=oid)["order"]["status"] == "scheduledCancel"
     assert trader.info("openOrders") == []
 

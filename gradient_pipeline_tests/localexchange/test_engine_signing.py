@@ -155,9 +155,9 @@ def test_nonce_must_be_within_the_time_window(engine):
     assert trader.send(_leverage_action(engine), nonce=now - DAY)["status"] == "ok"
 
 
-def test_replay_nonce_clock(freqtrade_dir):
+def test_replay_venue_clock(freqtrade_dir):
     market, clock = make_market(freqtrade_dir)
-    engine = TradingEngine(market, {"nonce_clock": "replay"})
+    engine = TradingEngine(market, {"venue_clock": "replay"})
     trader = funded_trader(engine)
     replay_now = clock.now_ms()
     assert trader.send(_leverage_action(engine), nonce=replay_now + 1)["status"] == "ok"

@@ -56,8 +56,8 @@ def test_walk_stops_at_limit_and_respects_lot_size():
     assert walk(bids, False, 98.5, 3.0, 1) == [(99.0, 2.0)]
 
 
-def test_liquidity_is_consumed_until_the_clock_moves():
-    liq = Liquidity()
+def test_liquidity_is_consumed_and_recovers_at_its_half_life():
+    liq = Liquidity(half_life_ms=60_000)
     liq.reset_if_moved(1)
     book = [(100.0, 1.0), (101.0, 1.0)]
     liq.take("X", "ask", 100.0, 0.6)
@@ -65,8 +65,24 @@ def test_liquidity_is_consumed_until_the_clock_moves():
     liq.take("X", "ask", 100.0, 0.4)
     assert liq.remaining("X", "ask", book) == [(101.0, 1.0)]
     assert liq.remaining("X", "bid", book) == book  # other side untouched
-    liq.reset_if_moved(2)
+    liq.reset_if_moved(2)  # a millisecond later the level is still (almost) gone
+    assert liq.remaining("X", "ask", book)[0][0] == 101.0 or liq.remaining("X", "ask", book)[0][1] < 1e-4
+    liq.reset_if_moved(60_001)  # one half-life after the take: half the consumed size is back
+    assert liq.remaining("X", "ask", book)[0] == (100.0, pytest.approx(0.5, rel=1e-3))
+    liq.reset_if_moved(60_001 + 20 * 60_000)
+    assert liq.remaining("X", "ask", book) == [(100.0, pytest.approx(1.0, abs=1e-5)), (101.0, 1.0)]
+    liq.take("X", "ask", 100.0, 1.0)
+    liq.reset_if_moved(5)  # the clock was rewound: memory dropped
     assert liq.remaining("X", "ask", book) == book
+
+
+def test_liquidity_with_zero_half_life_is_fresh_at_every_instant():
+    liq = Liquidity(half_life_ms=0)
+    liq.reset_if_moved(1)
+    liq.take("X", "ask", 100.0, 1.0)
+    assert liq.remaining("X", "ask", [(100.0, 1.0)]) == []
+    liq.reset_if_moved(2)
+    assert liq.remaining("X", "ask", [(100.0, 1.0)]) == [(100.0, 1.0)]
 
 
 @pytest.mark.parametrize("x,decimals,text", [
