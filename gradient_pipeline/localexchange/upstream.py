@@ -8,7 +8,7 @@ the project's client-side weight limiter; reads only — nothing is ever sent to
   `l2Book`, `allMids`, `fundingHistory`, `exchangeStatus`, …) are forwarded verbatim and the upstream's answer is
   returned as it came (`forward_info`), cached per request body for `ttl_s` (1 s) to be polite.
 - The trading engine's view: universe, `szDecimals`, `maxLeverage`, `isDelisted` from `metaAndAssetCtxs` (one
-  request gives every coin's mark, oracle and mid as well; cached `ctx_ttl_s`, 5 s); the book a taker order walks
+  request gives every coin's mark, oracle and mid as well; cached `ctx_ttl_s`, 10 s); the book a taker order walks
   is the upstream's real L2 book (`l2Book`, cached `ttl_s`, the same cached answer a client's `l2Book` gets); the
   hourly funding rate paid on a position is the upstream's `fundingHistory` event of that hour.
 
@@ -124,7 +124,7 @@ class UpstreamMarket:
     Construction reaches the upstream once (its clock and universe) and raises `UpstreamUnavailable` if it cannot.
     """
 
-    def __init__(self, upstream: str, *, ttl_s: float = 1.0, ctx_ttl_s: float = 5.0, clock_sync_s: float = 30.0,
+    def __init__(self, upstream: str, *, ttl_s: float = 1.0, ctx_ttl_s: float = 10.0, clock_sync_s: float = 30.0,
                  timeout_s: float = 5.0, quantum_ms: int = 1000, rate_limit: RateLimitConfig | None = None):
         self.url = resolve_upstream_url(upstream)
         self.ttl_s, self.ctx_ttl_s, self.clock_sync_s = float(ttl_s), float(ctx_ttl_s), float(clock_sync_s)
