@@ -240,6 +240,7 @@ def close_paper_exchange(ex: LocalExchange) -> None:
         with ex.lock:
             store.save(ex.engine.export_state())
             store.close()
+            ex.market.close()
 
 
 class PaperExchangeHandle(LocalExchangeHandle):

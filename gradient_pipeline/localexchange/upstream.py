@@ -33,10 +33,13 @@ from __future__ import annotations
 import json
 import logging
 import math
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+from hyperliquid.api import API
 from hyperliquid.utils.constants import MAINNET_API_URL, TESTNET_API_URL
 
 from gradient_pipeline.config import RateLimitConfig
@@ -52,6 +55,7 @@ NETWORKS = {"mainnet": MAINNET_API_URL, "testnet": TESTNET_API_URL}
 CTX_BODY = {"type": "metaAndAssetCtxs"}
 STATUS_BODY = {"type": "exchangeStatus"}
 FUNDING_PAGE = 500  # fundingHistory returns at most 500 events per request
+PARALLEL_FETCHES = 8  # books of a batch's coins are fetched side by side (a 40-order batch: ~5 round trips)
 # Few, quick retries: every upstream request is made while the local exchange holds its one request lock.
 UPSTREAM_RATE_LIMIT = RateLimitConfig(max_retries=1, backoff_base_s=0.2, backoff_max_s=1.0)
 
@@ -128,7 +132,10 @@ class UpstreamMarket:
                  timeout_s: float = 5.0, quantum_ms: int = 1000, rate_limit: RateLimitConfig | None = None):
         self.url = resolve_upstream_url(upstream)
         self.ttl_s, self.ctx_ttl_s, self.clock_sync_s = float(ttl_s), float(ctx_ttl_s), float(clock_sync_s)
+        self.timeout_s = float(timeout_s)
         self.client = HyperliquidClient(self.url, rate_limit or UPSTREAM_RATE_LIMIT, timeout_s)
+        self._transports = threading.local()  # one SDK `API` (one requests session) per fetching thread
+        self._pool: ThreadPoolExecutor | None = None
         self.clock = UpstreamClock(quantum_ms)
         self._cache: dict[str, tuple[float, Any]] = {}  # request body (canonical JSON) -> (fetched, monotonic s)
         self._universe_of: tuple[int, _Universe] | None = None  # (id of the parsed answer, parsed)
@@ -142,10 +149,16 @@ class UpstreamMarket:
     def _key(body: dict) -> str:
         return json.dumps(body, sort_keys=True, separators=(",", ":"))
 
+    def _transport(self):
+        api = getattr(self._transports, "api", None)
+        if api is None:
+            api = self._transports.api = API(self.url, timeout=self.timeout_s)
+        return api.post
+
     def _fetch(self, body: dict):
         wall_before = self.clock.wall_ms()
         try:
-            result = self.client.info_post(body)
+            result = self.client.send("/info", body, self._transport())
         except ExchangeRequestError as err:
             if err.status_code == 422:  # the upstream could not parse it either: the client's request is wrong
                 raise BadRequest(str(err)) from err
@@ -170,6 +183,31 @@ class UpstreamMarket:
             self._cache = {k: v for k, v in self._cache.items() if now - v[1] < horizon}
         return result
 
+    def _refresh_many(self, bodies: list[dict], ttl_s: float) -> None:
+        """`_refresh` for several bodies, the stale ones fetched in parallel (weight still charged to the limiter)."""
+        now = time.monotonic()
+        stale = [b for b in bodies if (hit := self._cache.get(self._key(b))) is None or now - hit[1] >= ttl_s]
+        if len(stale) <= 1:
+            for body in stale:
+                self._refresh(body, ttl_s)
+            return
+
+        def attempt(body):
+            try:
+                return self._fetch(body), None
+            except Exception as err:  # noqa: BLE001 - re-raised below, after the successes are kept
+                return None, err
+
+        if self._pool is None:  # kept: its threads keep their HTTP sessions (no new TLS handshake per fetch)
+            self._pool = ThreadPoolExecutor(PARALLEL_FETCHES, thread_name_prefix="upstream")
+        outcomes = list(self._pool.map(attempt, stale))
+        for body, (result, err) in zip(stale, outcomes):
+            if err is None:
+                self._cache[self._key(body)] = (result, now)
+        errors = [err for _, err in outcomes if err is not None]
+        if errors:
+            raise errors[0]
+
     def _cached(self, body: dict):
         """Whatever answer is cached (any age), else a fresh one: what the engine reads mid-call."""
         hit = self._cache.get(self._key(body))
@@ -185,8 +223,7 @@ class UpstreamMarket:
         books, funding = sorted(set(books)), sorted(set(funding))
         if marks or books or funding:
             self._refresh(CTX_BODY, self.ctx_ttl_s)
-        for coin in books:
-            self._refresh({"type": "l2Book", "coin": coin}, self.ttl_s)
+        self._refresh_many([{"type": "l2Book", "coin": coin} for coin in books], self.ttl_s)
         if funding_since_ms is not None:
             for coin in funding:
                 self._fetch_funding(coin, funding_since_ms)
@@ -209,6 +246,12 @@ class UpstreamMarket:
                 break
         # Hours after the last event seen are asked again next time (the upstream may publish them late).
         self._funding_checked[coin] = start
+
+    def close(self) -> None:
+        """Stop the fetching threads (the market still works afterwards; a new pool starts on demand)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=False)
+            self._pool = None
 
     # ------------------------------------------------------------------ universe and prices
     def _universe(self) -> _Universe:
