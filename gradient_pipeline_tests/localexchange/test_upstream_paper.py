@@ -132,7 +132,11 @@ def test_rebalance_fills_against_the_upstreams_book_and_survives_a_restart(upstr
     # restart from the state file: same account, balance not funded twice, no id used again
     state_file = paper.state_file
     saved = json.loads(state_file.read_text())
-    assert saved["upstream"] == upstream.base_url and saved["engine"]["accounts"]
+    assert saved["upstream"] == upstream.base_url
+    # already on disk before any shutdown (a kill -9 would lose nothing): the fills and positions
+    [on_disk] = [a for a in saved["engine"]["accounts"] if a["address"] == master.address.lower()]
+    assert sorted(f["tid"] for f in on_disk["fills"]) == sorted(f["tid"] for f in fills)
+    assert {c: p["szi"] for c, p in on_disk["positions"].items() if p["szi"]} == held
     paper.stop()
     again = paper_factory(upstream.base_url)
     state2 = post(again.base_url, {"type": "clearinghouseState", "user": master.address})
@@ -165,6 +169,9 @@ def test_funding_is_the_upstreams_hourly_rate(upstream, paper_factory, account, 
         assert rate == pytest.approx(float(history[0]["fundingRate"]), rel=1e-9), coin
     # paid once: the next request (same hour) pays nothing more, and a restart does not pay it again
     assert len(post(paper.base_url, {"type": "userFunding", "user": master.address, "startTime": hour})) == len(rows)
+    [on_disk] = [a for a in json.loads(paper.state_file.read_text())["engine"]["accounts"]
+                 if a["address"] == master.address.lower()]
+    assert len(on_disk["funding"]) == len(rows)  # written when paid, not only at shutdown
     paper.stop()
     again = paper_factory(upstream.base_url)
     assert len(post(again.base_url, {"type": "userFunding", "user": master.address, "startTime": hour})) == len(rows)
