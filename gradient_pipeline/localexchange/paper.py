@@ -44,6 +44,7 @@ FORMAT = "gradient-pipeline paper exchange state"
 FORMAT_VERSION = 1
 DEFAULT_STATE_FILE = "data/paper_exchange_state.json"
 FULL_CHECK_S = 60.0  # at least this often a call compares the whole state with the file
+FUNDING_WAIT_S = 60.0  # longest the clock waits at an hour for the upstream to publish that hour's funding
 
 
 class PaperStateError(ValueError):
@@ -150,21 +151,51 @@ class PaperEngine:
     """The `TradingEngine` with the upstream data each call needs fetched first (`UpstreamMarket.prepare`) and
     the state saved after it. Every other attribute is the engine's own."""
 
-    def __init__(self, engine, market: UpstreamMarket, store: PaperStateFile):
+    def __init__(self, engine, market: UpstreamMarket, store: PaperStateFile, funding_wait_s: float = FUNDING_WAIT_S):
         self._engine, self._market, self._store = engine, market, store
         self._full_check = time.monotonic()
+        self.funding_wait_s = float(funding_wait_s)
+        self._waiting: tuple[int, float] | None = None  # (hour the clock is held before, since when)
+        market.clock.hour_gate = self._may_enter_hour
         self.ACCOUNT_INFO_TYPES = engine.ACCOUNT_INFO_TYPES
 
     def __getattr__(self, name):
         return getattr(self._engine, name)
 
-    def _prepare(self, assets=()) -> None:
-        # Which coins the engine will price: positions (marks, funding) and resting orders (books). Read from the
-        # engine's accounts the way state.py does; the upstream fetches happen here, before the engine runs.
+    def _in_use(self) -> tuple[set[str], set[str]]:
+        """(coins with a position, coins with a resting order), read from the engine's accounts as state.py does."""
         positioned, resting = set(), set()
         for acct in self._engine._accounts.values():
             positioned |= {c for c, p in acct.positions.items() if p.szi}
             resting |= {o.coin for o in acct.open_orders()}
+        return positioned, resting
+
+    def _may_enter_hour(self, hour: int) -> bool:
+        """The clock's hour gate: cross into `hour` once the upstream has published its funding for every coin
+        held (or after `funding_wait_s`). Never raises: an unreachable upstream just means "not yet"."""
+        positioned, _ = self._in_use()
+        if not positioned:
+            return True
+        if self._waiting is None or self._waiting[0] != hour:
+            self._waiting = (hour, time.monotonic())
+        since = min(hour, (self._engine._last_ms // HOUR_MS + 1) * HOUR_MS)
+        try:
+            missing = self._market.funding_missing(positioned, since, hour)
+        except Exception as err:  # noqa: BLE001 - the gate must not fail the caller; waiting is the safe answer
+            missing = sorted(positioned)
+            log.warning("paper exchange: funding for the hour %s not readable yet: %s", timegrid.from_ms(hour), err)
+        if not missing:
+            return True
+        if time.monotonic() - self._waiting[1] >= self.funding_wait_s:
+            log.warning("paper exchange: the upstream published no funding for %s at %s after %.0f s; moving on "
+                        "without paying it", ", ".join(missing), timegrid.from_ms(hour), self.funding_wait_s)
+            return True
+        return False
+
+    def _prepare(self, assets=()) -> None:
+        # Which coins the engine will price: positions (marks, funding) and resting orders (books); the upstream
+        # fetches happen here, before the engine runs.
+        positioned, resting = self._in_use()
         self._market.prepare(marks=bool(assets))  # the clock first (and the universe, to name the assets)
         incoming = {m.name for m in map(self._market.coin_by_asset, assets) if m is not None}
         now, last = self._market.now_ms(), self._engine._last_ms
@@ -217,7 +248,8 @@ class PaperEngine:
 
 def build_paper_exchange(upstream: str, state_file=DEFAULT_STATE_FILE, *, accounts: dict[str, float] | None = None,
                          agents: dict[str, str] | None = None, rate_limit_per_minute: float = 1200,
-                         engine_config: dict | None = None, **market_options) -> LocalExchange:
+                         engine_config: dict | None = None, funding_wait_s: float = FUNDING_WAIT_S,
+                         **market_options) -> LocalExchange:
     """A `LocalExchange` on `upstream` (`mainnet`, `testnet` or a URL) with its accounts in `state_file`.
 
     Raises `UpstreamUnavailable` if the upstream cannot be reached, `PaperStateError` if the state file cannot be
@@ -232,7 +264,7 @@ def build_paper_exchange(upstream: str, state_file=DEFAULT_STATE_FILE, *, accoun
                            engine_config=engine_config)
         if ex.engine is None:
             raise RuntimeError("paper exchange: the trading engine (localexchange/engine.py) is missing")
-        ex.engine = PaperEngine(ex.engine, market, store)
+        ex.engine = PaperEngine(ex.engine, market, store, funding_wait_s)
         if saved is not None:
             ex.engine.import_state(saved)
         known = {a["address"].lower() for a in (saved or {}).get("accounts", [])}

@@ -14,7 +14,10 @@ the project's client-side weight limiter; reads only — nothing is ever sent to
 
 Clock: the upstream's. `now_ms()` = wall clock UTC + the offset measured from the upstream's `exchangeStatus` time
 (re-measured every `clock_sync_s`; ~0 for mainnet/testnet, the replay time when the upstream is a local exchange),
-in whole-`quantum_ms` instants (1 s) and never moving backwards. Within an instant the engine's liquidity ledger
+in whole-`quantum_ms` instants (1 s) and never moving backwards. While the account holds positions, the clock
+crosses into a new hour only once the upstream has published that hour's funding event for them (at most
+`funding_wait_s`, 60 s, later; then it moves on and the missing payment is logged), so no payment is skipped for
+having asked a second too early. Within an instant the engine's liquidity ledger
 remembers what our own fills took from the book (`matching.Liquidity`); a new instant brings the upstream's fresh
 book. The clock cannot be set or advanced, and price shocks are refused (operator endpoints answer 400).
 
@@ -55,6 +58,7 @@ NETWORKS = {"mainnet": MAINNET_API_URL, "testnet": TESTNET_API_URL}
 CTX_BODY = {"type": "metaAndAssetCtxs"}
 STATUS_BODY = {"type": "exchangeStatus"}
 FUNDING_PAGE = 500  # fundingHistory returns at most 500 events per request
+FUNDING_RETRY_S = 2.0  # while waiting for an hour's funding event, ask the upstream again at most this often
 PARALLEL_FETCHES = 8  # books of a batch's coins are fetched side by side (a 40-order batch: ~5 round trips)
 # Few, quick retries: every upstream request is made while the local exchange holds its one request lock.
 UPSTREAM_RATE_LIMIT = RateLimitConfig(max_retries=1, backoff_base_s=0.2, backoff_max_s=1.0)
@@ -87,6 +91,9 @@ class UpstreamClock:
         self._wall = wall
         self.offset_ms = 0
         self._last = 0
+        # `hour_gate(hour_ms) -> bool`: may the clock cross into this hour yet? (paper.py holds it until the
+        # upstream has published the hour's funding for the coins held, so the payment is not skipped). Must not raise.
+        self.hour_gate = None
 
     def wall_ms(self) -> int:
         return int(self._wall() * 1000)
@@ -95,8 +102,15 @@ class UpstreamClock:
         """The upstream said `upstream_ms` at (about) local wall time `wall_ms`."""
         self.offset_ms = int(upstream_ms) - int(wall_ms)
 
+    def upstream_ms(self) -> int:
+        """The upstream's time now (quantized), ignoring the hour gate."""
+        return (self.wall_ms() + self.offset_ms) // self.quantum_ms * self.quantum_ms
+
     def now_ms(self) -> int:
-        t = (self.wall_ms() + self.offset_ms) // self.quantum_ms * self.quantum_ms
+        t = self.upstream_ms()
+        hour = t // HOUR_MS * HOUR_MS
+        if self._last < hour and self.hour_gate is not None and not self.hour_gate(hour):
+            t = max(self._last, hour - 1)  # held just before the hour
         self._last = max(self._last, t)
         return self._last
 
@@ -141,6 +155,7 @@ class UpstreamMarket:
         self._universe_of: tuple[int, _Universe] | None = None  # (id of the parsed answer, parsed)
         self._funding: dict[str, dict[int, float]] = {}  # coin -> hour start ms -> rate
         self._funding_checked: dict[str, int] = {}  # coin -> events after this time not yet fetched
+        self._funding_tried: dict[str, float] = {}  # coin -> monotonic time of the last fundingHistory request
         self._refresh(STATUS_BODY, 0.0)
         self._universe()
 
@@ -231,10 +246,11 @@ class UpstreamMarket:
     def _fetch_funding(self, coin: str, since_ms: int) -> None:
         """Funding events of `coin` from `since_ms` up to the upstream's now (only those not fetched before)."""
         start = max(int(since_ms), self._funding_checked.get(coin, 0))
-        now = self.clock.now_ms()
+        now = self.clock.upstream_ms()  # not now_ms(): that may be held before the very hour asked about
         rates = self._funding.setdefault(coin, {})
+        self._funding_tried[coin] = time.monotonic()
         while start <= now:
-            page = self._fetch({"type": "fundingHistory", "coin": coin, "startTime": start, "endTime": now})
+            page = self._fetch({"type": "fundingHistory", "coin": coin, "startTime": start})  # up to ITS now
             if not isinstance(page, list):
                 raise UpstreamUnavailable(f"upstream {self.url}: fundingHistory for {coin} is not a list: {page!r}")
             for item in page:
@@ -246,6 +262,19 @@ class UpstreamMarket:
                 break
         # Hours after the last event seen are asked again next time (the upstream may publish them late).
         self._funding_checked[coin] = start
+
+    def funding_missing(self, coins, since_ms: int, hour_ms: int) -> list[str]:
+        """Of `coins`, those with no upstream funding event yet for the hour starting `hour_ms` (events from
+        `since_ms` on are fetched; a coin still missing is asked again at most every FUNDING_RETRY_S)."""
+        missing = []
+        for coin in sorted(set(coins)):
+            if hour_ms in self._funding.get(coin, {}):
+                continue
+            if time.monotonic() - self._funding_tried.get(coin, -math.inf) >= FUNDING_RETRY_S:
+                self._fetch_funding(coin, since_ms)
+            if hour_ms not in self._funding.get(coin, {}):
+                missing.append(coin)
+        return missing
 
     def close(self) -> None:
         """Stop the fetching threads (the market still works afterwards; a new pool starts on demand)."""
@@ -316,9 +345,13 @@ class UpstreamMarket:
     def funding_rate(self, coin: str, hour_ms: int) -> float | None:
         if self.coin(coin) is None:
             return None
-        if coin not in self._funding:
-            self._fetch_funding(coin, hour_ms)
-        rate = self._funding[coin].get(hour_ms // HOUR_MS * HOUR_MS)
+        if coin not in self._funding:  # not prepared (unexpected): fetch, but never fail inside an engine call
+            try:
+                self._fetch_funding(coin, hour_ms)
+            except UpstreamUnavailable as err:
+                log.warning("funding for %s at %d not available: %s", coin, hour_ms, err)
+                return None
+        rate = self._funding.get(coin, {}).get(hour_ms // HOUR_MS * HOUR_MS)
         if rate is None:
             log.warning("upstream %s has no funding event for %s in the hour starting %d; none paid",
                         self.url, coin, hour_ms)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 
 import eth_account
 import pytest
@@ -243,3 +244,37 @@ def test_serve_defaults_to_the_port_paper_mode_uses():
     assert f"http://127.0.0.1:{DEFAULT_PORT}" == LOCAL_API_URL
     with pytest.raises(SystemExit):
         main(["exchange", "serve", "--data", "x", "--upstream", "testnet"])
+
+
+def test_clock_waits_at_the_hour_for_the_upstreams_funding_then_moves_on(local_exchange_factory, paper_factory,
+                                                                         account):
+    """8-hourly funding era (before 2023-06-08): the hour 01:00 has no event, 08:00 has one."""
+    from hyperliquid.exchange import Exchange
+
+    master, agent = account
+    upstream = local_exchange_factory(start_time="2023-05-20 00:30", coins=["BTC", "ETH"])
+    paper = paper_factory(upstream.base_url, funding_wait_s=1.5)
+    meta = post(paper.base_url, {"type": "meta"})
+    ex = Exchange(agent, paper.base_url, account_address=master.address, meta=meta,
+                  spot_meta={"universe": [], "tokens": []}, timeout=10)
+    assert ex.market_open("BTC", True, 0.01)["status"] == "ok"
+
+    def paper_time():
+        return post(paper.base_url, {"type": "clearinghouseState", "user": master.address})["time"]
+
+    def funding_rows():
+        return post(paper.base_url, {"type": "userFunding", "user": master.address, "startTime": 0})
+
+    upstream.advance(1)  # upstream at 01:30: no funding event at 01:00 will ever come
+    one = timegrid.to_ms("2023-05-20 01:00")
+    assert paper_time() == one - 1  # held just before the hour, waiting for the event
+    time.sleep(1.6)
+    assert paper_time() >= one + 30 * 60_000  # gave up waiting, moved on
+    assert funding_rows() == []  # and paid nothing for an hour without an event
+
+    upstream.advance(7)  # 08:30: the 08:00 event exists, so the clock crosses at once and pays it
+    eight = timegrid.to_ms("2023-05-20 08:00")
+    assert paper_time() >= eight + 30 * 60_000
+    [row] = funding_rows()
+    history = post(upstream.base_url, {"type": "fundingHistory", "coin": "BTC", "startTime": eight})
+    assert row["time"] == eight and float(row["delta"]["fundingRate"]) == pytest.approx(float(history[0]["fundingRate"]))
