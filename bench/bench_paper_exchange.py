@@ -84,8 +84,8 @@ def main() -> None:
         result = Rebalancer(cfg, trading_client(cfg), cfg.duckdb_path).run(WINDOW, targets, {c: 5e8 for c in COINS})
         wall = time.perf_counter() - t0
         stats1 = paper.market.client.limiter.stats()
-        print(f"\n2. one rebalance ({n} coins) on the paper exchange: {result.status} ({result.reason}), {wall:.2f} s wall; "
-              f"the paper exchange's upstream reads (client requests included): "
+        print(f"\n2. one rebalance ({n} coins) on the paper exchange: {result.status} ({result.reason}), "
+              f"{wall:.2f} s wall; the paper exchange's upstream reads (client requests included): "
               f"{stats1.requests - stats0.requests} requests, {stats1.weight_spent - stats0.weight_spent} weight")
 
         engine, store = paper.engine, paper.exchange.paper_store

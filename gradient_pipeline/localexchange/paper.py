@@ -13,8 +13,8 @@ upstream's L2 book and never leave this process.
 
 Persistence (`PaperStateFile`): after every engine call that changed anything (orders, fills, funding, nonces,
 deposits, agents, the oid/tid counters — everything `TradingEngine.export_state` holds; see `PaperEngine._call` for
-how a change is detected) the state is written to the state file atomically (temp file in the same directory, fsync, rename), so a crash leaves the previous or the new
-state, never half of one. On start the file is loaded; `--accounts` deposits apply only to addresses the file does
+how a change is detected) the state is written to the state file atomically (temp file in the same directory,
+fsync, rename), so a crash leaves the previous or the new state, never half of one. On start the file is loaded; `--accounts` deposits apply only to addresses the file does
 not know yet, so a restart never funds an account twice. The file records its upstream: pointing it at another
 network is refused (positions on mainnet prices are not positions on testnet). An exclusive lock (`<file>.lock`)
 keeps a second paper exchange off the same file. A file that cannot be read is reported and left untouched.
@@ -200,8 +200,9 @@ class PaperEngine:
         incoming = {m.name for m in map(self._market.coin_by_asset, assets) if m is not None}
         now, last = self._market.now_ms(), self._engine._last_ms
         hour_crossed = positioned and now // HOUR_MS > last // HOUR_MS
+        since = (last // HOUR_MS + 1) * HOUR_MS if hour_crossed else None  # catching up (e.g. after a restart)
         self._market.prepare(marks=bool(positioned or resting or incoming), books=resting | incoming,
-                             funding=positioned, funding_since_ms=(last // HOUR_MS + 1) * HOUR_MS if hour_crossed else None)
+                             funding=positioned, funding_since_ms=since)
 
     def _fingerprint(self) -> tuple:
         """Cheap summary of what a clock move or an account query can change (funding, resting fills, scheduled
