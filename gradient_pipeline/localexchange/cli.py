@@ -12,13 +12,15 @@ DEFAULT_PORT = int(LOCAL_API_URL.rsplit(":", 1)[1])  # one default: the URL pape
 
 
 def add_commands(subparsers) -> None:
-    exchange = subparsers.add_parser("exchange", help="local Hyperliquid-compatible exchange (replays recorded data)")
+    exchange = subparsers.add_parser("exchange", help="local Hyperliquid-compatible exchange (replays recorded data, or paper-trades the live market)")
     sub = exchange.add_subparsers(dest="exchange_command", required=True, metavar="SUBCOMMAND")
     serve = sub.add_parser(
         "serve",
-        help="serve /info and /exchange on 127.0.0.1 from a freqtrade-layout data directory",
-        description="Serve the Hyperliquid API on 127.0.0.1 from recorded data on a replay clock. Operator "
-        "endpoints (clock, faults, price shock, funding accounts) live under /_local/ (see localexchange/app.py).",
+        help="serve /info and /exchange on 127.0.0.1 from recorded data (--data) or a live upstream (--upstream)",
+        description="Serve the Hyperliquid API on 127.0.0.1 from recorded data on a replay clock (--data), or paper-"
+        "trade the live market (--upstream: market data and books from Hyperliquid, orders matched locally, accounts "
+        "kept in --state-file). Operator endpoints (clock, faults, price shock, funding accounts) live under /_local/ "
+        "(see localexchange/app.py).",
     )
     source = serve.add_mutually_exclusive_group(required=True)
     source.add_argument("--data", type=Path, help="directory of <COIN>_USDC_USDC-*.feather files (replay)")
