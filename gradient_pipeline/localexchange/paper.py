@@ -173,16 +173,16 @@ class PaperEngine:
     def _may_enter_hour(self, hour: int) -> bool:
         """The clock's hour gate: cross into `hour` once the upstream has published its funding for every coin
         held (or after `funding_wait_s`). Never raises: an unreachable upstream just means "not yet"."""
-        positioned, _ = self._in_use()
-        if not positioned:
-            return True
         if self._waiting is None or self._waiting[0] != hour:
             self._waiting = (hour, time.monotonic())
-        since = min(hour, (self._engine._last_ms // HOUR_MS + 1) * HOUR_MS)
         try:
+            positioned, _ = self._in_use()
+            if not positioned:
+                return True
+            since = min(hour, (self._engine._last_ms // HOUR_MS + 1) * HOUR_MS)
             missing = self._market.funding_missing(positioned, since, hour)
         except Exception as err:  # noqa: BLE001 - the gate must not fail the caller; waiting is the safe answer
-            missing = sorted(positioned)
+            missing = ["(unknown)"]
             log.warning("paper exchange: funding for the hour %s not readable yet: %s", timegrid.from_ms(hour), err)
         if not missing:
             return True

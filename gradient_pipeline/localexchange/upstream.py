@@ -94,6 +94,7 @@ class UpstreamClock:
         # `hour_gate(hour_ms) -> bool`: may the clock cross into this hour yet? (paper.py holds it until the
         # upstream has published the hour's funding for the coins held, so the payment is not skipped). Must not raise.
         self.hour_gate = None
+        self._lock = threading.RLock()  # now_ms is also read outside the app's lock (handle.now_ms, /_local/clock)
 
     def wall_ms(self) -> int:
         return int(self._wall() * 1000)
@@ -107,12 +108,13 @@ class UpstreamClock:
         return (self.wall_ms() + self.offset_ms) // self.quantum_ms * self.quantum_ms
 
     def now_ms(self) -> int:
-        t = self.upstream_ms()
-        hour = t // HOUR_MS * HOUR_MS
-        if self._last < hour and self.hour_gate is not None and not self.hour_gate(hour):
-            t = max(self._last, hour - 1)  # held just before the hour
-        self._last = max(self._last, t)
-        return self._last
+        with self._lock:
+            t = self.upstream_ms()
+            hour = t // HOUR_MS * HOUR_MS
+            if self._last < hour and self.hour_gate is not None and not self.hour_gate(hour):
+                t = max(self._last, hour - 1)  # held just before the hour
+            self._last = max(self._last, t)
+            return self._last
 
     def set(self, ms: int, speed: float | None = None) -> int:
         raise ControlError("the clock follows the upstream in upstream (paper) mode; it cannot be set")
