@@ -12,7 +12,8 @@ DEFAULT_PORT = int(LOCAL_API_URL.rsplit(":", 1)[1])  # one default: the URL pape
 
 
 def add_commands(subparsers) -> None:
-    exchange = subparsers.add_parser("exchange", help="local Hyperliquid-compatible exchange (replays recorded data, or paper-trades the live market)")
+    exchange = subparsers.add_parser(
+        "exchange", help="local Hyperliquid-compatible exchange (replays recorded data, or paper-trades the live market)")
     sub = exchange.add_subparsers(dest="exchange_command", required=True, metavar="SUBCOMMAND")
     serve = sub.add_parser(
         "serve",
