@@ -12,5 +12,7 @@ Used for paper trading, the offline demo and tests; the project's exchange adapt
 - `faults.py`   fault injection (429 / 5xx / timeout / drop / lost response) for tests and the demo
 - `app.py`      the starlette app: `/info`, `/exchange`, and the operator surface under `/_local/...`
 - `server.py`   `run_in_background(...)` -> `LocalExchangeHandle` (uvicorn in a daemon thread)
+- `upstream.py` `UpstreamMarket`: the `MarketView` contract served from a live Hyperliquid info URL (paper trading)
+- `paper.py`    a local exchange on an upstream with its accounts in a state file (`exchange serve --upstream`)
 - `cli.py`      `gradient-pipeline exchange serve ...`
 """

@@ -104,11 +104,14 @@ class LocalExchange:
     def __init__(self, data_dir, start_time, *, speed: float = 0.0, coins: list[str] | None = None,
                  rate_limit_per_minute: float = DEFAULT_BUDGET_PER_MINUTE, book: BookConfig | None = None,
                  candle_history_limit: int | None = None, accounts: dict[str, float | dict] | None = None,
-                 agents: dict[str, str] | None = None, engine_config: dict | None = None):
+                 agents: dict[str, str] | None = None, engine_config: dict | None = None, market=None):
         self.lock = threading.RLock()
-        self.clock = ReplayClock(to_replay_ms(start_time), speed)
-        kwargs = {} if candle_history_limit is None else {"candle_history_limit": candle_history_limit}
-        self.market = MarketView(RecordedData(data_dir, coins), self.clock, book, **kwargs)
+        if market is not None:  # upstream paper mode (upstream.py): live market data and the upstream's clock
+            self.market, self.clock = market, market.clock
+        else:
+            self.clock = ReplayClock(to_replay_ms(start_time), speed)
+            kwargs = {} if candle_history_limit is None else {"candle_history_limit": candle_history_limit}
+            self.market = MarketView(RecordedData(data_dir, coins), self.clock, book, **kwargs)
         self.limiter = WeightLimiter(rate_limit_per_minute)
         self.faults = FaultInjector()
         engine_cls = load_engine_class()
@@ -185,6 +188,8 @@ class LocalExchange:
 
     # ------------------------------------------------------------ API handlers (called under the lock)
     def handle_info(self, body: dict):
+        if hasattr(self.market, "forward_info"):  # upstream paper mode: the upstream's own answer, verbatim
+            return self.market.forward_info(body)
         t = body["type"]
         m = self.market
         if t == "exchangeStatus":

@@ -6,19 +6,33 @@ import argparse
 import json
 from pathlib import Path
 
+from gradient_pipeline.config import LOCAL_API_URL
+
+DEFAULT_PORT = int(LOCAL_API_URL.rsplit(":", 1)[1])  # one default: the URL paper mode connects to
+
 
 def add_commands(subparsers) -> None:
-    exchange = subparsers.add_parser("exchange", help="local Hyperliquid-compatible exchange (replays recorded data)")
+    exchange = subparsers.add_parser(
+        "exchange", help="local Hyperliquid-compatible exchange (replays recorded data, or paper-trades the live market)")
     sub = exchange.add_subparsers(dest="exchange_command", required=True, metavar="SUBCOMMAND")
     serve = sub.add_parser(
         "serve",
-        help="serve /info and /exchange on 127.0.0.1 from a freqtrade-layout data directory",
-        description="Serve the Hyperliquid API on 127.0.0.1 from recorded data on a replay clock. Operator "
-        "endpoints (clock, faults, price shock, funding accounts) live under /_local/ (see localexchange/app.py).",
+        help="serve /info and /exchange on 127.0.0.1 from recorded data (--data) or a live upstream (--upstream)",
+        description="Serve the Hyperliquid API on 127.0.0.1 from recorded data on a replay clock (--data), or paper-"
+        "trade the live market (--upstream: market data and books from Hyperliquid, orders matched locally, accounts "
+        "kept in --state-file). Operator endpoints (clock, faults, price shock, funding accounts) live under /_local/ "
+        "(see localexchange/app.py).",
     )
-    serve.add_argument("--data", required=True, type=Path, help="directory of <COIN>_USDC_USDC-*.feather files")
-    serve.add_argument("--port", type=int, default=3001, help="port on 127.0.0.1 (default 3001, the SDK's LOCAL_API_URL)")
-    serve.add_argument("--start-time", required=True, help="replay start, UTC, e.g. '2025-05-01 00:05' or epoch ms")
+    source = serve.add_mutually_exclusive_group(required=True)
+    source.add_argument("--data", type=Path, help="directory of <COIN>_USDC_USDC-*.feather files (replay)")
+    source.add_argument("--upstream", metavar="URL",
+                        help="paper trading on the live market: 'mainnet', 'testnet' or a Hyperliquid info URL to "
+                        "take market data and books from (reads only; orders never leave the local exchange)")
+    serve.add_argument("--state-file", type=Path,
+                       help="with --upstream: where the paper accounts persist (default data/paper_exchange_state.json)")
+    serve.add_argument("--port", type=int, default=DEFAULT_PORT,
+                       help=f"port on 127.0.0.1 (default {DEFAULT_PORT}, where mode 'paper' looks: config.LOCAL_API_URL)")
+    serve.add_argument("--start-time", help="with --data (required): replay start, UTC, e.g. '2025-05-01 00:05' or epoch ms")
     serve.add_argument("--speed", type=float, default=1.0,
                        help="replay seconds per wall second (default 1; 0 freezes the clock until moved via /_local/clock)")
     serve.add_argument("--accounts", type=Path,
@@ -67,6 +81,12 @@ def _serve(args: argparse.Namespace) -> int:
     from gradient_pipeline.localexchange.server import build_exchange, serve_forever
 
     accounts, agents = read_accounts_file(args.accounts) if args.accounts else ({}, {})
+    if args.upstream:
+        from gradient_pipeline.localexchange.paper import serve_paper
+
+        return serve_paper(args, accounts, agents)
+    if not args.start_time or args.state_file:
+        raise ValueError("--data needs --start-time; --state-file goes with --upstream")
     coins = [c.strip() for c in args.coins.split(",") if c.strip()] if args.coins else None
     start = int(args.start_time) if args.start_time.isdigit() else args.start_time
     exchange = build_exchange(args.data, start, speed=args.speed, accounts=accounts, agents=agents,
