@@ -237,8 +237,8 @@ class PaperEngine:
     def handle_exchange(self, body):
         return self._call("handle_exchange", body, assets=_action_assets(body), changes=True)
 
-    def fund(self, address: str, usdc: float) -> None:
-        return self._call("fund", address, usdc, changes=True)
+    def fund(self, address: str, usdc: float, mode: str | None = None) -> None:
+        return self._call("fund", address, usdc, mode, changes=True)
 
     def approve_agent(self, agent: str, master: str) -> None:
         return self._call("approve_agent", agent, master, changes=True)
