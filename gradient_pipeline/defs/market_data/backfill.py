@@ -124,7 +124,8 @@ def summarize(result: dg.ExecuteInProcessResult) -> dict:
             if error is not None and error.cls_name == "DagsterAssetCheckFailedError":
                 continue  # the failed blocking check is reported with its own reason
             failures.append((ev.step_key, failure_reason(error) if error is not None else "unknown error"))
-    skipped = sorted({ev.step_key for ev in result.all_events if ev.event_type_value == "STEP_SKIPPED"})
+    started = {ev.step_key for ev in result.all_events if ev.event_type_value == "STEP_START"}
+    skipped = [a for a in ASSETS if a not in started]  # not run because an upstream step or blocking check failed
     return {"run_id": result.run_id, "success": result.success and all(checks.values()), "rows": rows,
             "checks": checks, "check_reasons": reasons, "missing": missing, "failures": failures,
             "skipped": skipped}
