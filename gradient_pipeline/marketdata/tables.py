@@ -102,6 +102,7 @@ def replace_window(conn: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFr
     return replace_rows(conn, table, ordered, "ts >= ? AND ts < ?", [lo, hi])
 
 
+GAP_LOOKBACK = pd.Timedelta(days=30)
 _COLUMNS = {"candles": CANDLES_COLUMNS, "funding": FUNDING_COLUMNS, "universe": UNIVERSE_COLUMNS}
 _VALUE_COLUMNS = [c for c in CANDLES_COLUMNS if c not in ("coin", "ts", "ingested_at")]
 
@@ -239,8 +240,9 @@ def candle_gaps(conn: duckdb.DuckDBPyConnection, coins: Iterable[str] | None = N
     """Missing 4h bars inside each coin's stored range: `coin, after, before, missing_bars` (one row per hole).
 
     With `start`, only holes ending at a stored bar in `[start, end)` are reported: each coin with a bar there is
-    joined with its last stored bar before `start` (so a hole reaching back before the range is seen whole), and
-    the cost follows the range, not the history.
+    joined with its last stored bar in the `GAP_LOOKBACK` before `start` (so a hole reaching back before the range
+    is seen whole; a coin back after a longer absence counts as relisted), and the cost follows the range, not the
+    history.
     """
     where, params = _where(start, end, coins)
     if start is None:
@@ -250,8 +252,8 @@ def candle_gaps(conn: duckdb.DuckDBPyConnection, coins: Iterable[str] | None = N
             SELECT coin, ts FROM candles WHERE {where}
             UNION ALL
             SELECT coin, max(ts) FROM candles
-            WHERE ts < ? AND coin IN (SELECT DISTINCT coin FROM candles WHERE {where}) GROUP BY coin"""
-        params = [*params, utc_naive(start), *params]
+            WHERE ts < ? AND ts >= ? AND coin IN (SELECT DISTINCT coin FROM candles WHERE {where}) GROUP BY coin"""
+        params = [*params, utc_naive(start), utc_naive(start) - GAP_LOOKBACK, *params]
     gaps = conn.execute(
         f"""
         SELECT coin, prev_ts AS after, ts AS before,
