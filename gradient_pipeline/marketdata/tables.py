@@ -168,6 +168,25 @@ def replace_coins(conn: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFra
     return replace_many(conn, steps)[0]
 
 
+def replace_keys(conn: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame, start, end) -> int:
+    """Atomically replace exactly the rows of `table` whose (coin, ts) is in `frame`; every other row is kept.
+
+    For the derived `universe`: a historical window rebuilt from a source that can no longer say everything it said
+    when the window was newest (hyperliquid only knows who is delisted *now*) must not lose what was stored then.
+    """
+    lo, hi = utc_naive(start), utc_naive(end)
+    _refuse_outside(table, frame, lo, hi)
+    ordered = frame[_COLUMNS[table]].sort_values(["ts", "coin"], kind="stable")
+    keys = ordered[["coin", "ts"]].reset_index(drop=True)
+    conn.register("_replace_keys", keys)
+    try:
+        where = (f"ts >= ? AND ts < ? AND EXISTS (SELECT 1 FROM _replace_keys k "
+                 f"WHERE k.coin = {table}.coin AND k.ts = {table}.ts)")
+        return replace_many(conn, [(table, ordered, where, [lo, hi])])[0]
+    finally:
+        conn.unregister("_replace_keys")
+
+
 def read_repairs(conn: duckdb.DuckDBPyConnection, start=None, end=None, coins: Iterable[str] | None = None) -> pd.DataFrame:
     where, params = _where(start, end, coins)
     return conn.execute(f"SELECT * FROM market_data_repairs WHERE {where} ORDER BY coin, ts", params).df()

@@ -246,7 +246,9 @@ def universe(context: dg.AssetExecutionContext, config: MarketDataConfig, gradie
     Listed = the coin has a stored candle in the window; delisted = the source says it stopped trading (freqtrade:
     its data ended before the directory's end; hyperliquid: `isDelisted` in `meta`, newest window only).
     24h volume = Σ candle notional over the 6 bars ending with the window (live `dayNtlVlm` for the newest window).
-    Live mark/oracle prices must lie within `validation.mark_oracle_band_pct` of the mid.
+    Live mark/oracle prices must lie within `validation.mark_oracle_band_pct` of the mid. Rows are replaced by
+    (ts, coin): a stored row the rebuild does not produce (e.g. a hyperliquid delisting recorded when the window was
+    newest) is kept and counted (`stored_rows_kept`), unless the run prunes.
     """
     start, end = _window(context)
     source = _source(config, gradient)
@@ -266,16 +268,20 @@ def universe(context: dg.AssetExecutionContext, config: MarketDataConfig, gradie
     rows = build_universe(windows, stored, fund, info, gone, live, newest)
     rows = _validate(rows, schemas.UNIVERSE)
     with gradient.db() as conn:
-        coins = set(rows["coin"]) | tables.stored_coins(conn, "universe", start, end)
-        lost = _refuse_lost(conn, "universe", rows, start, end, coins, config.prune)
-        n = tables.replace_coins(conn, "universe", rows, start, end, coins)
+        stored_coins = tables.stored_coins(conn, "universe", start, end)
+        kept = tables.lost_rows(conn, "universe", rows, start, end, stored_coins)
+        if config.prune:  # rebuilt from what is stored now: rows without a basis any more go
+            n = tables.replace_coins(conn, "universe", rows, start, end, set(rows["coin"]) | stored_coins)
+        else:  # a stored row the rebuild does not produce is kept (the source may no longer know it)
+            n = tables.replace_keys(conn, "universe", rows, start, end)
     last = rows[rows["ts"] == rows["ts"].max()] if len(rows) else rows
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": n,
             "source": source.name,
             "windows": len(windows),
-            "pruned_rows": len(lost),
+            "pruned_rows": len(kept) if config.prune else 0,
+            "stored_rows_kept": 0 if config.prune else len(kept),
             "listed_in_last_window": int((~last["is_delisted"]).sum()),
             "delisted_in_last_window": int(last["is_delisted"].sum()),
         }
