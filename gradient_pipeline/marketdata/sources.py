@@ -7,10 +7,11 @@ Both sources answer the same four questions for a half-open range of 4h windows 
 * `candles(start, end, traded_before)` – complete candles `coin, ts, open, high, low, close, volume` of traded
   history only (rows before a coin's first traded candle are exchange back-fill and are dropped), plus a report.
 * `funding(start, end)` – `coin, ts (hour), rate, premium`.
-
-Each answer also says which coins the source *covers* (has input for): a stored coin the source does not cover is
-reported missing and keeps its stored rows; it is never deleted because a file or a listing went away.
 * `coin_info()` / `delisted(start, end)` – static per-coin facts and which coins are delisted in which window.
+
+The candle and funding answers also say which coins the source *covers* (has input for): a stored coin the source
+does not cover is reported missing and keeps its stored rows; it is never deleted because a file or a listing went
+away.
 
 `open_source(cfg, name, freqtrade_dir)` builds one from the configuration (or a run's overrides).
 """
