@@ -77,8 +77,9 @@ class MarketDataValidationConfig(_Section):
     max_funding_per_hour: float = Field(
         0.04, gt=0, le=1, description="|funding rate| per hour of its interval (venue cap 4%/h; 8h records: ×8)"
     )
+    # 20, not 10: the real OM crash (2025-04-13 16:00 UTC) traded down to 0.062 × the previous close in one bar.
     max_bar_move_ratio: float = Field(
-        10.0, gt=1, description="refuse a bar whose high > ratio × or low < 1/ratio × the previous close"
+        20.0, gt=1, description="refuse a bar whose high > ratio × or low < 1/ratio × the previous close"
     )
     mark_oracle_band_pct: float = Field(
         10.0, gt=0, le=100, description="live mark and oracle price within this % of the mid (where a mid is known)"

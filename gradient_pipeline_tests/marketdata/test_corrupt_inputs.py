@@ -214,10 +214,10 @@ def test_a_1000x_price_spike_is_refused(case):
     code, out = run()
     assert code == 1, out
     assert "step candles failed: Failure: candles: 2 implausible value(s); nothing was written:" in out
-    assert (f"  - coin ETH at 2025-04-02 08:00:00: rule 'price within 10x of the previous close' failed "
+    assert (f"  - coin ETH at 2025-04-02 08:00:00: rule 'price within 20x of the previous close' failed "
             f"(previous close=") in out
     assert f"high={bar['high'] * 1000:.10g}" in out
-    assert "  - coin ETH at 2025-04-02 12:00:00: rule 'price within 10x of the previous close' failed" in out
+    assert "  - coin ETH at 2025-04-02 12:00:00: rule 'price within 20x of the previous close' failed" in out
     assert snapshot(db) == before
 
 

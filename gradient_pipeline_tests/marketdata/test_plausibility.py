@@ -61,3 +61,16 @@ def test_bounds_are_configurable_and_validated():
     assert cfg.validation.max_funding_per_hour == 0.01 and cfg.validation.mark_oracle_band_pct == 10
     with pytest.raises(ValueError, match="validation.max_bar_move_ratio"):
         parse_config({"validation": {"max_bar_move_ratio": 0.5}})
+
+
+def test_default_bounds_accept_every_real_bar_and_funding_record(freqtrade_dir):
+    """The shared recording (186 perps) holds real extremes — the OM crash of 2025-04-13 traded down to 0.062 × the
+    previous close in one bar — that the default bounds must accept; 10× would refuse that real bar."""
+    from gradient_pipeline.marketdata import freqtrade as ft
+
+    bounds = parse_config({}).validation
+    om = ft.load_candles(freqtrade_dir, ["OM"], "2025-04-13", "2025-04-14")
+    pl.check_price_moves(om, pd.Series(dtype=float), bounds.max_bar_move_ratio)
+    with pytest.raises(MarketDataValidationError, match=r"coin OM at 2025-04-13 16:00:00: rule 'price within 10x"):
+        pl.check_price_moves(om, pd.Series(dtype=float), 10)
+    pl.check_funding(ft.load_funding(freqtrade_dir), bounds.max_funding_per_hour)
