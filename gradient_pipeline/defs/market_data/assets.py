@@ -184,7 +184,8 @@ def candles(context: dg.AssetExecutionContext, config: MarketDataConfig, gradien
     repairs = report["repairs"]
     context.log.info(f"candles {start} → {end} from {source.name}: {n} rows, {report['ohlc_repaired_rows']} repaired, "
                      f"{len(batch.dropped)} pre-trade rows dropped, {len(missing)} coin(s) without input")
-    listing = repairs.head(MAX_LISTED).astype({"ts": str})
+    # Repairs first: they changed stored values; drops of pre-trade back-fill are routine and can be many.
+    listing = repairs.sort_values("action", ascending=False, kind="stable").head(MAX_LISTED).astype({"ts": str})
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": n,
