@@ -44,7 +44,7 @@ def fill_history(db: Path, directory: Path, start: pd.Timestamp, end: pd.Timesta
     raw = batch.frame if coins is None else batch.frame[batch.frame["coin"].isin(coins)]
     rows, _ = prepare_candles(raw, "freqtrade", pd.Timestamp.now())
     rows = schemas.validate(rows, schemas.CANDLES)
-    fund = prepare_funding(src.funding(start, end))
+    fund = prepare_funding(src.funding(start, end).frame)
     fund = schemas.validate(fund if coins is None else fund[fund["coin"].isin(coins)], schemas.FUNDING)
     windows = pd.date_range(start, end, freq=BAR, inclusive="left")
     uni = build_universe(windows, rows[["coin", "ts", "notional_usd"]], fund[["coin", "ts", "rate"]],
@@ -60,16 +60,22 @@ def fill_history(db: Path, directory: Path, start: pd.Timestamp, end: pd.Timesta
 
 
 def time_db_only(db: Path, frame: pd.DataFrame) -> float:
-    """The DuckDB part of one candles update: previous-window lookup, window replace, 24h lookback read."""
+    """The DuckDB part of one candles update: previous-window lookups, lost-row and ingested_at comparison,
+    per-coin window replace, 24h lookback read, and the gap check's query."""
     from gradient_pipeline.marketdata import tables
     from gradient_pipeline.storage.db import connect
     from gradient_pipeline.timegrid import BAR
 
     with connect(db) as conn:
         t0 = time.perf_counter()
+        coins = set(frame["coin"])
         tables.coins_with_candle_in(conn, NEWEST - BAR, NEWEST)
-        tables.replace_window(conn, "candles", frame, NEWEST, NEWEST + BAR)
+        tables.closes_at(conn, NEWEST - BAR)
+        tables.lost_rows(conn, "candles", frame, NEWEST, NEWEST + BAR, coins)
+        rows = tables.keep_ingested_at(conn, frame, NEWEST, NEWEST + BAR)
+        tables.replace_coins(conn, "candles", rows, NEWEST, NEWEST + BAR, coins)
         tables.read_candles(conn, NEWEST - pd.Timedelta(hours=20), NEWEST + BAR)
+        tables.candle_gaps(conn, start=NEWEST, end=NEWEST + BAR)
         return time.perf_counter() - t0
 
 

@@ -68,6 +68,28 @@ class DataConfig(_Section):
     funding_lookback_hours: int = Field(8, gt=0, description="hours of funding re-fetched by each 4h update")
 
 
+class MarketDataValidationConfig(_Section):
+    """Plausibility bounds on market data, checked before anything is written (docs/TABLES.md, "Validation").
+
+    A value outside a bound is refused with the coin, time and rule named; the window is not written.
+    """
+
+    max_funding_per_hour: float = Field(
+        0.04, gt=0, le=1, description="|funding rate| per hour of its interval (venue cap 4%/h; 8h records: ×8)"
+    )
+    # 20, not 10: the real OM crash (2025-04-13 16:00 UTC) traded down to 0.062 × the previous close in one bar.
+    max_bar_move_ratio: float = Field(
+        20.0, gt=1, description="refuse a bar whose high > ratio × or low < 1/ratio × the previous close"
+    )
+    mark_oracle_band_pct: float = Field(
+        10.0, gt=0, le=100, description="live mark and oracle price within this % of the mid (where a mid is known)"
+    )
+    ohlc_repair_max_pct: float = Field(
+        10.0, ge=0, le=50,
+        description="widen high/low to cover open/close only when they fall short by at most this % (0 = never)",
+    )
+
+
 class RateLimitConfig(_Section):
     """Client-side weight budget for the exchange's per-IP limit (defaults: Hyperliquid's documented weights)."""
 
@@ -165,6 +187,7 @@ class GradientConfig(BaseModel):
     exchange_base_url: str | None = Field(None, description="override the URL the mode implies (no trailing slash)")
     duckdb_path: str = "data/gradient.duckdb"
     data: DataConfig = Field(default_factory=DataConfig)
+    validation: MarketDataValidationConfig = Field(default_factory=MarketDataValidationConfig)
     rate_limit: RateLimitConfig = Field(default_factory=RateLimitConfig)
     costs: CostConfig = Field(default_factory=CostConfig)
     execution: ExecutionConfig = Field(default_factory=ExecutionConfig)

@@ -27,6 +27,12 @@ UNIVERSE_COLUMNS = [
 # Extra context columns returned by `parse_universe` after the table's columns (not stored in `universe`).
 CTX_EXTRA_COLUMNS = ["premium", "mid_px"]
 
+# Asset-context fields the venue always sends (a missing or null one is a changed/broken response, never NaN), and
+# the ones it documents as nullable (`premium`, `midPx`, `impactPxs`: e.g. no book, HIP-3 dexes; docs §2.2).
+_CTX_REQUIRED = (("day_ntl_vlm", "dayNtlVlm"), ("mark_px", "markPx"), ("oracle_px", "oraclePx"),
+                 ("open_interest", "openInterest"), ("funding", "funding"))
+_CTX_NULLABLE = (("premium", "premium"), ("mid_px", "midPx"))
+
 # Universe entries flagged with one of these margin modes cannot use cross margin (`onlyIsolated` is deprecated).
 _ISOLATED_MARGIN_MODES = frozenset({"strictIsolated", "noCross"})
 
@@ -195,7 +201,9 @@ def parse_universe(meta: Any, ctxs: Any | None = None) -> pd.DataFrame:
 
     `asset_index` is the entry's position in the raw `universe` array (the exchange's asset id); delisted coins
     keep their row with `is_delisted=True`, so filtering them later never shifts another coin's index.
-    Columns: `UNIVERSE_COLUMNS` then `CTX_EXTRA_COLUMNS`; ctx columns are NaN when `ctxs` is None or a value is null.
+    Columns: `UNIVERSE_COLUMNS` then `CTX_EXTRA_COLUMNS`; ctx columns are NaN when `ctxs` is None. With contexts,
+    `markPx`, `oraclePx`, `funding`, `openInterest` and `dayNtlVlm` are required (missing or null raises
+    `WireFormatError` naming the coin and the field); only `premium` and `midPx` may be null (→ NaN).
     """
     if not isinstance(meta, Mapping) or not isinstance(meta.get("universe"), list):
         raise WireFormatError(f"meta: expected an object with a 'universe' array, got {repr(meta)[:200]}")
@@ -227,15 +235,17 @@ def parse_universe(meta: Any, ctxs: Any | None = None) -> pd.DataFrame:
             "is_delisted": bool(entry.get("isDelisted", False)),
             "only_isolated": bool(entry.get("onlyIsolated", False)) or entry.get("marginMode") in _ISOLATED_MARGIN_MODES,
         }
-        ctx = ctxs[i] if ctxs is not None else {}
-        cwhere = f"metaAndAssetCtxs ctx[{i}] ({name})"
-        if not isinstance(ctx, Mapping):
-            raise WireFormatError(f"{cwhere}: expected an object, got {ctx!r}"[:300])
-        for col, key in (
-            ("day_ntl_vlm", "dayNtlVlm"), ("mark_px", "markPx"), ("oracle_px", "oraclePx"),
-            ("open_interest", "openInterest"), ("funding", "funding"), ("premium", "premium"), ("mid_px", "midPx"),
-        ):
-            row[col] = _num(ctx.get(key), cwhere, key, nullable=True)
+        if ctxs is None:  # plain `meta`: no contexts, every context column is NaN
+            row.update({col: math.nan for col, _ in _CTX_REQUIRED + _CTX_NULLABLE})
+        else:
+            ctx = ctxs[i]
+            cwhere = f"metaAndAssetCtxs ctx[{i}] (coin {name})"
+            if not isinstance(ctx, Mapping):
+                raise WireFormatError(f"{cwhere}: expected an object, got {ctx!r}"[:300])
+            for col, key in _CTX_REQUIRED:
+                row[col] = _num(_field(ctx, key, cwhere), cwhere, key)
+            for col, key in _CTX_NULLABLE:
+                row[col] = _num(ctx.get(key), cwhere, key, nullable=True)
         rows.append(row)
     df = pd.DataFrame(rows, columns=UNIVERSE_COLUMNS + CTX_EXTRA_COLUMNS)
     return df.astype(

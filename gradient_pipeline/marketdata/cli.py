@@ -23,6 +23,9 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--demo", action="store_true",
                    help="the bundled demo extract: --source freqtrade --path <package>/demo_data/futures, "
                         "--start at its first candle (2024-10-01) unless given")
+    p.add_argument("--prune", action="store_true",
+                   help="allow deleting stored rows the source no longer has (without it, a source with fewer rows "
+                        "than stored is an error; coins without any input always keep their rows)")
     p.set_defaults(handler=_backfill)
 
 
@@ -57,16 +60,24 @@ def _backfill(args: argparse.Namespace) -> int:
     print(f"backfill {plan.first_key} … {plan.last_key}: {plan.windows} windows from {plan.source}{note}")
     print(f"DAGSTER_HOME={home}")
     with dg.DagsterInstance.get() as instance:
-        result = run_backfill(defs, plan, instance, source, args.path)
-    summary = summarize(result)
-    print(f"run {summary['run_id']}: {'success' if summary['success'] else 'FAILED'}")
+        result = run_backfill(defs, plan, instance, source, args.path, prune=args.prune)
+    return report(summarize(result))
+
+
+def report(summary: dict) -> int:
+    """Print the run's outcome; 0 only if every step succeeded and every check passed."""
+    ok = summary["success"]
+    print(f"run {summary['run_id']}: {'success' if ok else 'FAILED'}")
     for asset, n in summary["rows"].items():
         print(f"  {asset}: {n} rows")
+    for asset, coins in summary.get("missing", {}).items():
+        listed = ", ".join(f"{c} ({n} rows)" for c, n in coins.items())
+        print(f"  {asset}: MISSING input, stored rows kept: {listed}")
     for check, passed in summary["checks"].items():
-        print(f"  check {check}: {'passed' if passed else 'FAILED'}")
-    if not summary["success"]:
-        for ev in result.all_events:
-            if ev.is_step_failure:
-                print(f"  step {ev.step_key} failed: {ev.step_failure_data.error.message.strip()}")
-        return 1
-    return 0
+        reason = summary.get("check_reasons", {}).get(check) or ""
+        print(f"  check {check}: {'passed' if passed else 'FAILED'}" + ("" if passed or not reason else f": {reason}"))
+    for step, reason in summary.get("failures", []):
+        print(f"  step {step} failed: {reason}")
+    if summary.get("skipped"):
+        print(f"  not run (an upstream step or blocking check failed): {', '.join(summary['skipped'])}")
+    return 0 if ok else 1

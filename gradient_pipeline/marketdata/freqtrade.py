@@ -61,6 +61,12 @@ def list_coins(directory: str | os.PathLike, timeframe: str = "4h") -> list[str]
     return sorted(coins)
 
 
+def list_funding_coins(directory: str | os.PathLike) -> list[str]:
+    """Coins with a `…-1h-funding_rate.feather` file in `directory`, sorted."""
+    d = _check_dir(directory)
+    return sorted(m["coin"] for m in map(_FUNDING_RE.match, os.listdir(d)) if m)
+
+
 def _bounds(start, end) -> tuple[pd.Timestamp | None, pd.Timestamp | None]:
     s = utc_naive(start) if start is not None else None
     e = utc_naive(end) if end is not None else None
@@ -150,7 +156,7 @@ def load_funding(
     d = _check_dir(directory)
     s, e = _bounds(start, end)
     if coins is None:
-        coins = sorted(m["coin"] for m in map(_FUNDING_RE.match, os.listdir(d)) if m)
+        coins = list_funding_coins(d)
     parts = []
     for coin in dict.fromkeys(coins):
         path = funding_path(d, coin)

@@ -17,7 +17,8 @@ from gradient_pipeline.timegrid import BAR_HOURS
 # A candle whose high/low disagrees with its open/close by at most this fraction of the price is an aggregation
 # artefact (the exchange's open is the previous close, outside the bar's traded range after a gap): it is repaired
 # by widening high/low and flagged `ohlc_repaired`. A larger disagreement means corrupt data and fails validation.
-# The real data's 61 such rows disagree by at most 7.3%.
+# The real data's 61 such rows disagree by at most 7.3% (all pre-first-trade back-fill, dropped before this runs).
+# Configurable as `validation.ohlc_repair_max_pct`.
 OHLC_REPAIR_MAX_FRACTION = 0.10
 
 MAX_FAILURES_IN_MESSAGE = 20
@@ -63,6 +64,7 @@ CANDLES = pa.DataFrameSchema(
         "ingested_at": pa.Column("datetime64[ns]", nullable=False),
     },
     checks=[
+        pa.Check(lambda d: d["high"] >= d["low"], error="high >= low"),
         pa.Check(lambda d: d["high"] >= d[["open", "close"]].max(axis=1), error="high >= max(open, close)"),
         pa.Check(lambda d: d["low"] <= d[["open", "close"]].min(axis=1), error="low <= min(open, close)"),
     ],
@@ -129,7 +131,8 @@ def _describe(frame: pd.DataFrame, failures: pd.DataFrame, table: str) -> str:
         if f.get("schema_context") == "Column":
             detail = f"{f.get('column')}={f.get('failure_case')}"
         else:
-            cols = [c for c in ("open", "high", "low", "close") if c in frame] if "ohlc" in rule or "open" in rule else []
+            ohlc_rule = "ohlc" in rule or "open" in rule or rule == "high >= low"
+            cols = [c for c in ("open", "high", "low", "close") if c in frame] if ohlc_rule else []
             detail = ", ".join(f"{c}={float(row[c]):.10g}" for c in cols) or "duplicate row"
         lines.append(f"  - {where}: rule '{rule}' failed ({detail})")
     shown = lines[:MAX_FAILURES_IN_MESSAGE]
@@ -148,10 +151,12 @@ def validate(frame: pd.DataFrame, schema: pa.DataFrameSchema) -> pd.DataFrame:
 
 
 def repair_ohlc(frame: pd.DataFrame, max_fraction: float = OHLC_REPAIR_MAX_FRACTION) -> tuple[pd.DataFrame, pd.Series]:
-    """Widen high/low to include open/close where they disagree by at most `max_fraction` of the price.
+    """Widen high/low to include open/close where they fall short by at most `max_fraction` of the price.
 
+    Only ever widens: high is raised to max(open, close) and/or low lowered to min(open, close); a range is never
+    narrowed. An inverted bar (high < low) is corrupt, not an aggregation artefact, and is never repaired.
     Returns the repaired frame (with `ohlc_repaired` set on the touched rows) and the boolean mask of repaired rows.
-    Rows that disagree by more are left as they are, so validation rejects them by name.
+    Rows that disagree by more, or are inverted, are left as they are, so validation rejects them by name.
     """
     out = frame.copy()
     body_hi = out[["open", "close"]].max(axis=1)
@@ -160,7 +165,8 @@ def repair_ohlc(frame: pd.DataFrame, max_fraction: float = OHLC_REPAIR_MAX_FRACT
     lo_gap = (out["low"] - body_lo) / body_lo
     bad = (hi_gap > 0) | (lo_gap > 0)
     positive = (out[["open", "high", "low", "close"]] > 0).all(axis=1)  # non-positive prices are rejected, not fixed
-    fixable = bad & positive & (hi_gap <= max_fraction) & (lo_gap <= max_fraction)
+    ordered = out["high"] >= out["low"]
+    fixable = bad & positive & ordered & (hi_gap <= max_fraction) & (lo_gap <= max_fraction)
     out.loc[fixable, "high"] = np.maximum(out.loc[fixable, "high"], body_hi[fixable])
     out.loc[fixable, "low"] = np.minimum(out.loc[fixable, "low"], body_lo[fixable])
     flag = out["ohlc_repaired"].astype(bool) if "ohlc_repaired" in out else pd.Series(False, index=out.index)

@@ -9,6 +9,10 @@ Both sources answer the same four questions for a half-open range of 4h windows 
 * `funding(start, end)` – `coin, ts (hour), rate, premium`.
 * `coin_info()` / `delisted(start, end)` – static per-coin facts and which coins are delisted in which window.
 
+The candle and funding answers also say which coins the source *covers* (has input for): a stored coin the source
+does not cover is reported missing and keeps its stored rows; it is never deleted because a file or a listing went
+away.
+
 `open_source(cfg, name, freqtrade_dir)` builds one from the configuration (or a run's overrides).
 """
 
@@ -28,19 +32,46 @@ from gradient_pipeline.timegrid import BAR, utc_naive
 
 OHLCV = ["coin", "ts", "open", "high", "low", "close", "volume"]
 COIN_INFO_COLUMNS = ["coin", "asset_index", "sz_decimals", "max_leverage", "only_isolated"]
-LIVE_CTX_COLUMNS = ["coin", "is_delisted", "day_ntl_vlm", "mark_px", "oracle_px", "open_interest", "funding"]
+LIVE_CTX_COLUMNS = ["coin", "is_delisted", "day_ntl_vlm", "mark_px", "oracle_px", "open_interest", "funding", "mid_px"]
 
 
 class SourceError(ValueError):
     """The source cannot serve the request (unknown source, missing directory, window not complete, …)."""
 
 
+def _empty_ohlcv() -> pd.DataFrame:
+    return ft._empty(OHLCV)
+
+
 @dataclass
 class CandleBatch:
+    """Candles a source returned for a range, the pre-trade rows it dropped, and which coins it had input for.
+
+    `coins`: every coin the source *covers* for this range (a candle file exists / the exchange lists it), whether or
+    not it has a row in the range. A stored coin outside this set had no input and keeps its stored rows.
+    """
+
     frame: pd.DataFrame
-    pre_trade_rows_dropped: int = 0
-    # rows among the dropped pre-trade ones whose high/low disagree with open/close (the real data's 61 defects)
-    pre_trade_ohlc_defects: dict[str, int] = field(default_factory=dict)
+    dropped: pd.DataFrame = field(default_factory=_empty_ohlcv)  # pre-first-trade rows (exchange back-fill)
+    coins: frozenset[str] = frozenset()
+
+    @property
+    def pre_trade_rows_dropped(self) -> int:
+        return len(self.dropped)
+
+    @property
+    def pre_trade_ohlc_defects(self) -> dict[str, int]:
+        """Dropped pre-trade rows whose high/low disagree with open/close, per coin (the real data's 61 defects)."""
+        counts = self.dropped.loc[_ohlc_defect(self.dropped), "coin"].value_counts().sort_index()
+        return {k: int(v) for k, v in counts.items()}
+
+
+@dataclass
+class FundingBatch:
+    """Funding rows for a range and the coins the source covers for it (see `CandleBatch.coins`)."""
+
+    frame: pd.DataFrame
+    coins: frozenset[str] = frozenset()
 
 
 class MarketDataSource(Protocol):
@@ -50,7 +81,7 @@ class MarketDataSource(Protocol):
 
     def candles(self, start, end, traded_before: set[str]) -> CandleBatch: ...
 
-    def funding(self, start, end) -> pd.DataFrame: ...
+    def funding(self, start, end) -> FundingBatch: ...
 
     def coin_info(self) -> pd.DataFrame: ...
 
@@ -92,17 +123,17 @@ class FreqtradeSource:
         return self.data_end + BAR
 
     def candles(self, start, end, traded_before: set[str] = frozenset()) -> CandleBatch:
-        raw = ft.load_candles(self.directory, start=start, end=end, traded_only=False)
+        coins = self._coverage["coin"].tolist()
+        raw = ft.load_candles(self.directory, coins, start=start, end=end, traded_only=False)
         first = raw["coin"].map(self._coverage.set_index("coin")["first_traded"])
         pre = first.isna() | (raw["ts"] < first)
-        dropped = raw[pre]
-        defects = dropped[_ohlc_defect(dropped)]["coin"].value_counts().sort_index()
-        return CandleBatch(raw[~pre].reset_index(drop=True), int(pre.sum()), {k: int(v) for k, v in defects.items()})
+        return CandleBatch(raw[~pre].reset_index(drop=True), raw[pre].reset_index(drop=True), frozenset(coins))
 
-    def funding(self, start, end) -> pd.DataFrame:
-        f = ft.load_funding(self.directory, start=start, end=end)
+    def funding(self, start, end) -> FundingBatch:
+        coins = ft.list_funding_coins(self.directory)
+        f = ft.load_funding(self.directory, coins, start=start, end=end)
         f["premium"] = np.nan
-        return f
+        return FundingBatch(f, frozenset(coins))
 
     def coin_info(self) -> pd.DataFrame:
         info = pd.DataFrame({"coin": self._coverage["coin"]})
@@ -157,25 +188,23 @@ class HyperliquidSource:
         return self._universe.loc[~self._universe["is_delisted"], "coin"].tolist()
 
     def candles(self, start, end, traded_before: set[str] = frozenset()) -> CandleBatch:
-        parts, dropped, defects = [], 0, {}
+        parts, dropped = [], []
         for coin in self._coins():
             got = self.market.candles(coin, utc_naive(start), utc_naive(end), "4h", now=self._now)
             f = _normalise_candles(got, coin)
             if coin not in traded_before and len(f):
                 traded = f["volume"].to_numpy() > 0
                 first = int(traded.argmax()) if traded.any() else len(f)
-                pre = f.iloc[:first]
-                dropped += len(pre)
-                n_bad = int(_ohlc_defect(pre).sum())
-                if n_bad:
-                    defects[coin] = n_bad
+                if first:
+                    dropped.append(f.iloc[:first])
                 f = f.iloc[first:]
             if len(f):
                 parts.append(f)
-        frame = pd.concat(parts, ignore_index=True) if parts else ft._empty(OHLCV)
-        return CandleBatch(frame[OHLCV], dropped, defects)
+        frame = pd.concat(parts, ignore_index=True) if parts else _empty_ohlcv()
+        gone = pd.concat(dropped, ignore_index=True)[OHLCV] if dropped else _empty_ohlcv()
+        return CandleBatch(frame[OHLCV], gone, frozenset(self._coins()))
 
-    def funding(self, start, end) -> pd.DataFrame:
+    def funding(self, start, end) -> FundingBatch:
         parts = []
         for coin in self._coins():
             f = self.market.funding(coin, utc_naive(start), min(utc_naive(end), self._now), now=self._now).copy()
@@ -184,10 +213,11 @@ class HyperliquidSource:
             f["coin"] = coin
             f["ts"] = pd.to_datetime(f["ts"]).dt.floor("h").astype("datetime64[ns]")  # drop the exchange's ms jitter
             parts.append(f[["coin", "ts", "rate", "premium"]].astype({"rate": float, "premium": float}))
+        coins = frozenset(self._coins())
         if not parts:
-            return pd.DataFrame({"coin": pd.Series(dtype=object), "ts": pd.Series(dtype="datetime64[ns]"),
-                                 "rate": pd.Series(dtype=float), "premium": pd.Series(dtype=float)})
-        return pd.concat(parts, ignore_index=True)
+            return FundingBatch(pd.DataFrame({"coin": pd.Series(dtype=object), "ts": pd.Series(dtype="datetime64[ns]"),
+                                              "rate": pd.Series(dtype=float), "premium": pd.Series(dtype=float)}), coins)
+        return FundingBatch(pd.concat(parts, ignore_index=True), coins)
 
     def coin_info(self) -> pd.DataFrame:
         return self._universe[COIN_INFO_COLUMNS].copy()
@@ -224,7 +254,7 @@ def _normalise_universe(frame) -> pd.DataFrame:
                           "index": "asset_index"})
     defaults = {"asset_index": pd.NA, "sz_decimals": pd.NA, "max_leverage": pd.NA, "is_delisted": False,
                 "only_isolated": pd.NA, "day_ntl_vlm": np.nan, "mark_px": np.nan, "oracle_px": np.nan,
-                "open_interest": np.nan, "funding": np.nan}
+                "open_interest": np.nan, "funding": np.nan, "mid_px": np.nan}
     for c, v in defaults.items():
         if c not in u:
             u[c] = v

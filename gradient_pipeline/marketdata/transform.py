@@ -4,28 +4,78 @@ from __future__ import annotations
 
 import pandas as pd
 
-from gradient_pipeline.marketdata.schemas import repair_ohlc
-from gradient_pipeline.marketdata.tables import CANDLES_COLUMNS, FUNDING_COLUMNS, UNIVERSE_COLUMNS
+from gradient_pipeline.marketdata.schemas import OHLC_REPAIR_MAX_FRACTION, repair_ohlc
+from gradient_pipeline.marketdata.tables import CANDLES_COLUMNS, FUNDING_COLUMNS, REPAIRS_COLUMNS, UNIVERSE_COLUMNS
 from gradient_pipeline.timegrid import BAR_HOURS
 
 DAY_BARS = 24 // BAR_HOURS
 
 
-def prepare_candles(raw: pd.DataFrame, source: str, ingested_at: pd.Timestamp) -> tuple[pd.DataFrame, dict]:
+def prepare_candles(
+    raw: pd.DataFrame,
+    source: str,
+    ingested_at: pd.Timestamp,
+    max_repair_fraction: float = OHLC_REPAIR_MAX_FRACTION,
+    dropped: pd.DataFrame | None = None,
+) -> tuple[pd.DataFrame, dict]:
     """Raw OHLCV -> `candles` rows: notional, source, ingested_at, and the OHLC repair policy (docs/TABLES.md).
 
-    Returns the rows and a report `{"ohlc_repaired_rows": n, "ohlc_repaired_coins": {coin: n}}`.
+    Returns the rows and a report `{"ohlc_repaired_rows": n, "ohlc_repaired_coins": {coin: n}, "repairs": frame}`;
+    `repairs` lists every repaired row, and every row in `dropped` (the source's pre-first-trade rows), in the
+    columns of table `market_data_repairs`.
     """
     frame = raw.copy()
     frame["ohlc_repaired"] = False
-    frame, repaired = repair_ohlc(frame)
+    frame, repaired = repair_ohlc(frame, max_repair_fraction)
     frame["notional_usd"] = frame["volume"] * frame["close"]
     frame["source"] = source
     frame["ingested_at"] = pd.Timestamp(ingested_at).as_unit("ns")
     frame["ingested_at"] = frame["ingested_at"].astype("datetime64[ns]")
     counts = frame.loc[repaired, "coin"].value_counts().sort_index()
-    report = {"ohlc_repaired_rows": int(repaired.sum()), "ohlc_repaired_coins": {k: int(v) for k, v in counts.items()}}
+    report = {
+        "ohlc_repaired_rows": int(repaired.sum()),
+        "ohlc_repaired_coins": {k: int(v) for k, v in counts.items()},
+        "repairs": repair_records(raw[repaired.to_numpy()], frame[repaired], dropped, source),
+    }
     return frame[CANDLES_COLUMNS].reset_index(drop=True), report
+
+
+def repair_records(before: pd.DataFrame, after: pd.DataFrame, dropped: pd.DataFrame | None, source: str) -> pd.DataFrame:
+    """Rows of `market_data_repairs`: one per repaired candle (high/low before and after) and per dropped row."""
+    parts = []
+    if len(before):
+        widened = []
+        for b_hi, a_hi, b_lo, a_lo in zip(before["high"], after["high"], before["low"], after["low"]):
+            what = ([f"high raised {b_hi:.10g} -> {a_hi:.10g}"] if a_hi != b_hi else []) + (
+                [f"low lowered {b_lo:.10g} -> {a_lo:.10g}"] if a_lo != b_lo else [])
+            widened.append("; ".join(what) + " to cover open/close")
+        parts.append(pd.DataFrame({
+            "coin": before["coin"].to_numpy(), "ts": before["ts"].to_numpy(), "action": "repaired",
+            "rule": "ohlc_widened_to_cover_open_close", "open": before["open"].to_numpy(),
+            "high_before": before["high"].to_numpy(), "low_before": before["low"].to_numpy(),
+            "close": before["close"].to_numpy(), "volume": before["volume"].to_numpy(),
+            "high_after": after["high"].to_numpy(), "low_after": after["low"].to_numpy(), "detail": widened,
+        }))
+    if dropped is not None and len(dropped):
+        defect = (dropped["high"] < dropped[["open", "close"]].max(axis=1)) | (
+            dropped["low"] > dropped[["open", "close"]].min(axis=1))
+        parts.append(pd.DataFrame({
+            "coin": dropped["coin"].to_numpy(), "ts": dropped["ts"].to_numpy(), "action": "dropped",
+            "rule": "before_first_trade", "open": dropped["open"].to_numpy(),
+            "high_before": dropped["high"].to_numpy(), "low_before": dropped["low"].to_numpy(),
+            "close": dropped["close"].to_numpy(), "volume": dropped["volume"].to_numpy(),
+            "high_after": float("nan"), "low_after": float("nan"),
+            "detail": defect.map({True: "exchange back-fill before the first traded candle; high/low disagree "
+                                        "with open/close",
+                                  False: "exchange back-fill before the first traded candle"}).to_numpy(),
+        }))
+    out = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=REPAIRS_COLUMNS)
+    out["table_name"] = "candles"
+    out["source"] = source
+    out = out[REPAIRS_COLUMNS].astype({c: float for c in ("open", "high_before", "low_before", "close", "volume",
+                                                           "high_after", "low_after")})
+    out["ts"] = pd.to_datetime(out["ts"]).astype("datetime64[ns]")
+    return out.sort_values(["coin", "ts"], kind="stable").reset_index(drop=True)
 
 
 def prepare_funding(raw: pd.DataFrame) -> pd.DataFrame:

@@ -69,21 +69,33 @@ def replace_rows(
     Either both happen or neither: a failure rolls back and leaves the table as it was. This is how
     every partitioned asset stays idempotent (rematerialising a window replaces exactly that window).
     """
-    cols = ", ".join(f'"{c}"' for c in frame.columns)
+    return replace_many(conn, [(table, frame, where_sql, params)])[0]
+
+
+def replace_many(
+    conn: duckdb.DuckDBPyConnection,
+    steps: list[tuple[str, pd.DataFrame, str, list | tuple]],
+) -> list[int]:
+    """Several `replace_rows` (table, frame, where_sql, params) in ONE transaction: all happen or none does.
+
+    Used where one logical write spans tables or key sets (e.g. a window's candles and the repairs made to them).
+    """
     conn.execute("BEGIN TRANSACTION")
     try:
-        conn.execute(f"DELETE FROM {table} WHERE {where_sql}", list(params))
-        if len(frame):
-            conn.register("_replace_rows_frame", frame)
-            try:
-                conn.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM _replace_rows_frame")
-            finally:
-                conn.unregister("_replace_rows_frame")
+        for table, frame, where_sql, params in steps:
+            conn.execute(f"DELETE FROM {table} WHERE {where_sql}", list(params))
+            if len(frame):
+                cols = ", ".join(f'"{c}"' for c in frame.columns)
+                conn.register("_replace_rows_frame", frame)
+                try:
+                    conn.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM _replace_rows_frame")
+                finally:
+                    conn.unregister("_replace_rows_frame")
         conn.execute("COMMIT")
     except Exception:
         conn.execute("ROLLBACK")
         raise
-    return len(frame)
+    return [len(frame) for _, frame, _, _ in steps]
 
 
 def table_exists(conn: duckdb.DuckDBPyConnection, table: str) -> bool:

@@ -185,3 +185,28 @@ def test_interval_ms():
     assert wire.interval_ms("4h") == 4 * 3600 * 1000
     with pytest.raises(ValueError, match="'1M' not supported"):
         wire.interval_ms("1M")
+
+
+def _ctxs(n: int) -> list[dict]:
+    """Complete asset contexts in the venue's shape (docs §2.2); premium/midPx/impactPxs null as the venue allows."""
+    return [{"dayNtlVlm": "1169046.29406", "funding": "0.0000125", "impactPxs": None, "markPx": "14.3161",
+             "midPx": None, "openInterest": "688.11", "oraclePx": "14.32", "premium": None, "prevDayPx": "15.322"}
+            for _ in range(n)]
+
+
+@pytest.mark.parametrize("field", ["markPx", "oraclePx", "funding", "openInterest", "dayNtlVlm"])
+@pytest.mark.parametrize("how", ["missing", "null"])
+def test_required_context_fields_name_coin_and_field(meta_2023, field, how):
+    ctxs = _ctxs(28)
+    if how == "missing":
+        del ctxs[15][field]
+    else:
+        ctxs[15][field] = None
+    with pytest.raises(WireFormatError, match=rf"ctx\[15\] \(coin kPEPE\): field '{field}' is missing"):
+        wire.parse_universe(meta_2023, ctxs)
+
+
+def test_nullable_context_fields_become_nan(meta_2023):
+    df = wire.parse_universe(meta_2023, _ctxs(28)).set_index("coin")
+    assert df["premium"].isna().all() and df["mid_px"].isna().all()
+    assert (df["mark_px"] == 14.3161).all() and (df["oracle_px"] == 14.32).all()

@@ -120,15 +120,24 @@ def test_small_ohlc_defect_is_repaired_visibly(small_ft_dir, make_resources):
     btc = ft.read_candle_file(small_ft_dir, "BTC")
     i = int(btc.index[btc["ts"] == pd.Timestamp("2025-04-03 04:00")][0])
     body_top = max(btc.at[i, "open"], btc.at[i, "close"])
-    btc.at[i, "high"] = body_top * 0.98
+    body_bottom = min(btc.at[i, "open"], btc.at[i, "close"])
+    low_before = btc.at[i, "low"]
+    btc.at[i, "high"] = short = (body_top + body_bottom) / 2  # inside the body: high falls short of the open
     write_candle_file(small_ft_dir, "BTC", btc)
     result = dg.materialize([candles], resources=res, partition_key="2025-04-03-04:00")
     assert result.success
     meta = result.get_asset_materialization_events()[0].materialization.metadata
     assert meta["ohlc_repaired_rows"].value == 1
     assert meta["ohlc_repaired_coins"].value == {"BTC": 1}
+    assert "ohlc_widened_to_cover_open_close" in meta["repairs_and_drops"].value
     row = read_table(res, "candles").set_index("coin").loc["BTC"]
-    assert row["ohlc_repaired"] and row["high"] == body_top
+    assert row["ohlc_repaired"] and row["high"] == body_top and row["low"] == low_before  # widened, low untouched
+    rep = read_table(res, "market_data_repairs")
+    assert len(rep) == 1
+    r = rep.iloc[0]
+    assert (r["coin"], r["ts"], r["action"], r["rule"]) == ("BTC", pd.Timestamp("2025-04-03 04:00"), "repaired",
+                                                           "ohlc_widened_to_cover_open_close")
+    assert (r["high_before"], r["high_after"], r["low_before"], r["low_after"]) == (short, body_top, low_before, low_before)
 
 
 def test_pre_trade_rows_and_their_ohlc_defects_are_dropped(freqtrade_dir, tmp_path, make_resources):
@@ -150,19 +159,22 @@ def test_pre_trade_rows_and_their_ohlc_defects_are_dropped(freqtrade_dir, tmp_pa
     assert first["HPOS"] == pd.Timestamp("2023-07-31 16:00") and first["RLB"] == pd.Timestamp("2023-08-02 00:00")
 
 
-def test_freshness_and_gap_checks_pass_and_fail(small_ft_dir, make_resources):
+def test_freshness_is_judged_by_the_window_asked_for_and_gaps_fail_the_run(small_ft_dir, make_resources):
     res = make_resources(small_ft_dir)
     # Demo data ends with the 2025-04-30 20:00 candle: store two old windows with a hole between them.
     r1 = dg.materialize([candles, candles_fresh, candles_no_gaps], resources=res, partition_key="2025-04-29-00:00")
-    r2 = dg.materialize([candles, candles_fresh, candles_no_gaps], resources=res, partition_key="2025-04-29-12:00")
-    stale = _checks(r2)["candles_fresh"]
-    assert not stale.passed and stale.metadata["windows_behind"].value == 8
+    assert r1.success and _checks(r1)["candles_fresh"].passed and _checks(r1)["candles_no_gaps"].passed
+    r2 = dg.materialize([candles, candles_fresh, candles_no_gaps], resources=res, partition_key="2025-04-29-12:00",
+                        raise_on_error=False)
+    fresh = _checks(r2)["candles_fresh"]  # a historical window is not "stale": it is what was asked for
+    assert fresh.passed and fresh.metadata["windows_behind_source"].value == 8
     gaps = _checks(r2)["candles_no_gaps"]
     assert not gaps.passed and gaps.metadata["missing_bars"].value == 2 * 2  # BTC, ETH: 04:00 and 08:00
-    assert _checks(r1)["candles_no_gaps"].passed
+    assert "coin BTC missing 2 bar(s) at 2025-04-29 04:00:00 … 2025-04-29 08:00:00" in gaps.description
+    assert not r2.success  # the gap check is blocking: the run fails
     r3 = dg.materialize([candles, candles_fresh, candles_no_gaps], resources=res,
                         tags=_range("2025-04-29-04:00", "2025-04-30-20:00"))
-    assert _checks(r3)["candles_fresh"].passed and _checks(r3)["candles_no_gaps"].passed
+    assert r3.success and _checks(r3)["candles_fresh"].passed and _checks(r3)["candles_no_gaps"].passed
 
 
 def test_window_beyond_the_source_is_refused(small_ft_dir, make_resources):

@@ -79,3 +79,22 @@ def test_cli_backfill_bad_range_is_one_clear_line(tmp_path):
     proc = _cli(["--start", "2020-01-01", "--end", "2020-02-01", "--path", str(FUTURES_DIR)], tmp_path)
     assert proc.returncode == 2
     assert "before the first partition" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_summary_digs_the_user_error_out_of_dagsters_wrapper():
+    """A plain exception in user code is wrapped by Dagster ("Error occurred while executing op …"); the summary
+    (what the CLI prints) carries the exception's own text."""
+    from gradient_pipeline.defs.market_data.backfill import summarize
+
+    @dg.op
+    def breaks():
+        raise ValueError("metaAndAssetCtxs ctx[1] (coin ETH): field 'markPx' is missing")
+
+    @dg.job
+    def j():
+        breaks()
+
+    result = j.execute_in_process(raise_on_error=False)
+    summary = summarize(result)
+    assert not summary["success"]
+    assert summary["failures"] == [("breaks", "ValueError: metaAndAssetCtxs ctx[1] (coin ETH): field 'markPx' is missing")]

@@ -43,7 +43,8 @@ def test_newest_complete_window_matches_the_recorded_data(exchange_resources, fr
     assert newest["mark_px"].notna().all() and newest["sz_decimals"].notna().all()  # live contexts + meta
     checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
     assert checks["candles_fresh"].passed
-    assert checks["candles_fresh"].metadata["newest_complete_window"].value == "2025-04-10-04:00"
+    assert checks["candles_fresh"].metadata["last_window_asked"].value == "2025-04-10-04:00"
+    assert checks["candles_fresh"].metadata["source_newest_complete_window"].value == "2025-04-10-04:00"
 
 
 def test_forming_candle_is_never_stored(exchange_resources):

@@ -74,22 +74,58 @@ def run_backfill(
     source: str | None = None,
     path: str | None = None,
     resources: dict | None = None,
+    prune: bool = False,
 ) -> dg.ExecuteInProcessResult:
-    """Execute `market_data_job` once over the whole planned range (recorded in `instance`)."""
+    """Execute `market_data_job` once over the whole planned range (recorded in `instance`).
+
+    `prune`: allow deleting stored rows that the source no longer has (see defs/market_data/assets.py).
+    """
     job = defs.resolve_job_def("market_data_job")
-    op_config = {"source": source or "", "freqtrade_dir": path or ""}
+    op_config = {"source": source or "", "freqtrade_dir": path or "", "prune": bool(prune)}
     run_config = {"ops": {name: {"config": op_config} for name in ASSETS}}
     tags = {RANGE_START_TAG: plan.first_key, RANGE_END_TAG: plan.last_key, "gradient/command": "backfill"}
     kwargs = {"resources": resources} if resources else {}
     return job.execute_in_process(run_config=run_config, instance=instance, tags=tags, raise_on_error=False, **kwargs)
 
 
+def failure_reason(error) -> str:
+    """The user-facing reason inside a step failure's error info.
+
+    Dagster wraps user-code errors in `DagsterExecutionStepExecutionError` ("Error occurred while executing op …");
+    the validation text the operator needs is the innermost cause. Returned as `ClassName: message`.
+    """
+    while getattr(error, "cause", None) is not None:
+        error = error.cause
+    message = (error.message or "").strip()
+    head, sep, tail = message.partition(": ")
+    if sep and error.cls_name and head.split(".")[-1] == error.cls_name:  # "pkg.mod.Class: text" -> "text"
+        message = tail
+    return f"{error.cls_name}: {message}" if error.cls_name else message
+
+
 def summarize(result: dg.ExecuteInProcessResult) -> dict:
-    """Rows written per asset and check outcomes, for the CLI's report."""
-    rows = {}
+    """Rows written per asset, check outcomes with their reasons, coins without input, and why steps failed."""
+    rows, missing = {}, {}
     for event in result.get_asset_materialization_events():
         mat = event.event_specific_data.materialization
-        rows.setdefault(mat.asset_key.to_user_string(), mat.metadata["dagster/row_count"].value)
-    checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
-    return {"run_id": result.run_id, "success": result.success, "rows": rows, "checks": checks}
-
+        key = mat.asset_key.to_user_string()
+        rows.setdefault(key, mat.metadata["dagster/row_count"].value)
+        if "missing_coins" in mat.metadata and mat.metadata["missing_coins"].value:
+            missing.setdefault(key, mat.metadata["missing_coins"].value)
+    checks, reasons = {}, {}
+    for e in result.get_asset_check_evaluations():
+        checks[e.check_name] = e.passed
+        text = e.description or (e.metadata["reason"].value if "reason" in e.metadata else "")
+        reasons[e.check_name] = text
+    failures = []
+    for ev in result.all_events:
+        if ev.is_step_failure:
+            error = ev.step_failure_data.error
+            if error is not None and error.cls_name == "DagsterAssetCheckFailedError":
+                continue  # the failed blocking check is reported with its own reason
+            failures.append((ev.step_key, failure_reason(error) if error is not None else "unknown error"))
+    started = {ev.step_key for ev in result.all_events if ev.event_type_value == "STEP_START"}
+    skipped = [a for a in ASSETS if a not in started]  # not run because an upstream step or blocking check failed
+    return {"run_id": result.run_id, "success": result.success and all(checks.values()), "rows": rows,
+            "checks": checks, "check_reasons": reasons, "missing": missing, "failures": failures,
+            "skipped": skipped}
