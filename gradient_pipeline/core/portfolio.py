@@ -17,11 +17,20 @@ At each bar t (targets for the window ending at ``times[t] + 4h``):
 5. **Vol target** (optional): forecast annual vol of the new book = RMS of its hypothetical returns over the
    last ``vol_span`` bars (uses the correlations actually realised) × sqrt(2190); the book is scaled by
    ``min(max_scale, target / forecast)``, never beyond the cap or ``max_total_leverage``.
-6. **Smoothing**: ``w = a × target + (1 − a) × w_prev`` (``weight_smoothing`` = a; 1 = off).
-7. **No-trade band**: a coin whose weight would move by less than ``no_trade_band_pct``% of capital keeps
-   its previous weight.
+6. **Turnover controls** (rebalance bars; one rule, `rebalance_weight`, used by this kernel and the sweep's):
+   with target ``τ`` and held weight ``p``
+   * **no-trade band** — if ``p`` and ``τ`` are on the same side and ``|τ − p| < no_trade_band_pct``% of
+     capital, the coin keeps ``p`` (the band compares the *target* with the *held* weight);
+   * **smoothing** — otherwise ``w = p + a·(τ − p)`` (``weight_smoothing`` = a; 1 = off): a step towards the
+     target. Entries (p = 0) and flips (opposite sides) are never blocked by the band;
+   * **exits** — a coin whose target is 0 decays as ``(1 − a)·p`` and is set to 0 as soon as
+     ``|w| < max(band, MIN_WEIGHT)``. Since ``|p| ≤ max_position_pct``, a coin whose target stays 0 is flat
+     after at most ``exit_bound(cap, band, a) = floor(log(max(band, MIN_WEIGHT)/cap) / log(1 − a)) + 1``
+     rebalances (1 without smoothing; 4 with cap 10%, band 1%, a = 0.5; 10 with no band, a = 0.5).
+7. (removed: the old band tested ``a·(τ − p)`` after smoothing, which froze the book — see issue 12.)
 8. Every bar (rebalance or not): ineligible coins are set to 0 (a delisted or illiquid coin is always exited),
-   with smoothing on, weights below ``MIN_WEIGHT`` are dropped (the geometric tails of exited coins), and the book is scaled down if gross > ``max_total_leverage``.
+   with smoothing on, weights below ``MIN_WEIGHT`` are dropped, and the book is scaled down if
+   gross > ``max_total_leverage`` (`keep_weight`).
 
 Steps 6–8 make today's weights depend on yesterday's; that is why live reads the previous stored window.
 """
@@ -154,6 +163,68 @@ def _fill_side_into(members, raw, gross, cap, w, sign, fixed):
     return n_fixed, False  # unreachable: at most k names can be fixed
 
 
+@njit(cache=True, nogil=True)
+def n_selected(m, conc):
+    """Step 3: k, the names per side at a bar with ``m`` eligible coins."""
+    k = 0
+    if m >= 2:
+        k = int(math.ceil(m * conc / 100.0 - 1e-9))
+        if k > m // 2:
+            k = m // 2
+    return k
+
+
+@njit(cache=True, nogil=True)
+def raw_weight(inv_sigma, equal_w):
+    """Step 4: a selected name's raw (pre-water-filling) weight: 1/sigma, or 1 for equal weights."""
+    return 1.0 if equal_w else inv_sigma
+
+
+@njit(cache=True, nogil=True)
+def vol_scale(fvol, big, gross, target_vol, max_scale, cap, max_lev):
+    """Step 5: the vol-target factor for a book with forecast annual vol ``fvol``, largest |weight| ``big`` and
+    gross ``gross``: ``min(max_scale, target/forecast)``, never beyond the cap or the leverage limit."""
+    scale = max_scale if fvol <= 0.0 else min(max_scale, target_vol / fvol)
+    if big > 0.0 and scale * big > cap:
+        scale = cap / big
+    if gross > 0.0 and scale * gross > max_lev:
+        scale = max_lev / gross
+    return scale
+
+
+@njit(cache=True, nogil=True)
+def rebalance_weight(target, prev, band, smoothing, min_weight):
+    """Step 6: the new weight of one coin on a rebalance bar from its target and its held weight."""
+    if target == 0.0:  # exit: decay towards 0, and close once below the band (or the dust threshold)
+        x = (1.0 - smoothing) * prev if smoothing < 1.0 else 0.0
+        if abs(x) < max(band, min_weight):
+            x = 0.0
+        return x
+    if band > 0.0 and prev != 0.0 and (prev > 0.0) == (target > 0.0) and abs(target - prev) < band:
+        return prev  # a resize smaller than the band: no trade
+    if smoothing < 1.0:
+        return smoothing * target + (1.0 - smoothing) * prev
+    return target
+
+
+@njit(cache=True, nogil=True)
+def keep_weight(x, eligible, smooth, min_weight):
+    """Step 8 per coin: ineligible coins are exited; with smoothing, dust below ``min_weight`` is dropped."""
+    if not eligible or (smooth and abs(x) < min_weight):
+        return 0.0
+    return x
+
+
+def exit_bound(cap: float, band: float, smoothing: float) -> int:
+    """Rebalances after which a coin whose target stays 0 is certainly flat (module doc, step 6)."""
+    if smoothing >= 1.0:
+        return 1
+    thr = max(band, MIN_WEIGHT)
+    if cap < thr:
+        return 1
+    return int(math.floor(math.log(thr / cap) / math.log(1.0 - smoothing))) + 1
+
+
 @njit(cache=True)
 def _order_kernel(score, eligible, order, m_out):
     """Per bar: eligible coins sorted by score descending, ties by column (= coin name) order."""
@@ -200,18 +271,14 @@ def _weights_kernel(
             info[t, 10] = 1.0
             for i in range(N):
                 tw[i] = 0.0
-            k = 0
-            if m >= 2:
-                k = int(math.ceil(m * conc / 100.0 - 1e-9))
-                if k > m // 2:
-                    k = m // 2
+            k = n_selected(m, conc)
             info[t, 1] = k
             if k >= 1:
                 for j in range(k):
                     longs[j] = order[t, j]
                     shorts[j] = order[t, m - 1 - j]
-                    rl[j] = 1.0 if equal_w else 1.0 / sigma[t, longs[j]]
-                    rs[j] = 1.0 if equal_w else 1.0 / sigma[t, shorts[j]]
+                    rl[j] = raw_weight(1.0 / sigma[t, longs[j]], equal_w)
+                    rs[j] = raw_weight(1.0 / sigma[t, shorts[j]], equal_w)
                 c1, s1 = _fill_side(longs[:k], rl[:k], side_gross, cap, tw, 1.0)
                 c2, s2 = _fill_side(shorts[:k], rs[:k], side_gross, cap, tw, -1.0)
                 info[t, 6] = c1 + c2
@@ -231,7 +298,6 @@ def _weights_kernel(
                     acc += pr * pr
                 fvol = math.sqrt(acc / vol_window * bars_per_year)
                 info[t, 9] = fvol
-                scale = max_scale if fvol <= 0.0 else min(max_scale, target_vol / fvol)
                 big = 0.0
                 gross = 0.0
                 for i in range(N):
@@ -239,24 +305,17 @@ def _weights_kernel(
                     gross += a
                     if a > big:
                         big = a
-                if big > 0.0 and scale * big > cap:
-                    scale = cap / big
-                if gross > 0.0 and scale * gross > max_lev:
-                    scale = max_lev / gross
+                scale = vol_scale(fvol, big, gross, target_vol, max_scale, cap, max_lev)
                 for i in range(N):
                     tw[i] *= scale
             info[t, 8] = scale
             for i in range(N):
-                x = smoothing * tw[i] + (1.0 - smoothing) * w_prev[i] if smoothing < 1.0 else tw[i]
-                if band > 0.0 and abs(x - w_prev[i]) < band:
-                    x = w_prev[i]
-                w[i] = x
+                w[i] = rebalance_weight(tw[i], w_prev[i], band, smoothing, min_weight)
         else:
             info[t, 8] = 1.0
         gross = 0.0
         for i in range(N):
-            if not eligible[t, i] or (smoothing < 1.0 and abs(w[i]) < min_weight):
-                w[i] = 0.0
+            w[i] = keep_weight(w[i], eligible[t, i], smoothing < 1.0, min_weight)
             gross += abs(w[i])
         if gross > max_lev:
             f = max_lev / gross

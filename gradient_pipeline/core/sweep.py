@@ -38,10 +38,11 @@ import pandas as pd
 from numba import njit
 
 from gradient_pipeline.core.backtest import BAR_FIELDS
-from gradient_pipeline.core.costs import CostParams
+from gradient_pipeline.core.costs import CostParams, inv_adv_scalar, slippage_bps_inv
 from gradient_pipeline.core.panel import Panel
 from gradient_pipeline.core.portfolio import (
-    BARS_PER_YEAR, MIN_WEIGHT, PortfolioParams, _fill_side_into, eligibility, rank_order, rebalance_mask,
+    BARS_PER_YEAR, MIN_WEIGHT, PortfolioParams, _fill_side_into, eligibility, keep_weight, n_selected, rank_order,
+    raw_weight, rebalance_mask, rebalance_weight, vol_scale,
 )
 from gradient_pipeline.core.signals import SignalParams, combine_ewm, compute_signals
 from gradient_pipeline.core.strategy import StrategyParams, r_lookback
@@ -95,22 +96,11 @@ def _max_dd(x: np.ndarray) -> float:
 
 
 @njit(cache=True, nogil=True)
-def _n_selected(m, conc):
-    """k, the names per side at a bar with ``m`` eligible coins (`portfolio._weights_kernel`'s rule)."""
-    k = 0
-    if m >= 2:
-        k = int(math.ceil(m * conc / 100.0 - 1e-9))
-        if k > m // 2:
-            k = m // 2
-    return k
-
-
-@njit(cache=True, nogil=True)
 def _book_size(m_arr, conc):
     """Σ over bars of 2k: the length of a sparse target path."""
     n = 0
     for t in range(m_arr.shape[0]):
-        n += 2 * _n_selected(m_arr[t], conc)
+        n += 2 * n_selected(m_arr[t], conc)
     return n
 
 
@@ -139,14 +129,14 @@ def _targets_kernel(
     for t in range(T):
         off[t] = e
         m = m_arr[t]
-        k = _n_selected(m, conc)
+        k = n_selected(m, conc)
         if k < 1:
             continue
         for j in range(k):
             longs[j] = order[t, j]
             shorts[j] = order[t, m - 1 - j]
-            rl[j] = 1.0 if equal_w else inv_sigma[t, longs[j]]
-            rs[j] = 1.0 if equal_w else inv_sigma[t, shorts[j]]
+            rl[j] = raw_weight(inv_sigma[t, longs[j]], equal_w)
+            rs[j] = raw_weight(inv_sigma[t, shorts[j]], equal_w)
         _fill_side_into(iota[:k], rl[:k], side_gross, cap, wl, 1.0, fixed)
         _fill_side_into(iota[:k], rs[:k], side_gross, cap, ws, -1.0, fixed)
         for j in range(k):
@@ -167,7 +157,6 @@ def _targets_kernel(
                             pr += val[e + j] * x
                 acc += pr * pr
             fvol = math.sqrt(acc / vol_window * bars_per_year)
-            scale = max_scale if fvol <= 0.0 else min(max_scale, target_vol / fvol)
             big = 0.0
             gross = 0.0
             for j in range(ns):
@@ -175,10 +164,7 @@ def _targets_kernel(
                 gross += a
                 if a > big:
                     big = a
-            if big > 0.0 and scale * big > cap:
-                scale = cap / big
-            if gross > 0.0 and scale * gross > max_lev:
-                scale = max_lev / gross
+            scale = vol_scale(fvol, big, gross, target_vol, max_scale, cap, max_lev)
             for j in range(ns):
                 val[e + j] *= scale
         e += ns
@@ -251,43 +237,20 @@ def _batch_kernel(
                         fu += p * funding[t, i]
                     p = p * (1.0 + r)
                 cpos[j] = p
-            # ... then get this bar's weight (three loops, so the common cases run without the others' branches)
-            if not reb:  # keep the weight
-                for j in range(nc):
-                    x = hw[c, j]
-                    if not eligible[t, cand[j]] or (smooth and abs(x) < min_weight):
-                        x = 0.0
-                    cw[j] = x
-                    gross += abs(x)
-            elif not smooth and band == 0.0:  # take the target
-                for j in range(nc):
-                    i = cand[j]
-                    x = tw[bk, i]
-                    if not eligible[t, i]:
-                        x = 0.0
-                    cw[j] = x
-                    gross += abs(x)
-            else:  # smoothing and/or band towards the target
-                for j in range(nc):
-                    i = cand[j]
-                    wp = hw[c, j]
-                    x = smoothing * tw[bk, i] + (1.0 - smoothing) * wp if smooth else tw[bk, i]
-                    if band > 0.0 and abs(x - wp) < band:
-                        x = wp
-                    if not eligible[t, i] or (smooth and abs(x) < min_weight):
-                        x = 0.0
-                    cw[j] = x
-                    gross += abs(x)
+            # ... then get this bar's weight: the portfolio rules `rebalance_weight` and `keep_weight`
+            for j in range(nc):
+                i = cand[j]
+                x = rebalance_weight(tw[bk, i], hw[c, j], band, smoothing, min_weight) if reb else hw[c, j]
+                x = keep_weight(x, eligible[t, i], smooth, min_weight)
+                cw[j] = x
+                gross += abs(x)
             # ... and coins entering from the target book (not held: previous weight and position 0)
             if reb:
                 for e in range(book_off[bk, t], book_off[bk, t + 1]):
                     i = np.uint64(book_idx[e])
                     if mark[i] != stamp:
-                        x = smoothing * book_val[e] + (1.0 - smoothing) * 0.0 if smooth else book_val[e]
-                        if band > 0.0 and abs(x) < band:
-                            x = 0.0
-                        if not eligible[t, i] or (smooth and abs(x) < min_weight):
-                            x = 0.0
+                        x = keep_weight(rebalance_weight(book_val[e], 0.0, band, smoothing, min_weight),
+                                        eligible[t, i], smooth, min_weight)
                         cand[nc] = i
                         cpos[nc] = 0.0
                         cw[nc] = x
@@ -312,14 +275,7 @@ def _batch_kernel(
                 d = abs(tgt - cpos[j])
                 if d > 0.0:
                     to += d
-                    # `costs.slippage_bps_scalar`, with 1/ADV precomputed (inf where ADV is unknown → ratio 1);
-                    # no square root when the model has no impact term
-                    bps = base_bps
-                    if coin_coef != 0.0:
-                        ratio = d * capital * inv_adv[t, cand[j]]
-                        if not ratio < 1.0:
-                            ratio = 1.0
-                        bps = base_bps + coin_coef * 1e4 * math.sqrt(ratio)
+                    bps = slippage_bps_inv(d * capital, inv_adv[t, cand[j]], base_bps, coin_coef)
                     sl += d * bps
                 ge += abs(x)
                 ne += x
@@ -362,8 +318,7 @@ def _panel_inputs_kernel(close, sigma, adv, ret, inv_sigma, inv_adv):
                     r = c1 / c0 - 1.0
             ret[t, i] = r
             inv_sigma[t, i] = 1.0 / sigma[t, i] if sigma[t, i] != 0.0 else math.copysign(math.inf, sigma[t, i])
-            a = adv[t, i]
-            inv_adv[t, i] = 1.0 / a if a > 0.0 else math.inf
+            inv_adv[t, i] = inv_adv_scalar(adv[t, i])
 
 
 def panel_inputs(close: np.ndarray, sigma: np.ndarray, adv: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
