@@ -21,12 +21,15 @@ At each bar t (targets for the window ending at ``times[t] + 4h``):
    with target ``τ`` and held weight ``p``
    * **no-trade band** — if ``p`` and ``τ`` are on the same side and ``|τ − p| < no_trade_band_pct``% of
      capital, the coin keeps ``p`` (the band compares the *target* with the *held* weight);
-   * **smoothing** — otherwise ``w = p + a·(τ − p)`` (``weight_smoothing`` = a; 1 = off): a step towards the
-     target. Entries (p = 0) and flips (opposite sides) are never blocked by the band;
+   * **smoothing** — otherwise ``w = a·τ + (1 − a)·p`` (``weight_smoothing`` = a; 1 = off): a step towards the
+     target; a step that would end within the band of the target goes all the way to it (so a partial step
+     never stops where the band forbids the rest). Entries (p = 0), exits (τ = 0) and flips are never
+     blocked by the band;
    * **exits** — a coin whose target is 0 decays as ``(1 − a)·p`` and is set to 0 as soon as
      ``|w| < max(band, MIN_WEIGHT)``. Since ``|p| ≤ max_position_pct``, a coin whose target stays 0 is flat
      after at most ``exit_bound(cap, band, a) = floor(log(max(band, MIN_WEIGHT)/cap) / log(1 − a)) + 1``
-     rebalances (1 without smoothing; 4 with cap 10%, band 1%, a = 0.5; 10 with no band, a = 0.5).
+     rebalances (1 without smoothing; 4 with cap 10%, band 1%, a = 0.5; 10 with no band, a = 0.5). Likewise a
+     coin with a steady non-zero target reaches it exactly once the remaining gap is below the band.
 7. (removed: the old band tested ``a·(τ − p)`` after smoothing, which froze the book — see issue 12.)
 8. Every bar (rebalance or not): ineligible coins are set to 0 (a delisted or illiquid coin is always exited),
    with smoothing on, weights below ``MIN_WEIGHT`` are dropped, and the book is scaled down if
@@ -195,16 +198,16 @@ def vol_scale(fvol, big, gross, target_vol, max_scale, cap, max_lev):
 @njit(cache=True, nogil=True)
 def rebalance_weight(target, prev, band, smoothing, min_weight):
     """Step 6: the new weight of one coin on a rebalance bar from its target and its held weight."""
-    if target == 0.0:  # exit: decay towards 0, and close once below the band (or the dust threshold)
-        x = (1.0 - smoothing) * prev if smoothing < 1.0 else 0.0
-        if abs(x) < max(band, min_weight):
-            x = 0.0
-        return x
-    if band > 0.0 and prev != 0.0 and (prev > 0.0) == (target > 0.0) and abs(target - prev) < band:
-        return prev  # a resize smaller than the band: no trade
-    if smoothing < 1.0:
-        return smoothing * target + (1.0 - smoothing) * prev
-    return target
+    if band > 0.0 and prev != 0.0 and target != 0.0 and (prev > 0.0) == (target > 0.0) \
+            and abs(target - prev) < band:
+        return prev  # held within the band of its target: no trade
+    x = smoothing * target + (1.0 - smoothing) * prev if smoothing < 1.0 else target
+    # a step that ends inside the band (for an exit: inside the band or below the dust threshold) goes all the
+    # way: otherwise a partial step could stop where the band then forbids the rest (the old dead zone)
+    thr = band if target != 0.0 else max(band, min_weight)
+    if abs(target - x) < thr:
+        x = target
+    return x
 
 
 @njit(cache=True, nogil=True)
