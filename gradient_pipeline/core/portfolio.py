@@ -5,7 +5,9 @@ from the previous window's stored weights, so both produce the same numbers.
 At each bar t (targets for the window ending at ``times[t] + 4h``):
 
 1. **Eligible**: a candle at t, not delisted, finite score, sigma > 0, and
-   ``liquidity_threshold_usd < liquidity_impact_pct/100 × ADV`` (ADV = USD volume of the last ``adv_bars`` bars).
+   ``threshold < liquidity_impact_pct/100 × ADV`` (ADV = USD volume of the last ``adv_bars`` bars), where
+   ``threshold = max(liquidity_threshold_usd, capital_usd × max_position_pct/100)`` (`from_config`): the
+   largest position the configured capital implies must be a small share of the coin's volume.
 2. **Rebalance bar?** when the window end ``times[t] + 4h`` is a multiple of ``rebalance_freq_hours`` since
    1970-01-01 UTC (4h: every bar; 24h: the bar ending at 00:00 UTC). Otherwise the previous weights are kept.
 3. **Selection** (rebalance bars): N eligible, ``k = min(ceil(N × concentration_pct/100), floor(N/2))``.
@@ -83,7 +85,9 @@ class PortfolioParams:
             cap=cfg.max_position_pct / 100,
             max_leverage=cfg.max_total_leverage,
             weight_scheme=cfg.weight_scheme,
-            liquidity_threshold_usd=cfg.liquidity_threshold_usd,
+            # the order sizes the configured capital implies: a full position (cap × capital) must itself be a
+            # liquid-enough order, so at large capital the threshold rises with it (issue 12)
+            liquidity_threshold_usd=max(cfg.liquidity_threshold_usd, cfg.capital_usd * cfg.max_position_pct / 100),
             liquidity_impact_pct=cfg.liquidity_impact_pct,
             rebalance_hours=cfg.rebalance_freq_hours,
             band=cfg.no_trade_band_pct / 100,
