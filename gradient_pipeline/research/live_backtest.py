@@ -79,6 +79,19 @@ def load_hourly(directory, coins, start=None, end=None) -> HourlyPrices:
     return HourlyPrices(times, *out)
 
 
+def passive_fill(px: float, buy: bool, half: float, lows, highs, closes) -> tuple[bool, float]:
+    """A post-only order at the touch (``px·(1 ∓ half)``) after a decision at price ``px``: (True, touch) when a
+    1h candle of the wait trades through it (low < bid for a buy, high > ask for a sell); otherwise (False,
+    the close of the last waited hour with a candle — where the remainder crosses as IOC; ``px`` if none)."""
+    touch = px * (1 - half) if buy else px * (1 + half)
+    ext = np.asarray(lows if buy else highs, dtype=np.float64)
+    if (np.any(ext < touch) if buy else np.any(ext > touch)):
+        return True, touch
+    later = np.asarray(closes, dtype=np.float64)
+    later = later[np.isfinite(later)]
+    return False, float(later[-1]) if len(later) else px
+
+
 @dataclass
 class LiveBacktest:
     bars: pd.DataFrame
@@ -136,27 +149,21 @@ def run_as_live(panel: Panel, cfg, start, end=None, capital_usd: float | None = 
         if usd <= 0:
             return 0.0, 0.0, 0.0, 0.0, 0.0, clipped
         buy = signed_sz > 0
+        units = signed_sz if clipped == 0 else math.copysign(usd / px, signed_sz)  # exact when filled in full
         a = adv[t, i]
-        impact = bt.impact_y * sigma_d[t, i] * math.sqrt(usd / a) if (a == a and a > 0 and sigma_d[t, i] == sigma_d[t, i]) else 0.0
+        sd = sigma_d[t, i]
+        # unknown ADV (live only lets such an order close a position): charge the impact of trading a whole ADV
+        impact = bt.impact_y * sd * math.sqrt(min(usd / a, 1.0) if a > 0 else 1.0) if sd == sd else 0.0
         if style == "passive_first":
             h0 = h_index[t]
-            if h0 >= 0:
-                hs = slice(h0, min(h0 + bt.passive_wait_hours, len(hourly.times)))
-                touch = px * (1 - half) if buy else px * (1 + half)
-                ext = hourly.low[hs, i] if buy else hourly.high[hs, i]
-                through = np.any(ext < touch) if buy else np.any(ext > touch)
-                if through:
-                    return (math.copysign(usd / px, signed_sz), usd * costs.maker_fee_bps / 1e4, -half * usd, usd, 0.0,
-                            clipped)
-                later = hourly.close[hs, i]
-                later = later[np.isfinite(later)]
-                p_ioc = later[-1] if len(later) else px
-            else:
-                p_ioc = px
-            drift = (p_ioc - px) / px if buy else (px - p_ioc) / px
-            return (math.copysign(usd / px, signed_sz), usd * costs.taker_fee_bps / 1e4, (drift + half + impact) * usd,
+            hs = slice(h0, min(h0 + bt.passive_wait_hours, len(hourly.times))) if h0 >= 0 else slice(0, 0)
+            maker, p_exec = passive_fill(px, buy, half, hourly.low[hs, i], hourly.high[hs, i], hourly.close[hs, i])
+            if maker:
+                return units, usd * costs.maker_fee_bps / 1e4, -half * usd, usd, 0.0, clipped
+            drift = (p_exec - px) / px if buy else (px - p_exec) / px
+            return (units, usd * costs.taker_fee_bps / 1e4, (drift + half + impact) * usd,
                     0.0, usd, clipped)
-        return (math.copysign(usd / px, signed_sz), usd * costs.taker_fee_bps / 1e4, (half + impact) * usd, 0.0, usd,
+        return (units, usd * costs.taker_fee_bps / 1e4, (half + impact) * usd, 0.0, usd,
                 clipped)
 
     for t in range(T):
@@ -206,7 +213,7 @@ def run_as_live(panel: Panel, cfg, start, end=None, capital_usd: float | None = 
                 decision = check(plan)
                 if decision.approved and decision.scaled:
                     row["scale"] = decision.scale
-                    scaled = dict(scale_targets(targets, decision.scale))
+                    scaled = {c: float(v) for c, v in scale_targets(targets, decision.scale).items()}
                     plan = plan_orders(scaled, positions, mids, szd, float(eq), pp)
                     decision = check(plan)
                     if decision.approved and decision.scaled:
