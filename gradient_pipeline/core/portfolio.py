@@ -70,6 +70,7 @@ class PortfolioParams:
     liquidity_threshold_usd: float = 10_000.0
     liquidity_impact_pct: float = 2.5
     rebalance_hours: int = 4
+    rebalance_phase_hours: int = 0  # the grid is shifted by this many hours (0: window ends at 00:00 UTC)
     band: float = 0.0  # fraction of capital
     smoothing: float = 1.0
     vol_target: bool = False
@@ -124,10 +125,13 @@ def eligibility(close, delisted, score, sigma, adv, params: PortfolioParams) -> 
         )
 
 
-def rebalance_mask(times, rebalance_hours: int) -> np.ndarray:
-    """True at bars whose window end (open + 4h) is on the ``rebalance_hours`` grid anchored at the epoch."""
+def rebalance_mask(times, rebalance_hours: int, phase_hours: int = 0) -> np.ndarray:
+    """True at bars whose window end (open + 4h) is on the ``rebalance_hours`` grid anchored at the epoch
+    shifted by ``phase_hours`` (a multiple of 4 below the interval; 0 = the live grid)."""
+    if phase_hours % 4 or not 0 <= phase_hours < max(int(rebalance_hours), 4):
+        raise ValueError(f"rebalance phase {phase_hours}h: must be a multiple of 4 below the {rebalance_hours}h interval")
     end_hours = (pd.DatetimeIndex(times) + BAR).asi8 // 3_600_000_000_000
-    return (end_hours % int(rebalance_hours)) == 0
+    return ((end_hours - int(phase_hours)) % int(rebalance_hours)) == 0
 
 
 @njit(cache=True)
@@ -415,7 +419,8 @@ def weights_from_order(times, order, m, sigma, eligible, params: PortfolioParams
     hist_off = r_hist.shape[0] - T
     _weights_kernel(
         order, m, np.ascontiguousarray(sigma, dtype=np.float64), np.ascontiguousarray(eligible), r_hist, hist_off,
-        rebalance_mask(times, params.rebalance_hours) if rebalance is None else rebalance, prev,
+        rebalance_mask(times, params.rebalance_hours, params.rebalance_phase_hours) if rebalance is None else rebalance,
+        prev,
         params.concentration_pct, params.side_gross, params.cap, params.max_leverage,
         params.weight_scheme == "equal", params.band, params.smoothing,
         params.vol_target, params.target_vol, params.max_scale, params.vol_window, BARS_PER_YEAR,

@@ -298,3 +298,11 @@ def test_zero_target_reaches_zero_within_the_bound_on_random_panels(panel, contr
         held = (w[t] != 0) & (tau[t] != 0)
         prev = w[t - 1] if t else np.zeros_like(w[t])
         assert (np.abs(w[t][held] - tau[t][held]) <= np.abs(prev[held] - tau[t][held]) + 1e-12).all()
+
+
+def test_rebalance_phase_shifts_the_grid():
+    times = pd.date_range("2024-01-01", periods=12, freq="4h")
+    ends = (times + pd.Timedelta(hours=4))[rebalance_mask(times, 24, 8)]
+    assert list(ends.hour) == [8, 8] and rebalance_mask(times, 24, 0).sum() == 2
+    with pytest.raises(ValueError, match="phase"):
+        rebalance_mask(times, 24, 24)
