@@ -30,7 +30,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     s.add_argument("--end", default=None, help="exclusive end (default: all history)")
     s.add_argument("--split", required=True, help="in-sample / out-of-sample split, UTC")
     s.add_argument("--folds", type=int, default=4, help="walk-forward folds over the out-of-sample period")
-    s.add_argument("--grid", choices=["full", "small"], default="full", help="full: 768 configurations; small: 16")
+    s.add_argument("--grid", choices=["full", "small"], default="full", help="full: 768 choices × every rebalance phase = 2,304 configurations; small: 16 choices = 56")
     s.add_argument("--workers", type=int, default=2, help="threads running configurations (numba releases the GIL)")
     _common(s)
     s.set_defaults(handler=_sweep)
@@ -77,9 +77,14 @@ def _backtest(args) -> int:
         _store(cfg, lambda conn: store.write_backtest(conn, run.run_id, run.result, run.config))
     m = run.result.metrics
     print(f"backtest {run.run_id}: {m['start']} … {m['end']} ({m['n_bars']} bars)")
-    for k in ("sharpe", "sharpe_gross", "annual_return", "annual_return_gross", "annual_vol", "max_drawdown",
-              "turnover_per_bar", "fees_paid", "funding_paid", "slippage_paid"):
-        print(f"  {k:22s} {m[k]: .4f}")
+    labels = {"sharpe": "Sharpe, net of all costs", "sharpe_gross": "Sharpe, gross (before funding and trading)",
+              "sharpe_gross_after_funding": "Sharpe, gross after funding", "annual_return": "annual return, net, geometric",
+              "annual_return_arithmetic": "annual return, net, arithmetic", "annual_return_gross": "annual return, gross, geometric",
+              "annual_vol": "annual vol, net", "max_drawdown": "max drawdown", "turnover_per_bar": "turnover per bar",
+              "avg_gross_exposure": "average gross exposure", "fees_paid": "fees paid (× capital)",
+              "funding_paid": "funding paid (× capital)", "slippage_paid": "slippage paid (× capital)"}
+    for k, label in labels.items():
+        print(f"  {k:27s} {m[k]: .4f}   {label}")
     print(f"  chart: {out / 'equity.png'}")
     return 0
 
