@@ -51,7 +51,7 @@ def _strategy_backtest(panel, cfg, start, end) -> dict:
 
 def build_report(panel, cfg, out: Path, hourly_dir=None, start="2023-06-01", end="2025-07-27",
                  split="2024-10-01", exposure_window=("2025-01-01", "2025-07-01"), quick=False, workers=2,
-                 log=print) -> dict:
+                 log=print, capitals=CAPITALS) -> dict:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     panel = runner.trim_to_data(panel)
@@ -103,7 +103,7 @@ def build_report(panel, cfg, out: Path, hourly_dir=None, start="2023-06-01", end
     actions = [cfg.risk.breach_action] + [a for a in ("scale",) if a != cfg.risk.breach_action]
     for action in actions:
         c = cfg.model_copy(update={"risk": cfg.risk.model_copy(update={"breach_action": action})})
-        for cap in CAPITALS:
+        for cap in capitals:
             r = run_as_live(panel, c, live_start, end, capital_usd=cap)
             m = r.metrics
             scaling.append({"breach_action": action, **{k: v for k, v in m.items() if not isinstance(v, pd.Timestamp)}})
