@@ -306,3 +306,15 @@ def test_rebalance_phase_shifts_the_grid():
     assert list(ends.hour) == [8, 8] and rebalance_mask(times, 24, 0).sum() == 2
     with pytest.raises(ValueError, match="phase"):
         rebalance_mask(times, 24, 24)
+
+
+def test_gross_above_max_leverage_is_scaled_down_pro_rata():
+    """Exiting coins decaying under smoothing plus new entries can exceed the leverage limit: the whole book is
+    scaled to exactly the limit, every weight by the same factor."""
+    p = PortfolioParams(concentration_pct=10.0, cap=1.0, smoothing=0.5, max_leverage=1.0)  # k = 1
+    prev = np.array([0.0, 0.5, -0.5, 0.5, -0.5, 0.0])  # coins 1-4 have zero targets (middle ranks)
+    res = one_bar([3, 2, 1, -1, -2, -3], params=p, prev=prev)
+    w = res.weights[0]
+    unscaled = np.array([0.175, 0.25, -0.25, 0.25, -0.25, -0.175])  # a·τ entries + (1 − a)·p exits: gross 1.35
+    assert np.abs(w).sum() == pytest.approx(1.0, abs=1e-12)
+    np.testing.assert_allclose(w, unscaled / 1.35, rtol=1e-12)
