@@ -43,7 +43,7 @@ DEFAULT = Path(__file__).resolve().parents[2] / "shared/data/hyperliquid-freqtra
 FEE_ONLY = CostParams(taker_fee_bps=4.5, slippage_base_bps=0.0, slippage_impact_coef=0.0, funding=False)
 GRID = SweepGrid(concentration_pct=(10.0, 20.0, 35.0, 50.0), rebalance_hours=(4, 8, 12, 24),
                  weight_scheme=("inverse_vol", "equal"), span_sets={"all": SignalParams().spans},
-                 band_pct=(0.0,), smoothing=(1.0,))
+                 band_pct=(0.0,), smoothing=(1.0,), phases=False)
 
 
 def _median_time(fn, reps: int) -> float:

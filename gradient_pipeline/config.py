@@ -59,6 +59,18 @@ class CostConfig(_Section):
     )
 
 
+class BacktestConfig(_Section):
+    """How the as-live backtest (`research.live_backtest`) models what the live rebalance would have done."""
+
+    drawdown_stop: bool = Field(True, description="apply emergency_stop_drawdown_pct: flatten and stay halted")
+    participation_cap_pct: float = Field(
+        5.0, gt=0, le=100, description="an order fills at most this % of the coin's USD volume in the bar; rest unfilled")
+    impact_y: float = Field(
+        0.5, ge=0, description="impact bp = Y · σ_daily(coin) · 1e4 · sqrt(order / ADV) on top of slippage_base_bps")
+    passive_wait_hours: int = Field(
+        1, ge=1, le=4, description="passive_first: hours a post-only order at the touch may wait for a trade-through")
+
+
 class DataConfig(_Section):
     """Where market data comes from and which history the partitions cover."""
 
@@ -193,6 +205,7 @@ class GradientConfig(BaseModel):
     execution: ExecutionConfig = Field(default_factory=ExecutionConfig)
     risk: RiskConfig = Field(default_factory=RiskConfig)
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
+    backtest: BacktestConfig = Field(default_factory=BacktestConfig)
 
     @field_validator("lookback_spans")
     @classmethod

@@ -111,10 +111,13 @@ def _sharpe(x: np.ndarray) -> float:
 
 
 def metrics(bars: pd.DataFrame) -> dict:
-    """Sharpe (net and gross of all costs), annual return/vol, max drawdown, turnover and cost totals.
+    """Sharpe, annual return/vol, max drawdown, turnover, exposure and cost totals.
 
-    Annualised with 2,190 bars a year (24/7 market). Costs are sums of per-bar fractions of equity
-    (so 0.25 = 25 % of capital paid over the period)."""
+    Labels: ``sharpe`` = net of fees, slippage and funding; ``sharpe_gross`` = price P&L only, before every cost
+    *including funding*; ``sharpe_gross_after_funding`` = after funding, before fees and slippage.
+    ``annual_return*`` are **geometric** (compounded: final equity^(1/years) − 1); ``annual_return_arithmetic``
+    = mean per-bar net return × 2,190. Annualised with 2,190 bars a year (24/7 market). Costs are sums of
+    per-bar fractions of equity (so 0.25 = 25 % of capital paid over the period)."""
     if len(bars) < 2:
         return {"n_bars": len(bars)}
     net = bars["net"].to_numpy()[1:]
@@ -129,8 +132,10 @@ def metrics(bars: pd.DataFrame) -> dict:
         "end": str(bars.index[-1]),
         "sharpe": _sharpe(net),
         "sharpe_gross": _sharpe(gross),
+        "sharpe_gross_after_funding": _sharpe(gross - bars["funding"].to_numpy()[1:]),
         "annual_return": float(eq[-1] ** (1 / years) - 1) if eq[-1] > 0 else -1.0,
         "annual_return_gross": float(gross_eq[-1] ** (1 / years) - 1) if gross_eq[-1] > 0 else -1.0,
+        "annual_return_arithmetic": float(np.mean(net) * BARS_PER_YEAR),
         "annual_vol": float(np.std(net, ddof=1) * math.sqrt(BARS_PER_YEAR)),
         "max_drawdown": float(dd.min()),
         "total_return": float(eq[-1] - 1),

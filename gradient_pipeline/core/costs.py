@@ -35,12 +35,27 @@ class CostParams:
         return cls(0.0, 0.0, 0.0, False)
 
 
-@njit(cache=True)
-def slippage_bps_scalar(trade_usd, adv_usd, base_bps, coef):
-    ratio = 1.0
-    if adv_usd > 0.0 and adv_usd == adv_usd:
-        ratio = min(1.0, trade_usd / adv_usd)
+@njit(cache=True, nogil=True)
+def inv_adv_scalar(adv_usd):
+    """1/ADV, inf where ADV is unknown or ≤ 0 (the impact ratio then saturates at 1)."""
+    return 1.0 / adv_usd if adv_usd > 0.0 else math.inf
+
+
+@njit(cache=True, nogil=True)
+def slippage_bps_inv(trade_usd, inv_adv, base_bps, coef):
+    """The slippage rule, once for every kernel: ``base + coef·1e4·sqrt(min(1, trade·(1/ADV)))`` (no square
+    root when the model has no impact term). The backtest and the sweep both call this with the same 1/ADV."""
+    if coef == 0.0:
+        return base_bps
+    ratio = trade_usd * inv_adv
+    if not ratio < 1.0:
+        ratio = 1.0
     return base_bps + coef * 1e4 * math.sqrt(ratio)
+
+
+@njit(cache=True, nogil=True)
+def slippage_bps_scalar(trade_usd, adv_usd, base_bps, coef):
+    return slippage_bps_inv(trade_usd, inv_adv_scalar(adv_usd), base_bps, coef)
 
 
 def slippage_bps(trade_usd, adv_usd, costs: CostParams) -> np.ndarray:

@@ -5,7 +5,9 @@ from the previous window's stored weights, so both produce the same numbers.
 At each bar t (targets for the window ending at ``times[t] + 4h``):
 
 1. **Eligible**: a candle at t, not delisted, finite score, sigma > 0, and
-   ``liquidity_threshold_usd < liquidity_impact_pct/100 × ADV`` (ADV = USD volume of the last ``adv_bars`` bars).
+   ``threshold < liquidity_impact_pct/100 × ADV`` (ADV = USD volume of the last ``adv_bars`` bars), where
+   ``threshold = max(liquidity_threshold_usd, capital_usd × max_position_pct/100)`` (`from_config`): the
+   largest position the configured capital implies must be a small share of the coin's volume.
 2. **Rebalance bar?** when the window end ``times[t] + 4h`` is a multiple of ``rebalance_freq_hours`` since
    1970-01-01 UTC (4h: every bar; 24h: the bar ending at 00:00 UTC). Otherwise the previous weights are kept.
 3. **Selection** (rebalance bars): N eligible, ``k = min(ceil(N × concentration_pct/100), floor(N/2))``.
@@ -17,11 +19,23 @@ At each bar t (targets for the window ending at ``times[t] + 4h``):
 5. **Vol target** (optional): forecast annual vol of the new book = RMS of its hypothetical returns over the
    last ``vol_span`` bars (uses the correlations actually realised) × sqrt(2190); the book is scaled by
    ``min(max_scale, target / forecast)``, never beyond the cap or ``max_total_leverage``.
-6. **Smoothing**: ``w = a × target + (1 − a) × w_prev`` (``weight_smoothing`` = a; 1 = off).
-7. **No-trade band**: a coin whose weight would move by less than ``no_trade_band_pct``% of capital keeps
-   its previous weight.
+6. **Turnover controls** (rebalance bars; one rule, `rebalance_weight`, used by this kernel and the sweep's):
+   with target ``τ`` and held weight ``p``
+   * **no-trade band** — if ``p`` and ``τ`` are on the same side and ``|τ − p| < no_trade_band_pct``% of
+     capital, the coin keeps ``p`` (the band compares the *target* with the *held* weight);
+   * **smoothing** — otherwise ``w = a·τ + (1 − a)·p`` (``weight_smoothing`` = a; 1 = off): a step towards the
+     target; a step that would end within the band of the target goes all the way to it (so a partial step
+     never stops where the band forbids the rest). Entries (p = 0), exits (τ = 0) and flips are never
+     blocked by the band;
+   * **exits** — a coin whose target is 0 decays as ``(1 − a)·p`` and is set to 0 as soon as
+     ``|w| < max(band, MIN_WEIGHT)``. Since ``|p| ≤ max_position_pct``, a coin whose target stays 0 is flat
+     after at most ``exit_bound(cap, band, a) = floor(log(max(band, MIN_WEIGHT)/cap) / log(1 − a)) + 1``
+     rebalances (1 without smoothing; 4 with cap 10%, band 1%, a = 0.5; 10 with no band, a = 0.5). Likewise a
+     coin with a steady non-zero target reaches it exactly once the remaining gap is below the band.
+7. (removed: the old band tested ``a·(τ − p)`` after smoothing, which froze the book — see issue 12.)
 8. Every bar (rebalance or not): ineligible coins are set to 0 (a delisted or illiquid coin is always exited),
-   with smoothing on, weights below ``MIN_WEIGHT`` are dropped (the geometric tails of exited coins), and the book is scaled down if gross > ``max_total_leverage``.
+   with smoothing on, weights below ``MIN_WEIGHT`` are dropped, and the book is scaled down if
+   gross > ``max_total_leverage`` (`keep_weight`).
 
 Steps 6–8 make today's weights depend on yesterday's; that is why live reads the previous stored window.
 """
@@ -56,6 +70,7 @@ class PortfolioParams:
     liquidity_threshold_usd: float = 10_000.0
     liquidity_impact_pct: float = 2.5
     rebalance_hours: int = 4
+    rebalance_phase_hours: int = 0  # the grid is shifted by this many hours (0: window ends at 00:00 UTC)
     band: float = 0.0  # fraction of capital
     smoothing: float = 1.0
     vol_target: bool = False
@@ -71,7 +86,9 @@ class PortfolioParams:
             cap=cfg.max_position_pct / 100,
             max_leverage=cfg.max_total_leverage,
             weight_scheme=cfg.weight_scheme,
-            liquidity_threshold_usd=cfg.liquidity_threshold_usd,
+            # the order sizes the configured capital implies: a full position (cap × capital) must itself be a
+            # liquid-enough order, so at large capital the threshold rises with it (issue 12)
+            liquidity_threshold_usd=max(cfg.liquidity_threshold_usd, cfg.capital_usd * cfg.max_position_pct / 100),
             liquidity_impact_pct=cfg.liquidity_impact_pct,
             rebalance_hours=cfg.rebalance_freq_hours,
             band=cfg.no_trade_band_pct / 100,
@@ -108,10 +125,13 @@ def eligibility(close, delisted, score, sigma, adv, params: PortfolioParams) -> 
         )
 
 
-def rebalance_mask(times, rebalance_hours: int) -> np.ndarray:
-    """True at bars whose window end (open + 4h) is on the ``rebalance_hours`` grid anchored at the epoch."""
+def rebalance_mask(times, rebalance_hours: int, phase_hours: int = 0) -> np.ndarray:
+    """True at bars whose window end (open + 4h) is on the ``rebalance_hours`` grid anchored at the epoch
+    shifted by ``phase_hours`` (a multiple of 4 below the interval; 0 = the live grid)."""
+    if phase_hours % 4 or not 0 <= phase_hours < max(int(rebalance_hours), 4):
+        raise ValueError(f"rebalance phase {phase_hours}h: must be a multiple of 4 below the {rebalance_hours}h interval")
     end_hours = (pd.DatetimeIndex(times) + BAR).asi8 // 3_600_000_000_000
-    return (end_hours % int(rebalance_hours)) == 0
+    return ((end_hours - int(phase_hours)) % int(rebalance_hours)) == 0
 
 
 @njit(cache=True)
@@ -152,6 +172,68 @@ def _fill_side_into(members, raw, gross, cap, w, sign, fixed):
                 w[members[j]] = sign * (cap if fixed[j] else f * raw[j])
             return n_fixed, False
     return n_fixed, False  # unreachable: at most k names can be fixed
+
+
+@njit(cache=True, nogil=True)
+def n_selected(m, conc):
+    """Step 3: k, the names per side at a bar with ``m`` eligible coins."""
+    k = 0
+    if m >= 2:
+        k = int(math.ceil(m * conc / 100.0 - 1e-9))
+        if k > m // 2:
+            k = m // 2
+    return k
+
+
+@njit(cache=True, nogil=True)
+def raw_weight(inv_sigma, equal_w):
+    """Step 4: a selected name's raw (pre-water-filling) weight: 1/sigma, or 1 for equal weights."""
+    return 1.0 if equal_w else inv_sigma
+
+
+@njit(cache=True, nogil=True)
+def vol_scale(fvol, big, gross, target_vol, max_scale, cap, max_lev):
+    """Step 5: the vol-target factor for a book with forecast annual vol ``fvol``, largest |weight| ``big`` and
+    gross ``gross``: ``min(max_scale, target/forecast)``, never beyond the cap or the leverage limit."""
+    scale = max_scale if fvol <= 0.0 else min(max_scale, target_vol / fvol)
+    if big > 0.0 and scale * big > cap:
+        scale = cap / big
+    if gross > 0.0 and scale * gross > max_lev:
+        scale = max_lev / gross
+    return scale
+
+
+@njit(cache=True, nogil=True)
+def rebalance_weight(target, prev, band, smoothing, min_weight):
+    """Step 6: the new weight of one coin on a rebalance bar from its target and its held weight."""
+    if band > 0.0 and prev != 0.0 and target != 0.0 and (prev > 0.0) == (target > 0.0) \
+            and abs(target - prev) < band:
+        return prev  # held within the band of its target: no trade
+    x = smoothing * target + (1.0 - smoothing) * prev if smoothing < 1.0 else target
+    # a step that ends inside the band (for an exit: inside the band or below the dust threshold) goes all the
+    # way: otherwise a partial step could stop where the band then forbids the rest (the old dead zone)
+    thr = band if target != 0.0 else max(band, min_weight)
+    if abs(target - x) < thr:
+        x = target
+    return x
+
+
+@njit(cache=True, nogil=True)
+def keep_weight(x, eligible, smooth, min_weight):
+    """Step 8 per coin: ineligible coins are exited; with smoothing, dust below ``min_weight`` is dropped."""
+    if not eligible or (smooth and abs(x) < min_weight):
+        return 0.0
+    return x
+
+
+def exit_bound(cap: float, band: float, smoothing: float) -> int:
+    """Rebalances after which a coin whose target stays 0 is certainly flat (module doc, step 6)."""
+    if smoothing >= 1.0:
+        return 1
+    thr = max(band, MIN_WEIGHT)
+    if cap < thr:
+        return 1
+    return int(math.floor(math.log(thr / cap) / math.log(1.0 - smoothing))) + 1
 
 
 @njit(cache=True)
@@ -200,18 +282,14 @@ def _weights_kernel(
             info[t, 10] = 1.0
             for i in range(N):
                 tw[i] = 0.0
-            k = 0
-            if m >= 2:
-                k = int(math.ceil(m * conc / 100.0 - 1e-9))
-                if k > m // 2:
-                    k = m // 2
+            k = n_selected(m, conc)
             info[t, 1] = k
             if k >= 1:
                 for j in range(k):
                     longs[j] = order[t, j]
                     shorts[j] = order[t, m - 1 - j]
-                    rl[j] = 1.0 if equal_w else 1.0 / sigma[t, longs[j]]
-                    rs[j] = 1.0 if equal_w else 1.0 / sigma[t, shorts[j]]
+                    rl[j] = raw_weight(1.0 / sigma[t, longs[j]], equal_w)
+                    rs[j] = raw_weight(1.0 / sigma[t, shorts[j]], equal_w)
                 c1, s1 = _fill_side(longs[:k], rl[:k], side_gross, cap, tw, 1.0)
                 c2, s2 = _fill_side(shorts[:k], rs[:k], side_gross, cap, tw, -1.0)
                 info[t, 6] = c1 + c2
@@ -231,7 +309,6 @@ def _weights_kernel(
                     acc += pr * pr
                 fvol = math.sqrt(acc / vol_window * bars_per_year)
                 info[t, 9] = fvol
-                scale = max_scale if fvol <= 0.0 else min(max_scale, target_vol / fvol)
                 big = 0.0
                 gross = 0.0
                 for i in range(N):
@@ -239,24 +316,17 @@ def _weights_kernel(
                     gross += a
                     if a > big:
                         big = a
-                if big > 0.0 and scale * big > cap:
-                    scale = cap / big
-                if gross > 0.0 and scale * gross > max_lev:
-                    scale = max_lev / gross
+                scale = vol_scale(fvol, big, gross, target_vol, max_scale, cap, max_lev)
                 for i in range(N):
                     tw[i] *= scale
             info[t, 8] = scale
             for i in range(N):
-                x = smoothing * tw[i] + (1.0 - smoothing) * w_prev[i] if smoothing < 1.0 else tw[i]
-                if band > 0.0 and abs(x - w_prev[i]) < band:
-                    x = w_prev[i]
-                w[i] = x
+                w[i] = rebalance_weight(tw[i], w_prev[i], band, smoothing, min_weight)
         else:
             info[t, 8] = 1.0
         gross = 0.0
         for i in range(N):
-            if not eligible[t, i] or (smoothing < 1.0 and abs(w[i]) < min_weight):
-                w[i] = 0.0
+            w[i] = keep_weight(w[i], eligible[t, i], smoothing < 1.0, min_weight)
             gross += abs(w[i])
         if gross > max_lev:
             f = max_lev / gross
@@ -349,7 +419,8 @@ def weights_from_order(times, order, m, sigma, eligible, params: PortfolioParams
     hist_off = r_hist.shape[0] - T
     _weights_kernel(
         order, m, np.ascontiguousarray(sigma, dtype=np.float64), np.ascontiguousarray(eligible), r_hist, hist_off,
-        rebalance_mask(times, params.rebalance_hours) if rebalance is None else rebalance, prev,
+        rebalance_mask(times, params.rebalance_hours, params.rebalance_phase_hours) if rebalance is None else rebalance,
+        prev,
         params.concentration_pct, params.side_gross, params.cap, params.max_leverage,
         params.weight_scheme == "equal", params.band, params.smoothing,
         params.vol_target, params.target_vol, params.max_scale, params.vol_window, BARS_PER_YEAR,

@@ -38,10 +38,11 @@ import pandas as pd
 from numba import njit
 
 from gradient_pipeline.core.backtest import BAR_FIELDS
-from gradient_pipeline.core.costs import CostParams
+from gradient_pipeline.core.costs import CostParams, inv_adv_scalar, slippage_bps_inv
 from gradient_pipeline.core.panel import Panel
 from gradient_pipeline.core.portfolio import (
-    BARS_PER_YEAR, MIN_WEIGHT, PortfolioParams, _fill_side_into, eligibility, rank_order, rebalance_mask,
+    BARS_PER_YEAR, MIN_WEIGHT, PortfolioParams, _fill_side_into, eligibility, keep_weight, n_selected, rank_order,
+    raw_weight, rebalance_mask, rebalance_weight, vol_scale,
 )
 from gradient_pipeline.core.signals import SignalParams, combine_ewm, compute_signals
 from gradient_pipeline.core.strategy import StrategyParams, r_lookback
@@ -63,12 +64,18 @@ class SweepGrid:
     span_sets: dict = field(default_factory=lambda: dict(DEFAULT_SPAN_SETS))
     band_pct: tuple = (0.0, 0.5, 1.0)
     smoothing: tuple = (1.0, 0.5)
+    phases: bool = True  # every rebalance phase (window end ≡ 0, 4, … h mod interval) for intervals above 4h
 
     def configs(self) -> list[dict]:
         keys = ("span_set", "concentration_pct", "rebalance_hours", "weight_scheme", "band_pct", "smoothing")
         vals = (tuple(self.span_sets), self.concentration_pct, self.rebalance_hours, self.weight_scheme,
                 self.band_pct, self.smoothing)
-        return [dict(zip(keys, v)) for v in itertools.product(*vals)]
+        out = []
+        for v in itertools.product(*vals):
+            c = dict(zip(keys, v))
+            for ph in (range(0, int(c["rebalance_hours"]), 4) if self.phases else (0,)):
+                out.append({**c, "phase_hours": ph})
+        return out
 
     @property
     def size(self) -> int:
@@ -95,22 +102,11 @@ def _max_dd(x: np.ndarray) -> float:
 
 
 @njit(cache=True, nogil=True)
-def _n_selected(m, conc):
-    """k, the names per side at a bar with ``m`` eligible coins (`portfolio._weights_kernel`'s rule)."""
-    k = 0
-    if m >= 2:
-        k = int(math.ceil(m * conc / 100.0 - 1e-9))
-        if k > m // 2:
-            k = m // 2
-    return k
-
-
-@njit(cache=True, nogil=True)
 def _book_size(m_arr, conc):
     """Σ over bars of 2k: the length of a sparse target path."""
     n = 0
     for t in range(m_arr.shape[0]):
-        n += 2 * _n_selected(m_arr[t], conc)
+        n += 2 * n_selected(m_arr[t], conc)
     return n
 
 
@@ -139,14 +135,14 @@ def _targets_kernel(
     for t in range(T):
         off[t] = e
         m = m_arr[t]
-        k = _n_selected(m, conc)
+        k = n_selected(m, conc)
         if k < 1:
             continue
         for j in range(k):
             longs[j] = order[t, j]
             shorts[j] = order[t, m - 1 - j]
-            rl[j] = 1.0 if equal_w else inv_sigma[t, longs[j]]
-            rs[j] = 1.0 if equal_w else inv_sigma[t, shorts[j]]
+            rl[j] = raw_weight(inv_sigma[t, longs[j]], equal_w)
+            rs[j] = raw_weight(inv_sigma[t, shorts[j]], equal_w)
         _fill_side_into(iota[:k], rl[:k], side_gross, cap, wl, 1.0, fixed)
         _fill_side_into(iota[:k], rs[:k], side_gross, cap, ws, -1.0, fixed)
         for j in range(k):
@@ -167,7 +163,6 @@ def _targets_kernel(
                             pr += val[e + j] * x
                 acc += pr * pr
             fvol = math.sqrt(acc / vol_window * bars_per_year)
-            scale = max_scale if fvol <= 0.0 else min(max_scale, target_vol / fvol)
             big = 0.0
             gross = 0.0
             for j in range(ns):
@@ -175,10 +170,7 @@ def _targets_kernel(
                 gross += a
                 if a > big:
                     big = a
-            if big > 0.0 and scale * big > cap:
-                scale = cap / big
-            if gross > 0.0 and scale * gross > max_lev:
-                scale = max_lev / gross
+            scale = vol_scale(fvol, big, gross, target_vol, max_scale, cap, max_lev)
             for j in range(ns):
                 val[e + j] *= scale
         e += ns
@@ -251,43 +243,20 @@ def _batch_kernel(
                         fu += p * funding[t, i]
                     p = p * (1.0 + r)
                 cpos[j] = p
-            # ... then get this bar's weight (three loops, so the common cases run without the others' branches)
-            if not reb:  # keep the weight
-                for j in range(nc):
-                    x = hw[c, j]
-                    if not eligible[t, cand[j]] or (smooth and abs(x) < min_weight):
-                        x = 0.0
-                    cw[j] = x
-                    gross += abs(x)
-            elif not smooth and band == 0.0:  # take the target
-                for j in range(nc):
-                    i = cand[j]
-                    x = tw[bk, i]
-                    if not eligible[t, i]:
-                        x = 0.0
-                    cw[j] = x
-                    gross += abs(x)
-            else:  # smoothing and/or band towards the target
-                for j in range(nc):
-                    i = cand[j]
-                    wp = hw[c, j]
-                    x = smoothing * tw[bk, i] + (1.0 - smoothing) * wp if smooth else tw[bk, i]
-                    if band > 0.0 and abs(x - wp) < band:
-                        x = wp
-                    if not eligible[t, i] or (smooth and abs(x) < min_weight):
-                        x = 0.0
-                    cw[j] = x
-                    gross += abs(x)
+            # ... then get this bar's weight: the portfolio rules `rebalance_weight` and `keep_weight`
+            for j in range(nc):
+                i = cand[j]
+                x = rebalance_weight(tw[bk, i], hw[c, j], band, smoothing, min_weight) if reb else hw[c, j]
+                x = keep_weight(x, eligible[t, i], smooth, min_weight)
+                cw[j] = x
+                gross += abs(x)
             # ... and coins entering from the target book (not held: previous weight and position 0)
             if reb:
                 for e in range(book_off[bk, t], book_off[bk, t + 1]):
                     i = np.uint64(book_idx[e])
                     if mark[i] != stamp:
-                        x = smoothing * book_val[e] + (1.0 - smoothing) * 0.0 if smooth else book_val[e]
-                        if band > 0.0 and abs(x) < band:
-                            x = 0.0
-                        if not eligible[t, i] or (smooth and abs(x) < min_weight):
-                            x = 0.0
+                        x = keep_weight(rebalance_weight(book_val[e], 0.0, band, smoothing, min_weight),
+                                        eligible[t, i], smooth, min_weight)
                         cand[nc] = i
                         cpos[nc] = 0.0
                         cw[nc] = x
@@ -312,14 +281,7 @@ def _batch_kernel(
                 d = abs(tgt - cpos[j])
                 if d > 0.0:
                     to += d
-                    # `costs.slippage_bps_scalar`, with 1/ADV precomputed (inf where ADV is unknown → ratio 1);
-                    # no square root when the model has no impact term
-                    bps = base_bps
-                    if coin_coef != 0.0:
-                        ratio = d * capital * inv_adv[t, cand[j]]
-                        if not ratio < 1.0:
-                            ratio = 1.0
-                        bps = base_bps + coin_coef * 1e4 * math.sqrt(ratio)
+                    bps = slippage_bps_inv(d * capital, inv_adv[t, cand[j]], base_bps, coin_coef)
                     sl += d * bps
                 ge += abs(x)
                 ne += x
@@ -362,8 +324,7 @@ def _panel_inputs_kernel(close, sigma, adv, ret, inv_sigma, inv_adv):
                     r = c1 / c0 - 1.0
             ret[t, i] = r
             inv_sigma[t, i] = 1.0 / sigma[t, i] if sigma[t, i] != 0.0 else math.copysign(math.inf, sigma[t, i])
-            a = adv[t, i]
-            inv_adv[t, i] = 1.0 / a if a > 0.0 else math.inf
+            inv_adv[t, i] = inv_adv_scalar(adv[t, i])
 
 
 def panel_inputs(close: np.ndarray, sigma: np.ndarray, adv: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -464,7 +425,7 @@ def simulate_config(times, order, m, sigma, eligible, r_hist, pp: PortfolioParam
     if T == 0:
         return np.zeros((0, len(BAR_FIELDS)))
     books = target_books(order, m, shared[1], r_hist, pp) if books is None else books
-    reb = rebalance_mask(times, pp.rebalance_hours) if rebalance is None else rebalance
+    reb = rebalance_mask(times, pp.rebalance_hours, pp.rebalance_phase_hours) if rebalance is None else rebalance
     return simulate_configs([books], [(0, 0, pp.band, pp.smoothing)], np.asarray(reb)[None, :], eligible, shared,
                             funding, costs, capital_usd, pp.max_leverage)[0]
 
@@ -477,6 +438,7 @@ class SweepResult:
     split: pd.Timestamp
     walk_forward: pd.DataFrame  # one row per fold: chosen config id, fold dates, fold net Sharpe
     walk_forward_net: np.ndarray  # concatenated out-of-sample net returns of the re-picked configs
+    overfit: dict = field(default_factory=dict)  # `overfit_report`
 
     def winner(self) -> pd.Series:
         return self.table.sort_values(["is_sharpe", "config_id"], ascending=[False, True]).iloc[0]
@@ -495,7 +457,26 @@ class SweepResult:
             f"max drawdown {w.oos_max_drawdown:.1%}, turnover {w.oos_turnover:.3f}/bar.",
             f"Walk-forward ({len(self.walk_forward)} folds, re-picking the best net Sharpe before each): "
             f"out-of-sample net Sharpe {wf:.2f}.",
+            f"Winner's average gross exposure {w.is_avg_gross_exposure:.2f} in-sample, {w.oos_avg_gross_exposure:.2f} "
+            f"out of sample; gross Sharpe before funding {w.is_sharpe_gross:.2f} IS / {w.oos_sharpe_gross:.2f} OOS, "
+            f"after funding {w.is_sharpe_gross_after_funding:.2f} / {w.oos_sharpe_gross_after_funding:.2f}.",
         ]
+        o = self.overfit
+        if o:
+            lines.append(
+                f"IS/OOS Spearman rank correlation over {o['n_configs']} configurations: net {o['spearman_is_oos_net']:+.2f}, "
+                f"gross {o['spearman_is_oos_gross']:+.2f}. Winner over its {o['winner_phases']} rebalance phase(s): "
+                f"OOS net Sharpe mean {o['winner_phase_oos_mean']:.2f} ± {o['winner_phase_oos_std']:.2f} "
+                f"(min {o['winner_phase_oos_min']:.2f}, max {o['winner_phase_oos_max']:.2f}).")
+            lines.append(
+                f"Deflated Sharpe ratio of the winner (best of {o.get('dsr_n_trials', 0)} tried, {o.get('dsr_bars', 0)} "
+                f"in-sample bars): {o.get('dsr', float('nan')):.3f}; probability of backtest overfitting (CSCV, "
+                f"{o.get('pbo_splits', 0)} splits): {o.get('pbo', float('nan')):.2f}.")
+            lines.append(
+                "VERDICT: a configuration with a reliable net edge was found (DSR ≥ 0.95, PBO < 0.5, positive OOS)."
+                if o["reliable_net_edge"] else
+                "VERDICT: NO configuration has a reliable net edge — the winner does not pass DSR ≥ 0.95, PBO < 0.5 "
+                "and a positive out-of-sample net Sharpe together; do not trade it on this evidence.")
         if d is not None:
             lines.append(
                 f"Default config (35%/4h/inverse_vol/all spans, no band/smoothing): in-sample net Sharpe "
@@ -506,7 +487,7 @@ class SweepResult:
 
     def default_row(self) -> pd.Series | None:
         t = self.table
-        m = t[(t.span_set == "all") & (t.concentration_pct == 35) & (t.rebalance_hours == 4)
+        m = t[(t.span_set == "all") & (t.concentration_pct == 35) & (t.rebalance_hours == 4) & (t.phase_hours == 0)
               & (t.weight_scheme == "inverse_vol") & (t.band_pct == 0) & (t.smoothing == 1)]
         return m.iloc[0] if len(m) else None
 
@@ -514,7 +495,18 @@ class SweepResult:
 def config_params(base: PortfolioParams, c: dict) -> PortfolioParams:
     """``base`` with one grid configuration's choices (a `SweepGrid.configs` dict) applied."""
     return replace(base, concentration_pct=float(c["concentration_pct"]), rebalance_hours=int(c["rebalance_hours"]),
-                   weight_scheme=c["weight_scheme"], band=float(c["band_pct"]) / 100, smoothing=float(c["smoothing"]))
+                   weight_scheme=c["weight_scheme"], band=float(c["band_pct"]) / 100, smoothing=float(c["smoothing"]),
+                   rebalance_phase_hours=int(c.get("phase_hours", 0)))
+
+
+def _mask_key(pp: PortfolioParams, reb_masks: dict):
+    """`reb_masks` is keyed by interval (phase 0) or by (interval, phase)."""
+    key = (pp.rebalance_hours, pp.rebalance_phase_hours)
+    if key in reb_masks:
+        return key
+    if pp.rebalance_phase_hours == 0 and pp.rebalance_hours in reb_masks:
+        return pp.rebalance_hours
+    raise KeyError(f"no rebalance mask for {pp.rebalance_hours}h phase {pp.rebalance_phase_hours}h")
 
 
 def simulate_grid(configs: list[dict], order, m, eligible, r_hist, shared, funding, reb_masks: dict,
@@ -566,7 +558,8 @@ def simulate_grid(configs: list[dict], order, m, eligible, r_hist, shared, fundi
         keys_b = batches[bi]
         off = np.stack([books[k].off + where[k] for k in keys_b])
         rows = np.array([ci for key in keys_b for ci in by_book[key]], dtype=np.int64)
-        cfg = [(keys_b.index((pps[ci].concentration_pct, pps[ci].weight_scheme)), hours.index(pps[ci].rebalance_hours),
+        cfg = [(keys_b.index((pps[ci].concentration_pct, pps[ci].weight_scheme)),
+                hours.index(_mask_key(pps[ci], reb_masks)),
                 pps[ci].band, pps[ci].smoothing) for ci in rows]
         _run_batch(off, *flat[bi], cfg, masks, eligible, shared, funding, costs, capital_usd, base.max_leverage, out,
                    rows)
@@ -583,6 +576,7 @@ def _config_metrics(out: np.ndarray, k_split: int) -> list[dict]:
     for tag, sl in (("is", slice(1, k_split)), ("oos", slice(max(k_split, 1), T))):
         n = np.ascontiguousarray(out[:, sl, 4])
         g = np.ascontiguousarray(out[:, sl, 0])
+        gf = g - out[:, sl, 1]  # gross after funding (before fees and slippage)
         L = n.shape[1]
         nan = np.full(C, np.nan)
         if L >= 2:
@@ -593,17 +587,21 @@ def _config_metrics(out: np.ndarray, k_split: int) -> list[dict]:
                 ann = np.where(growth > 0, np.abs(growth) ** (1 / years) - 1, -1.0)
                 sh = np.where(sd > 0, np.mean(n, axis=1) / sd * math.sqrt(BARS_PER_YEAR), np.nan)
                 sh_g = np.where(sd_g > 0, np.mean(g, axis=1) / sd_g * math.sqrt(BARS_PER_YEAR), np.nan)
+                sd_gf = np.std(gf, axis=1, ddof=1)
+                sh_gf = np.where(sd_gf > 0, np.mean(gf, axis=1) / sd_gf * math.sqrt(BARS_PER_YEAR), np.nan)
             vol = sd * math.sqrt(BARS_PER_YEAR)
         else:
-            sh = ann = vol = sh_g = nan
+            sh = ann = vol = sh_g = sh_gf = nan
         if L:
             eq = np.cumprod(1.0 + n, axis=1)
             dd = (eq / np.maximum.accumulate(np.maximum(eq, 1.0), axis=1) - 1.0).min(axis=1)
             turnover = out[:, sl, 5].mean(axis=1)
+            avg_gross = out[:, sl, 7].mean(axis=1)
         else:
-            dd = turnover = nan
+            dd = turnover = avg_gross = nan
         cols.update({
             f"{tag}_sharpe": sh, f"{tag}_annual_return": ann, f"{tag}_annual_vol": vol, f"{tag}_sharpe_gross": sh_g,
+            f"{tag}_sharpe_gross_after_funding": sh_gf, f"{tag}_avg_gross_exposure": avg_gross,
             f"{tag}_max_drawdown": dd, f"{tag}_turnover": turnover, f"{tag}_fees": out[:, sl, 2].sum(axis=1),
             f"{tag}_funding": out[:, sl, 1].sum(axis=1), f"{tag}_slippage": out[:, sl, 3].sum(axis=1),
         })
@@ -636,7 +634,7 @@ def run_sweep(
     configs = grid.configs()
     rows: list[dict] = [None] * len(configs)
     net_all = np.zeros((len(configs), T))
-    reb_masks = {h: rebalance_mask(times, h) for h in grid.rebalance_hours}
+    reb_masks = {(h, ph): rebalance_mask(times, h, ph) for h in grid.rebalance_hours for ph in range(0, h, 4)}
     shared = panel_inputs(close, sigma, adv)
     by_set: dict[str, list[int]] = {}
     for ci, c in enumerate(configs):
@@ -656,8 +654,80 @@ def run_sweep(
                 net_all[ci] = out[j, :, 4]
                 rows[ci] = {"config_id": ci, **configs[ci], **met}
     table = pd.DataFrame(rows).sort_values("config_id").reset_index(drop=True)
+    table = pd.concat([table, _period_sharpes(net_all, times, k_split)], axis=1)
     wf, wf_net = _walk_forward(net_all, times, k_split, folds)
-    return SweepResult(table, net_all, times, split, wf, wf_net)
+    res = SweepResult(table, net_all, times, split, wf, wf_net)
+    res.overfit = overfit_report(res)
+    return res
+
+
+def _period_sharpes(net_all: np.ndarray, times, k_split: int) -> pd.DataFrame:
+    """Annualised net Sharpe of every configuration per calendar half-year (``h_2024H1``) and per
+    out-of-sample calendar quarter (``q_2025Q1``); periods shorter than 30 bars are left out."""
+    t = pd.DatetimeIndex(times)
+    cols = {}
+    half = t.year.astype(str) + "H" + np.where(t.month <= 6, "1", "2")
+    for label in pd.unique(half):
+        sel = np.flatnonzero(half == label)
+        sel = sel[sel >= 1]
+        if len(sel) >= 30:
+            cols[f"h_{label}_sharpe"] = _row_sharpe(net_all[:, sel])
+    quarter = t.year.astype(str) + "Q" + ((t.month - 1) // 3 + 1).astype(str)
+    for label in pd.unique(quarter[k_split:]):
+        sel = np.flatnonzero(quarter == label)
+        sel = sel[sel >= k_split]
+        if len(sel) >= 30:
+            cols[f"q_{label}_sharpe"] = _row_sharpe(net_all[:, sel])
+    return pd.DataFrame(cols)
+
+
+def _row_sharpe(x: np.ndarray) -> np.ndarray:
+    sd = np.std(x, axis=1, ddof=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(sd > 0, x.mean(1) / np.where(sd > 0, sd, 1) * math.sqrt(BARS_PER_YEAR), np.nan)
+
+
+def _spearman(a: pd.Series, b: pd.Series) -> float:
+    """Spearman rank correlation (Pearson on average ranks; pandas' own needs scipy)."""
+    ok = a.notna() & b.notna()
+    return float(a[ok].rank().corr(b[ok].rank())) if ok.sum() > 2 else float("nan")
+
+
+def overfit_report(res: "SweepResult") -> dict:
+    """Selection diagnostics: IS/OOS Spearman rank correlation (net, gross), the winner's phase spread, its
+    deflated Sharpe ratio over all configurations tried, and the PBO of picking the best in-sample net Sharpe."""
+    from gradient_pipeline.core.overfit import deflated_sharpe, pbo_cscv, per_bar_sharpe
+
+    t = res.table
+    k = int(res.times.searchsorted(res.split))
+    w = res.winner()
+    base = ["span_set", "concentration_pct", "rebalance_hours", "weight_scheme", "band_pct", "smoothing"]
+    same = t
+    for c in base:
+        same = same[same[c] == w[c]]
+    is_net = res.net[:, 1:k]
+    rep = {
+        "n_configs": int(len(t)),
+        "spearman_is_oos_net": _spearman(t["is_sharpe"], t["oos_sharpe"]),
+        "spearman_is_oos_gross": _spearman(t["is_sharpe_gross"], t["oos_sharpe_gross"]),
+        "winner_config_id": int(w.config_id),
+        "winner_phases": int(len(same)),
+        "winner_phase_is_mean": float(same["is_sharpe"].mean()),
+        "winner_phase_is_std": float(same["is_sharpe"].std(ddof=0)),
+        "winner_phase_oos_mean": float(same["oos_sharpe"].mean()),
+        "winner_phase_oos_std": float(same["oos_sharpe"].std(ddof=0)),
+        "winner_phase_oos_min": float(same["oos_sharpe"].min()),
+        "winner_phase_oos_max": float(same["oos_sharpe"].max()),
+    }
+    if is_net.shape[1] >= 3:
+        d = deflated_sharpe(res.net[int(w.config_id), 1:k], per_bar_sharpe(is_net))
+        rep.update({f"dsr_{key}" if key != "dsr" else "dsr": v for key, v in d.items()})
+    if res.net.shape[1] > 48:
+        p = pbo_cscv(res.net[:, 1:], blocks=12)
+        rep.update({"pbo": p["pbo"], "pbo_splits": p["splits"], "pbo_median_logit": p["median_logit"]})
+    oos_ok = w.oos_sharpe > 0
+    rep["reliable_net_edge"] = bool(rep.get("dsr", 0) >= 0.95 and rep.get("pbo", 1) < 0.5 and oos_ok)
+    return rep
 
 
 def _walk_forward(net_all: np.ndarray, times, k_split: int, folds: int):

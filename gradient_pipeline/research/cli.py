@@ -30,10 +30,24 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     s.add_argument("--end", default=None, help="exclusive end (default: all history)")
     s.add_argument("--split", required=True, help="in-sample / out-of-sample split, UTC")
     s.add_argument("--folds", type=int, default=4, help="walk-forward folds over the out-of-sample period")
-    s.add_argument("--grid", choices=["full", "small"], default="full", help="full: 768 configurations; small: 16")
+    s.add_argument("--grid", choices=["full", "small"], default="full", help="full: 768 choices × every rebalance phase = 2,304 configurations; small: 16 choices = 56")
     s.add_argument("--workers", type=int, default=2, help="threads running configurations (numba releases the GIL)")
     _common(s)
     s.set_defaults(handler=_sweep)
+    r = subparsers.add_parser("research", help="research reports (`research report`: every README research figure)")
+    rsub = r.add_subparsers(dest="research_command", required=True)
+    rep = rsub.add_parser("report", help="write every research table the README shows (report.md, report.json)",
+                          description="Strategy backtests, capital scaling as live trades, IOC vs passive-first "
+                                      "execution and the sweep with its overfitting diagnostics, from one command.")
+    rep.add_argument("--start", default="2023-06-01", help="first bar of every run (default 2023-06-01)")
+    rep.add_argument("--end", default="2025-07-27", help="exclusive end (default: past the shared data's last bar)")
+    rep.add_argument("--split", default="2024-10-01", help="sweep in-sample / out-of-sample split")
+    rep.add_argument("--hourly-path", default=None,
+                     help="freqtrade directory with 1h candles for the passive-fill model (default: --path)")
+    rep.add_argument("--quick", action="store_true", help="short periods and the small grid (minutes, not tens)")
+    rep.add_argument("--workers", type=int, default=2)
+    _common(rep)
+    rep.set_defaults(handler=_report)
 
 
 def _load(args, cfg):
@@ -77,9 +91,14 @@ def _backtest(args) -> int:
         _store(cfg, lambda conn: store.write_backtest(conn, run.run_id, run.result, run.config))
     m = run.result.metrics
     print(f"backtest {run.run_id}: {m['start']} … {m['end']} ({m['n_bars']} bars)")
-    for k in ("sharpe", "sharpe_gross", "annual_return", "annual_return_gross", "annual_vol", "max_drawdown",
-              "turnover_per_bar", "fees_paid", "funding_paid", "slippage_paid"):
-        print(f"  {k:22s} {m[k]: .4f}")
+    labels = {"sharpe": "Sharpe, net of all costs", "sharpe_gross": "Sharpe, gross (before funding and trading)",
+              "sharpe_gross_after_funding": "Sharpe, gross after funding", "annual_return": "annual return, net, geometric",
+              "annual_return_arithmetic": "annual return, net, arithmetic", "annual_return_gross": "annual return, gross, geometric",
+              "annual_vol": "annual vol, net", "max_drawdown": "max drawdown", "turnover_per_bar": "turnover per bar",
+              "avg_gross_exposure": "average gross exposure", "fees_paid": "fees paid (× capital)",
+              "funding_paid": "funding paid (× capital)", "slippage_paid": "slippage paid (× capital)"}
+    for k, label in labels.items():
+        print(f"  {k:27s} {m[k]: .4f}   {label}")
     print(f"  chart: {out / 'equity.png'}")
     return 0
 
@@ -102,4 +121,19 @@ def _sweep(args) -> int:
     print(f"sweep {run.sweep_id}: {n} configurations in {run.seconds:.1f} s ({n / run.seconds:.1f} configs/s)")
     print(run.result.statement())
     print(f"  results: {out}")
+    return 0
+
+
+def _report(args) -> int:
+    from gradient_pipeline.config import load_config
+    from gradient_pipeline.research.report import build_report
+
+    cfg = load_config(args.config)
+    panel = _load(args, cfg)
+    hourly = args.hourly_path or (args.path if args.source == "freqtrade" else None) or cfg.data.freqtrade_dir
+    out = Path(args.out) / "research-report"
+    build_report(panel, cfg, out, hourly_dir=hourly, start=args.start, end=args.end, split=args.split,
+                 quick=args.quick, workers=args.workers)
+    print((out / "report.md").read_text())
+    print(f"written: {out / 'report.md'}, {out / 'report.json'}, {out / 'sweep_results.csv'}")
     return 0

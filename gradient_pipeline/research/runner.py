@@ -7,6 +7,7 @@ import json
 import time
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
 from gradient_pipeline.core.backtest import BacktestResult, run_backtest
@@ -40,11 +41,21 @@ class BacktestRun:
     config: dict
 
 
+def trim_to_data(panel: Panel) -> Panel:
+    """The panel without trailing bars that have no candle at all (an ``--end`` past the data's last candle
+    would otherwise add flat bars to the metrics)."""
+    has = np.isfinite(panel.close).any(axis=1)
+    if not has.any():
+        return panel.slice_bars(0, 0)
+    return panel.slice_bars(0, int(np.flatnonzero(has)[-1]) + 1)
+
+
 def backtest(panel: Panel, cfg, start=None, end=None) -> BacktestRun:
     """Strategy over bars with open time in ``[start, end)``: signals from each coin's first candle, weights
-    from ``start`` (flat), costs from ``cfg.costs``."""
+    from ``start`` (flat), costs from ``cfg.costs``. Bars past the last candle are not counted."""
     if end is not None:
         panel = panel.truncate(utc_naive(end) - BAR)
+    panel = trim_to_data(panel)
     start = utc_naive(start) if start is not None else panel.times[0]
     if len(panel.times) == 0 or start > panel.times[-1]:
         raise ValueError(f"no bars between {start} and {end} in the loaded history")
@@ -81,6 +92,7 @@ class SweepRun:
 def sweep(panel: Panel, cfg, grid: SweepGrid, split, start=None, end=None, folds: int = 4, workers: int = 2) -> SweepRun:
     if end is not None:
         panel = panel.truncate(utc_naive(end) - BAR)
+    panel = trim_to_data(panel)
     t0 = time.perf_counter()
     res = run_sweep(panel, StrategyParams.from_config(cfg), grid, CostParams.from_config(cfg), split, start=start,
                     capital_usd=cfg.capital_usd, folds=folds, workers=workers)

@@ -63,8 +63,12 @@ def write_backtest(conn, run_id: str, result, config: dict) -> None:
 def write_sweep(conn, sweep_id: str, result, seconds: float) -> None:
     ensure(conn)
     t = result.table.assign(sweep_id=sweep_id)
+    # the stored columns are the table's schema (existing databases have it); the per-phase, per-period and
+    # exposure columns are in the sweep's results.csv and report, not here
+    metrics = [f"{tag}_{m}" for tag in ("is", "oos") for m in ("sharpe", "annual_return", "annual_vol", "sharpe_gross",
+                                                                 "max_drawdown", "turnover", "fees", "funding", "slippage")]
     cols = ["sweep_id", "config_id", "span_set", "concentration_pct", "rebalance_hours", "weight_scheme", "band_pct",
-            "smoothing"] + [c for c in t.columns if c.startswith(("is_", "oos_"))]
+            "smoothing"] + metrics
     replace_rows(conn, "sweep_results", t[cols], "sweep_id = ?", [sweep_id])
     wf = result.walk_forward.assign(start=lambda d: d["start"].astype(str), end=lambda d: d["end"].astype(str)) \
         if len(result.walk_forward) else result.walk_forward

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gradient_pipeline.core.portfolio import (
-    PortfolioParams, check_weights, eligibility, rebalance_mask, target_path,
+    PortfolioParams, check_weights, eligibility, exit_bound, rebalance_mask, target_path,
 )
 from gradient_pipeline.core.signals import SignalParams, compute_signals
 from gradient_pipeline.core.strategy import StrategyParams, run_strategy
@@ -138,12 +138,50 @@ def test_smoothing_formula():
     np.testing.assert_allclose(res.weights[0], 0.25 * target + 0.75 * prev)
 
 
-def test_band_keeps_small_changes():
-    p = PortfolioParams(concentration_pct=50.0, cap=1.0, band=0.05)
-    prev = np.array([0.33, 0.02, -0.02, -0.33])  # first/last within 5 % of their targets 0.35 / -0.35
-    w = one_bar([2, 1, -1, -2], np.array([1.0, 1e9, 1e9, 1.0]), p, prev=prev).weights[0]
-    assert w[0] == 0.33 and w[3] == -0.33
-    np.testing.assert_allclose(w[1:3], [0.02, -0.02])  # inverse-vol targets ≈ 0: change < band, kept
+def test_band_compares_the_target_with_the_held_weight():
+    p = PortfolioParams(concentration_pct=50.0, cap=1.0, band=0.05)  # equal sigmas: every target is ±0.175
+    prev = np.array([0.16, 0.05, -0.16, 0.0])
+    w = one_bar([2, 1, -1, -2], params=p, prev=prev).weights[0]
+    assert w[0] == 0.16 and w[2] == -0.16  # held within the band of the target: no trade
+    np.testing.assert_allclose(w[[1, 3]], [0.175, -0.175])  # 0.125 off target, and an entry: traded to target
+
+
+def test_band_never_blocks_entries_exits_or_flips():
+    p = PortfolioParams(concentration_pct=20.0, cap=1.0, band=0.5)  # a band wider than any target
+    prev = np.array([0.0, 0.02, 0.0, 0.0, 0.03])  # coin 1 held, target 0; coin 4 held long, target short
+    w = one_bar([2, 1, 0, -1, -2], params=p, prev=prev).weights[0]
+    np.testing.assert_allclose(w, [0.35, 0.0, 0.0, 0.0, -0.35])
+
+
+def test_band_and_smoothing_converge_to_the_target():
+    """The old rule (band on a·(τ − p)) froze every change below band/a; now the held book walks to the target."""
+    p = PortfolioParams(concentration_pct=50.0, cap=1.0, band=0.01, smoothing=0.5)
+    T = 12
+    times = pd.date_range(T0, periods=T, freq="4h")
+    score = np.tile([2.0, 1.0, -1.0, -2.0], (T, 1))
+    w = target_path(times, score, np.ones((T, 4)), np.full((T, 4), 1e9), np.ones((T, 4)), np.zeros((T, 4), bool),
+                    p).weights
+    np.testing.assert_allclose(w[0], [0.0875, 0.0875, -0.0875, -0.0875])  # entries: half way
+    np.testing.assert_allclose(w[1], [0.13125, 0.13125, -0.13125, -0.13125])
+    # .153, .164, then the step to .1695 would leave a gap .0055 < band: it goes to the target exactly
+    assert (w[4:] == np.array([0.175, 0.175, -0.175, -0.175])).all() and (w[3] != w[4]).all()
+
+
+@pytest.mark.parametrize("band,smoothing", [(0.0, 1.0), (0.01, 1.0), (0.01, 0.5), (0.0, 0.5), (0.005, 0.3)])
+def test_zero_target_exits_within_the_stated_bound(band, smoothing):
+    p = PortfolioParams(concentration_pct=20.0, cap=0.1, band=band, smoothing=smoothing)
+    n = exit_bound(p.cap, band, smoothing)
+    T = n + 3
+    times = pd.date_range(T0, periods=T, freq="4h")
+    score = np.tile([2.0, 1.0, 0.0, -1.0, -2.0], (T, 1))  # coins 1-3 never selected: target 0
+    prev = np.array([0.1, 0.1, -0.1, 0.1, -0.1])
+    w = target_path(times, score, np.ones((T, 5)), np.full((T, 5), 1e9), np.ones((T, 5)), np.zeros((T, 5), bool),
+                    p, prev).weights
+    assert (w[n - 1:, 1:4] == 0).all()  # flat after n rebalances ...
+    if n > 1:
+        assert (w[n - 2, 1:4] != 0).all()  # ... and the bound is tight for a position at the cap
+    if (band, smoothing) == (0.01, 0.5):
+        assert n == 4
 
 
 @pytest.mark.parametrize("enabled", [False, True])
@@ -239,3 +277,44 @@ def test_weight_invariants_hold_on_random_panels(panel):
             # longs outrank shorts
             if k:
                 assert np.nanmin(score[t][w[t] > 0]) >= np.nanmax(score[t][w[t] < 0])
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(panels(), st.sampled_from([(0.01, 0.5), (0.0, 0.5), (0.02, 0.25), (0.01, 1.0)]))
+def test_zero_target_reaches_zero_within_the_bound_on_random_panels(panel, controls):
+    """A coin whose target stays 0 for `exit_bound` consecutive rebalances holds nothing (module doc, step 6)."""
+    from dataclasses import replace
+    times, score, sigma, adv, close, delisted, params = panel
+    params = replace(params, band=controls[0], smoothing=controls[1])
+    fresh = replace(params, band=0.0, smoothing=1.0, rebalance_hours=4)  # the target of every bar
+    tau = target_path(times, score, sigma, adv, close, delisted, fresh).weights
+    w = target_path(times, score, sigma, adv, close, delisted, params).weights
+    bound = exit_bound(params.cap, params.band, params.smoothing)
+    run = np.zeros(score.shape[1], dtype=int)  # consecutive rebalances with a zero target
+    for t in np.flatnonzero(rebalance_mask(times, params.rebalance_hours)):
+        run = np.where(tau[t] == 0, run + 1, 0)
+        assert (w[t][run >= bound] == 0).all(), (t, bound, w[t], run)
+        # a held coin with a non-zero target is on its target's side or moving towards it
+        held = (w[t] != 0) & (tau[t] != 0)
+        prev = w[t - 1] if t else np.zeros_like(w[t])
+        assert (np.abs(w[t][held] - tau[t][held]) <= np.abs(prev[held] - tau[t][held]) + 1e-12).all()
+
+
+def test_rebalance_phase_shifts_the_grid():
+    times = pd.date_range("2024-01-01", periods=12, freq="4h")
+    ends = (times + pd.Timedelta(hours=4))[rebalance_mask(times, 24, 8)]
+    assert list(ends.hour) == [8, 8] and rebalance_mask(times, 24, 0).sum() == 2
+    with pytest.raises(ValueError, match="phase"):
+        rebalance_mask(times, 24, 24)
+
+
+def test_gross_above_max_leverage_is_scaled_down_pro_rata():
+    """Exiting coins decaying under smoothing plus new entries can exceed the leverage limit: the whole book is
+    scaled to exactly the limit, every weight by the same factor."""
+    p = PortfolioParams(concentration_pct=10.0, cap=1.0, smoothing=0.5, max_leverage=1.0)  # k = 1
+    prev = np.array([0.0, 0.5, -0.5, 0.5, -0.5, 0.0])  # coins 1-4 have zero targets (middle ranks)
+    res = one_bar([3, 2, 1, -1, -2, -3], params=p, prev=prev)
+    w = res.weights[0]
+    unscaled = np.array([0.175, 0.25, -0.25, 0.25, -0.25, -0.175])  # a·τ entries + (1 − a)·p exits: gross 1.35
+    assert np.abs(w).sum() == pytest.approx(1.0, abs=1e-12)
+    np.testing.assert_allclose(w, unscaled / 1.35, rtol=1e-12)

@@ -26,15 +26,31 @@ def sweep(real_panel):
 
 
 def test_grid_size_and_rows(sweep):
-    assert GRID.size == 64 and len(sweep.table) == 64 and sweep.net.shape == (64, len(sweep.times))
+    # 32 choices × (one phase at 4h + six at 24h)
+    assert GRID.size == 224 and len(sweep.table) == 224 and sweep.net.shape == (224, len(sweep.times))
+    assert sorted(sweep.table.loc[sweep.table.rebalance_hours == 24, "phase_hours"].unique()) == [0, 4, 8, 12, 16, 20]
+    assert {"is_avg_gross_exposure", "oos_avg_gross_exposure", "is_sharpe_gross_after_funding"} <= set(sweep.table)
+    assert any(c.startswith("h_2023H2") for c in sweep.table) and any(c.startswith("q_2024Q1") for c in sweep.table)
 
 
-@pytest.mark.parametrize("cid", [0, 13, 41, 63])
+def test_phases_differ_and_overfit_report(sweep):
+    t = sweep.table
+    d24 = t[(t.rebalance_hours == 24) & (t.span_set == "all") & (t.concentration_pct == 35) & (t.band_pct == 0)
+            & (t.smoothing == 1) & (t.weight_scheme == "inverse_vol")]
+    assert len(d24) == 6 and d24.is_sharpe.nunique() == 6  # each phase is its own path
+    o = sweep.overfit
+    assert -1 <= o["spearman_is_oos_net"] <= 1 and -1 <= o["spearman_is_oos_gross"] <= 1
+    assert 0 <= o["dsr"] <= 1 and 0 <= o["pbo"] <= 1 and o["dsr_n_trials"] == 224
+    assert ("NO configuration has a reliable net edge" in sweep.statement()) == (not o["reliable_net_edge"])
+
+
+@pytest.mark.parametrize("cid", [0, 13, 41, 63, 100, 223])
 def test_each_row_equals_a_direct_backtest(real_panel, sweep, cid):
     c = sweep.table.iloc[cid]
     spans = GRID.span_sets[c.span_set]
     pp = replace(PortfolioParams(), concentration_pct=c.concentration_pct, rebalance_hours=int(c.rebalance_hours),
-                 weight_scheme=c.weight_scheme, band=c.band_pct / 100, smoothing=c.smoothing)
+                 weight_scheme=c.weight_scheme, band=c.band_pct / 100, smoothing=c.smoothing,
+                 rebalance_phase_hours=int(c.phase_hours))
     run = run_strategy(real_panel, StrategyParams(SignalParams(spans=spans), pp))
     bt = run_backtest(run.times, run.weights.weights, real_panel.close, real_panel.funding, run.signals.adv, CostParams())
     np.testing.assert_allclose(sweep.net[cid], bt.bars.net.to_numpy(), rtol=0, atol=1e-13)
@@ -149,7 +165,7 @@ def test_batching_and_threads_do_not_change_results(real_panel, sweep):
     elig = eligibility(real_panel.close, real_panel.delisted, sig.score, sig.sigma, sig.adv, BASE.portfolio)
     order, m = rank_order(sig.score, elig)
     shared = panel_inputs(real_panel.close, sig.sigma, sig.adv)
-    masks = {h: rebalance_mask(real_panel.times, h) for h in GRID.rebalance_hours}
+    masks = {(h, ph): rebalance_mask(real_panel.times, h, ph) for h in GRID.rebalance_hours for ph in range(0, h, 4)}
     configs = [c for c in GRID.configs() if c["span_set"] == "all"]
     T = len(real_panel.times)
     args = (configs, order, m, elig, np.zeros((T, 0)), shared, real_panel.funding, masks, BASE.portfolio,

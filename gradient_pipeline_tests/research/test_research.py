@@ -51,7 +51,7 @@ def test_sweep_cli_small_grid(tmp_path, freqtrade_dir, capsys):
     with connect(db, read_only=True) as conn:
         results = conn.execute("SELECT * FROM sweep_results").df()
         runs = conn.execute("SELECT * FROM sweep_runs").df()
-    assert len(results) == 16 and len(runs) == 1
+    assert len(results) == 56 and len(runs) == 1  # 16 choices; the 24h ones in each of their 6 phases
     assert runs.winner_config_id[0] == results.sort_values("is_sharpe", ascending=False).config_id.iloc[0]
     out = next((tmp_path / "out").glob("sweep-*"))
     assert (out / "heatmap_is_sharpe.png").read_bytes().startswith(PNG)
@@ -84,7 +84,7 @@ def test_backtest_and_sweep_assets(tmp_path, freqtrade_dir):
     assert base64.b64decode(md.split("base64,")[1].rstrip(")")).startswith(PNG)
     assert meta["sharpe"].value < meta["sharpe_gross"].value
     smeta = r.asset_materializations_for_node("sweep")[0].metadata
-    assert smeta["configs"].value == 16 and "In-sample" in smeta["statement"].value
+    assert smeta["configs"].value == 56 and "In-sample" in smeta["statement"].value
     with connect(db, read_only=True) as conn:
         assert conn.execute("SELECT count(*) FROM backtest_runs").fetchone()[0] == 1
-        assert conn.execute("SELECT count(*) FROM sweep_results").fetchone()[0] == 16
+        assert conn.execute("SELECT count(*) FROM sweep_results").fetchone()[0] == 56
