@@ -117,7 +117,9 @@ def _emergency_stop(args) -> int:
         print("emergency stop NOT performed (not confirmed)")
         return 1
     if args.flatten_all:
-        report = emergency_stop(cfg, db_path, args.reason, source="operator")
+        print("flattening until flat; progress below. Ctrl-C stops it and prints what is still open.", flush=True)
+        report = emergency_stop(cfg, db_path, args.reason, source="operator",
+                                say=lambda msg: print(msg, flush=True))
     else:
         from gradient_pipeline.monitoring.account import open_trading
 
@@ -135,7 +137,9 @@ def _emergency_stop(args) -> int:
     except Exception as err:  # noqa: BLE001 - the stop is done; an alert problem must not change the exit code
         print(f"note: alert not sent ({type(err).__name__}: {err})", file=sys.stderr)
     if args.flatten_all and not report.flat and cfg.sends_orders:
-        print("WARNING: positions are still open — close them in the exchange UI now", file=sys.stderr)
+        print("WARNING: positions are still open — close them in the exchange UI now"
+              + (" (stopped by Ctrl-C)" if report.interrupted else ""), file=sys.stderr)
+        print("halt is SET" if report.halted else "HALT IS NOT SET", file=sys.stderr)
         return 1
     return 0
 
