@@ -126,3 +126,15 @@ def test_flat_through_timeouts_on_reads_and_orders(paper_account, tmp_path, kind
                             say=lambda m: None)
     assert report.flat and report.halted, report.summary()
     assert trading.account_state().positions == {}
+
+
+def test_drawdown_drill_with_a_dead_alert_url_ends_flat_halted_exit_0(tmp_path):
+    """One unreachable destination beside the drill's working webhook used to make every alert count as failed, so
+    the warning went out again at every evaluation and the drill never finished."""
+    env = {"DAGSTER_HOME": str(tmp_path / "dagster_home"), "GRADIENT_ALERT_URLS": "json://127.0.0.1:9/x"}
+    out = run_cli(["drawdown-drill", "--workdir", str(tmp_path / "drill")], env)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert "account is FLAT" in out.stdout and "halt:           HALTED" in out.stdout
+    assert "positions:      0" in out.stdout
+    assert out.stdout.count("launch drawdown_warning_job") == 1  # warned once, not at every evaluation
+    assert "ALERT NOT DELIVERED to destination #2 of 2" in out.stderr  # the dead one is logged loudly
