@@ -7,7 +7,8 @@
 
 The configuration is `$GRADIENT_CONFIG` (or `--config`); the DuckDB file is the configuration's `duckdb_path`
 unless `GRADIENT_DUCKDB_PATH` overrides it (as for Dagster runs). Exit codes: 0 done, 1 the emergency stop left
-positions open or was not confirmed, 2 error.
+positions open (Ctrl-C) or was not confirmed, 2 error. `status` exits 0 ok, 1 drawdown warning, 2 halted or at the
+stop level, 3 the drawdown cannot be evaluated (alert on any non-zero code).
 """
 
 from __future__ import annotations
@@ -95,13 +96,17 @@ def _confirm(prompt: str, yes: bool) -> bool:
 def _status(args) -> int:
     from gradient_pipeline.monitoring.status import gather_status, render
 
-    cfg, db_path = _load(args)
-    report = gather_status(cfg, db_path, live=not args.offline)
+    try:
+        cfg, db_path = _load(args)
+        report = gather_status(cfg, db_path, live=not args.offline)
+    except Exception as err:  # noqa: BLE001 - status that cannot run cannot evaluate: exit 3, never 2 (halted)
+        print(f"gradient-pipeline status: cannot evaluate: {type(err).__name__}: {err}", file=sys.stderr)
+        return 3
     if args.json:
-        print(json.dumps(report.as_dict(), default=str, indent=2))
+        print(json.dumps({**report.as_dict(), "exit_code": report.exit_code}, default=str, indent=2))
     else:
         print(render(report))
-    return 0
+    return report.exit_code  # 0 ok, 1 warning, 2 halted or at the stop level, 3 cannot evaluate
 
 
 def _emergency_stop(args) -> int:
@@ -148,6 +153,7 @@ def _resume(args) -> int:
     from gradient_pipeline.monitoring.alerts import clear_alert
     from gradient_pipeline.monitoring.equity import rebase_high_water_mark
     from gradient_pipeline.monitoring.halt import clear_halt, halt_status
+    from gradient_pipeline.monitoring.heartbeat import rebase_heartbeat_hwm
     from gradient_pipeline.monitoring.status import gather_status, render
     from gradient_pipeline.storage.db import connect
 
@@ -164,6 +170,7 @@ def _resume(args) -> int:
             return 1
         with connect(db_path, wait_s=30.0) as conn:
             rebase_high_water_mark(conn, report.account_value, args.reason)
+        rebase_heartbeat_hwm(db_path, report.account_value)
         print(f"high-water mark re-based to ${report.account_value:,.2f}; halt state unchanged")
         return 0
     if not report.halt.halted:
@@ -180,5 +187,6 @@ def _resume(args) -> int:
         rebase_high_water_mark(conn, report.account_value, args.reason)
         for key in ("emergency_stop", "drawdown_warn"):
             clear_alert(conn, key)
+    rebase_heartbeat_hwm(db_path, report.account_value)  # the drawdown check's own copy of the mark follows
     print(f"resumed: trading is no longer halted; high-water mark re-based to ${report.account_value:,.2f}")
     return 0
