@@ -133,10 +133,10 @@ def _read_ledger(report: StatusReport, cfg: GradientConfig) -> None:
     try:
         with connect(report.db_path, read_only=True) as conn:
             report.halt = halt_status(conn)
+            st = equity_state(conn)  # the mark as the drawdown check reads it: the table and every snapshot since
             hwm = high_water_mark(conn)
-            report.hwm = hwm[0] if hwm else None
+            report.hwm = st.hwm if st.hwm is not None else (hwm[0] if hwm else None)
             if report.account_value is None:
-                st = equity_state(conn)
                 if st.account_value is not None:
                     report.account_value = st.account_value
                     report.account_value_source = f"ledger, {st.source} snapshot at {st.ts}"
