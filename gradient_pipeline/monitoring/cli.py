@@ -4,6 +4,7 @@
     gradient-pipeline emergency-stop --flatten-all [--yes] [--reason TEXT]
     gradient-pipeline resume [--yes] [--reason TEXT]
     gradient-pipeline drawdown-drill [--workdir DIR]
+    gradient-pipeline watchdog [--max-age S] [--ping-url URL]   (cron)
 
 The configuration is `$GRADIENT_CONFIG` (or `--config`); the DuckDB file is the configuration's `duckdb_path`
 unless `GRADIENT_DUCKDB_PATH` overrides it (as for Dagster runs). Exit codes: 0 done, 1 the emergency stop left
@@ -14,6 +15,7 @@ stop level, 3 the drawdown cannot be evaluated (alert on any non-zero code).
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import os
 import sys
@@ -53,6 +55,18 @@ def add_commands(subparsers) -> None:
     _common(resume)
     resume.set_defaults(handler=_resume)
 
+    watchdog = subparsers.add_parser(
+        "watchdog",
+        help="from cron, outside Dagster: alert if the drawdown check has not evaluated recently; ping a dead-man URL",
+        description="Reads the drawdown check's heartbeat. If the last successful evaluation is older than "
+        "--max-age (default risk.watchdog_max_age_s) it alerts and exits 1; otherwise it pings the dead-man URL "
+        "(--ping-url or $GRADIENT_DEADMAN_URL, a plain GET, healthchecks.io-style) and exits 0.",
+    )
+    watchdog.add_argument("--max-age", type=float, help="seconds (default: risk.watchdog_max_age_s)")
+    watchdog.add_argument("--ping-url", help="dead-man URL to GET on success (default: $GRADIENT_DEADMAN_URL)")
+    _common(watchdog)
+    watchdog.set_defaults(handler=_watchdog)
+
     drill = subparsers.add_parser(
         "drawdown-drill",
         help="rehearse the drawdown stop offline: crash injected at the local exchange → warning, stop, flatten, "
@@ -75,6 +89,18 @@ def _load(args):
     cfg = load_config(args.config)
     db_path = os.environ.get("GRADIENT_DUCKDB_PATH") or str(cfg.resolved_duckdb_path)
     return cfg, db_path
+
+
+def _watchdog(args) -> int:
+    from gradient_pipeline.monitoring.watchdog import run_watchdog
+
+    cfg, db_path = _load(args)
+    result = run_watchdog(cfg, db_path, args.max_age, args.ping_url)
+    stamp = f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M:%S} UTC"
+    extra = "" if result.pinged is None else ("; dead-man pinged" if result.pinged else "")
+    alert = f"; alert {result.alert_status}" if result.alert_status else ""
+    print(f"{stamp} watchdog {result.message}{extra}{alert}", file=sys.stdout if result.ok else sys.stderr)
+    return result.exit_code
 
 
 def _drill(args) -> int:
