@@ -132,6 +132,10 @@ def retry_until_flat(
                     report.orders_sent += len(orders)
                     if not send:
                         return
+                    priced = {o.coin for o in orders}
+                    unpriced = sorted(c for c in open_pos if c not in priced)
+                    if unpriced:  # no mid and no position value to price a closing order: retry, say so
+                        problem = f"no price to close {', '.join(unpriced)}"
                     _record_orders(db_path, report.stop_id, orders, mids, order_round, "sending")
                     outcomes = trading.bulk_orders(orders)
                     _record_outcomes(db_path, outcomes)
@@ -142,7 +146,7 @@ def retry_until_flat(
                         f"IOC order(s) at ±{slip:g} bp, {len(orders) - len(bad)} accepted"
                         + (f", {len(bad)} failed ({bad[0].error})" if bad else "")
                         + f"; open before: {open_text(last_known)}; {halt_text(report)}")
-                    order_round += 1
+                    order_round += 1 if orders else 0
                     if bad:
                         problem = problem or f"{len(bad)} of {len(orders)} order(s) failed: {bad[0].error}"
             except Exception as err:  # noqa: BLE001 - every failure is retried; the message names it
