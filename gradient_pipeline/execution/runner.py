@@ -261,9 +261,9 @@ class Rebalancer:
     def _finish(self, rid, status, reason, state: AccountState | None, plan: Plan | None, resumed, mids=None):
         if getattr(self, "_risk_note", None):  # a scaled book says so in the ledger
             reason = f"{reason}; {self._risk_note}" if reason else self._risk_note
-        now = self.client.server_time()
         residual = {}
         if state is not None:
+            now = self.client.server_time()
             with self._db() as conn:
                 ledger.snapshot(conn, now, "rebalance_end", rid, state.account_value, state.total_ntl_pos,
                                 state.positions, self._target_weights)
@@ -285,20 +285,33 @@ class Rebalancer:
         with self._db() as conn:
             halted = trading_halt(conn)
         # Reconcile first: whatever an earlier process sent is resolved before anything new can go out.
-        if resumed and self.mode != "dry_run":
-            n = self._resolve_unresolved(rid)
-            if n:
-                self._say(f"resumed {rid}: {n} order(s) of an interrupted run resolved by client id")
-        if self.mode != "dry_run":
-            self._resolve_interrupted(rid)
-        self._ingest_fills()
-        state = self.client.account_state()
-        now = self.client.server_time()
+        try:
+            if resumed and self.mode != "dry_run":
+                n = self._resolve_unresolved(rid)
+                if n:
+                    self._say(f"resumed {rid}: {n} order(s) of an interrupted run resolved by client id")
+            if self.mode != "dry_run":
+                self._resolve_interrupted(rid)
+            self._ingest_fills()
+            state = self.client.account_state()
+            now = self.client.server_time()
+        except Exception as err:
+            if not halted:
+                raise
+            # halted: nothing would be sent anyway, so an unreadable exchange does not make this a failure
+            with self._db() as conn:
+                if ledger.get_rebalance(conn, rid) is None:
+                    ledger.start_rebalance(conn, rid, window_ts, self.mode, self.network,
+                                           self.client.account_address, None, self.dagster_run_id)
+            return self._finish(rid, "refused", f"trading halted: {halted} (nothing sent; the account could not "
+                                f"be read: {type(err).__name__})", None, None, resumed)
         with self._db() as conn:
             row = ledger.start_rebalance(conn, rid, window_ts, self.mode, self.network, self.client.account_address,
                                          state.account_value, self.dagster_run_id)
             ledger.snapshot(conn, now, "rebalance_start", rid, state.account_value, state.total_ntl_pos,
                             state.positions, targets)
+        if halted:
+            return self._finish(rid, "refused", f"trading halted: {halted}", state, None, resumed)
         # The capital is frozen at the first run that *knew* it. A failed read before it was known stored NULL
         # (read back as NaN), which must never count as known: take the live value now and store it.
         capital = known_capital(row["capital_usd"])
@@ -309,8 +322,6 @@ class Rebalancer:
                                  "retries this window")
             with self._db() as conn:
                 ledger.set_capital(conn, rid, capital)
-        if halted:
-            return self._finish(rid, "refused", f"trading halted: {halted}", state, None, resumed)
 
         scale = 1.0
         plan: Plan | None = None

@@ -67,3 +67,19 @@ def test_failed_cancel_in_passive_mode_is_resolved_on_the_next_run(paper):
     assert set(passive) <= {"canceled", "filled", "partial"}
     assert_at_target(cfg, tol_usd=15.0)
     assert_consistent(cfg)
+
+
+def test_while_halted_an_unreadable_exchange_still_ends_refused_not_failed(paper):
+    """Found by the seeded simulation (schedule 14 of seed 7): halted, and the account read failed → `failed`."""
+    from gradient_pipeline.execution import ledger as ledger_mod
+    from gradient_pipeline.monitoring.halt import set_halt
+    from gradient_pipeline.storage.db import connect
+
+    with connect(paper.db_path) as conn:
+        ledger_mod.ensure(conn)
+        set_halt(conn, "drill", "operator")
+    paper.handle.inject_fault("500", count=4, info_type="clearinghouseState")
+    result = run(paper.cfg)
+    assert result.status == "refused" and "halted" in result.reason and "could not be read" in result.reason
+    assert ledger(paper.cfg, "SELECT count(*) AS n FROM orders")["n"][0] == 0
+    assert trading_client(paper.cfg).user_fills() == []
