@@ -19,7 +19,6 @@ from gradient_pipeline.monitoring.drawdown import DrawdownLimits, EquityReading,
 from gradient_pipeline.monitoring.heartbeat import read_heartbeat
 from gradient_pipeline.monitoring.status import exit_code_for
 from gradient_pipeline_tests.monitoring.conftest import BOOK, open_book
-from gradient_pipeline_tests.monitoring.test_sensors import _hold
 
 NOW = dt.datetime(2026, 1, 1, 12, 0)
 REBALANCE_TO = {"BTC": 0.095, "SOL": 0.085, "ETH": -0.095, "DOGE": -0.085}  # a small trade on the same book
@@ -66,6 +65,15 @@ def test_status_exit_codes():
     assert exit_code_for("ok", True) == 2 and exit_code_for("cannot_evaluate", True) == 3
 
 
+def _hold_on_cue(path, take, ready, go):
+    take.wait(120)
+    conn = duckdb.connect(path)
+    conn.execute("CREATE TABLE IF NOT EXISTS lock_holder (x INT)")
+    ready.set()
+    go.wait(120)
+    conn.close()
+
+
 def _tick(g, instance):
     return drawdown_sensor(dg.build_sensor_context(instance=instance, resources={"gradient": g}))
 
@@ -93,8 +101,14 @@ def test_stop_fires_within_two_ticks_while_a_long_rebalance_runs_and_a_writer_ho
     ex = paper_account.exchange
     with dg.instance_for_test() as instance:
         assert "below the warning level" in _tick(g, instance).skip_message
-        # a long rebalance: its order batch is held at the exchange (delay fault: processed, no answer for 25 s)
-        ex.inject_fault("lost_response_timeout", count=1, action_type="order", hang_seconds=25.0)
+        # a writer run will hold the book (a backfill, the rebalance job's tag): its process is started now and
+        # takes the lock on cue (starting a process is slow on a busy machine; taking the lock is not)
+        ctx = mp.get_context("spawn")
+        take, ready, go = ctx.Event(), ctx.Event(), ctx.Event()
+        proc = ctx.Process(target=_hold_on_cue, args=(str(paper_account.db_path), take, ready, go))
+        proc.start()
+        # a long rebalance: its order batch is held at the exchange (delay fault: processed, no answer for 40 s)
+        ex.inject_fault("lost_response_timeout", count=1, action_type="order", hang_seconds=40.0)
         from gradient_pipeline.config import parse_config
 
         slow = parse_config({**paper_account.cfg.model_dump(),
@@ -104,23 +118,20 @@ def test_stop_fires_within_two_ticks_while_a_long_rebalance_runs_and_a_writer_ho
         result = {}
         reb = threading.Thread(target=lambda: result.setdefault("r", Rebalancer(
             slow, client, str(paper_account.db_path)).run(window, REBALANCE_TO, {c: 1e9 for c in BOOK})))
-        reb.start()
-        deadline = time.monotonic() + 30
-        while ex.exchange.faults.pending() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert not ex.exchange.faults.pending(), "the rebalance never sent its order batch"
-        # … and a writer run holds the book (a backfill, the rebalance job's tag)
-        ctx = mp.get_context("spawn")
-        ready, go = ctx.Event(), ctx.Event()
-        proc = ctx.Process(target=_hold, args=(str(paper_account.db_path), ready, go))
-        proc.start()
         try:
+            reb.start()
+            deadline = time.monotonic() + 60
+            while ex.exchange.faults.pending() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert not ex.exchange.faults.pending(), "the rebalance never sent its order batch"
+            take.set()
             assert ready.wait(60)
             _crash(ex)  # the crossing
             first = _tick(g, instance)
             second = _tick(g, instance)
             still_running = reb.is_alive()
         finally:
+            take.set()
             go.set()
             proc.join(30)
         reb.join(120)
