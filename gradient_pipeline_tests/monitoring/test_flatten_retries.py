@@ -143,7 +143,13 @@ def test_drawdown_drill_with_a_dead_alert_url_ends_flat_halted_exit_0(tmp_path):
     """One unreachable destination beside the drill's working webhook used to make every alert count as failed, so
     the warning went out again at every evaluation and the drill never finished."""
     env = {"DAGSTER_HOME": str(tmp_path / "dagster_home"), "GRADIENT_ALERT_URLS": "json://127.0.0.1:9/x"}
-    out = run_cli(["drawdown-drill", "--workdir", str(tmp_path / "drill")], env)
+    import os
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "gradient_pipeline.cli", "drawdown-drill", "--workdir",
+                          str(tmp_path / "drill")], env={**os.environ, **env, "TZ": "UTC"}, capture_output=True,
+                         text=True, timeout=600)  # ~20 s alone; generous for a busy shared machine
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     assert "account is FLAT" in out.stdout and "halt:           HALTED" in out.stdout
     assert "positions:      0" in out.stdout
