@@ -153,7 +153,20 @@ class RiskConfig(_Section):
     max_order_adv_pct: float = Field(2.5, gt=0, description="an order may be at most this % of the coin's ADV")
     drawdown_warn_pct: float = Field(10.0, gt=0, lt=100)
     equity_sensor_interval_s: int = Field(300, ge=30)
-    flatten_max_attempts: int = Field(5, ge=1)
+    flatten_max_attempts: int = Field(5, ge=1, description="kept for old files: the flatten no longer stops after N "
+                                      "rounds, it retries until flat (see flatten_deadline_s)")
+    flatten_deadline_s: float = Field(60.0, gt=0, description="after this the emergency stop alerts STILL OPEN (and "
+                                      "keeps trying)")
+    flatten_still_open_alert_interval_s: float = Field(300.0, gt=0, description="STILL OPEN alert repeat interval")
+    flatten_backoff_initial_s: float = Field(0.5, gt=0, description="first retry delay of a failed flatten step")
+    flatten_backoff_max_s: float = Field(30.0, gt=0, description="cap of the flatten's exponential backoff")
+    drawdown_stop_ticks: int = Field(2, ge=1, description="consecutive breaching drawdown ticks before the stop fires")
+    drawdown_unreachable_max_s: float = Field(600.0, gt=0, description="exchange unreachable longer than this: the "
+                                              "drawdown check cannot evaluate (red + alert)")
+    drawdown_max_equity_age_s: float = Field(900.0, gt=0, description="last equity reading older than this: cannot "
+                                             "evaluate (red + alert)")
+    watchdog_max_age_s: float = Field(900.0, gt=0, description="watchdog alerts when the last drawdown evaluation "
+                                      "is older than this")
 
 
 class AlertsConfig(_Section):

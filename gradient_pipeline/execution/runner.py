@@ -28,6 +28,7 @@ import contextlib
 import fcntl
 import hashlib
 import logging
+import math
 import os
 import time
 from collections.abc import Callable
@@ -110,6 +111,28 @@ def rebalance_lock(db_path: str | os.PathLike):
         yield
     finally:
         os.close(fd)
+
+
+RESOLVE_TRIES = 3  # lookup/cancel attempts for a resting post-only order before leaving it to the next run
+
+
+def known_capital(value) -> float | None:
+    """A capital figure that can size a rebalance: finite and positive; None (unknown) otherwise — NULL read back
+    as NaN included."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return None
+    return v if math.isfinite(v) and v > 0 else None
+
+
+def never_reached(out: OrderOutcome) -> bool:
+    """A rejection that is the transport's, not the exchange's verdict on the order: refused before processing
+    (HTTP 429 after retries, 5xx/connection failure known not to have executed)."""
+    if out.kind != "rejected" or out.oid is not None:
+        return False
+    err = (out.error or "").lower()
+    return err.startswith("http 429") or "rate limit" in err or "429" in err[:40] or "unavailable" in err
 
 
 LOOKUP_TO_STATUS = {"open": "resting", "filled": "filled", "canceled": "canceled", "unknown": "not_placed"}
@@ -242,9 +265,9 @@ class Rebalancer:
     def _finish(self, rid, status, reason, state: AccountState | None, plan: Plan | None, resumed, mids=None):
         if getattr(self, "_risk_note", None):  # a scaled book says so in the ledger
             reason = f"{reason}; {self._risk_note}" if reason else self._risk_note
-        now = self.client.server_time()
         residual = {}
         if state is not None:
+            now = self.client.server_time()
             with self._db() as conn:
                 ledger.snapshot(conn, now, "rebalance_end", rid, state.account_value, state.total_ntl_pos,
                                 state.positions, self._target_weights)
@@ -262,26 +285,47 @@ class Rebalancer:
     def _run_locked(self, rid, window_ts, targets, adv_usd, resumed) -> RebalanceResult:
         self._target_weights = dict(targets)
         self._risk_note = None
+        self._unreached: list[tuple[str, str]] = []  # (coin, error) of orders that never reached the exchange
         with self._db() as conn:
             halted = trading_halt(conn)
         # Reconcile first: whatever an earlier process sent is resolved before anything new can go out.
-        if resumed and self.mode != "dry_run":
-            n = self._resolve_unresolved(rid)
-            if n:
-                self._say(f"resumed {rid}: {n} order(s) of an interrupted run resolved by client id")
-        if self.mode != "dry_run":
-            self._resolve_interrupted(rid)
-        self._ingest_fills()
-        state = self.client.account_state()
-        now = self.client.server_time()
+        try:
+            if resumed and self.mode != "dry_run":
+                n = self._resolve_unresolved(rid)
+                if n:
+                    self._say(f"resumed {rid}: {n} order(s) of an interrupted run resolved by client id")
+            if self.mode != "dry_run":
+                self._resolve_interrupted(rid)
+            self._ingest_fills()
+            state = self.client.account_state()
+            now = self.client.server_time()
+        except Exception as err:
+            if not halted:
+                raise
+            # halted: nothing would be sent anyway, so an unreadable exchange does not make this a failure
+            with self._db() as conn:
+                if ledger.get_rebalance(conn, rid) is None:
+                    ledger.start_rebalance(conn, rid, window_ts, self.mode, self.network,
+                                           self.client.account_address, None, self.dagster_run_id)
+            return self._finish(rid, "refused", f"trading halted: {halted} (nothing sent; the account could not "
+                                f"be read: {type(err).__name__})", None, None, resumed)
         with self._db() as conn:
             row = ledger.start_rebalance(conn, rid, window_ts, self.mode, self.network, self.client.account_address,
                                          state.account_value, self.dagster_run_id)
             ledger.snapshot(conn, now, "rebalance_start", rid, state.account_value, state.total_ntl_pos,
                             state.positions, targets)
-        capital = float(row["capital_usd"]) if row["capital_usd"] is not None else state.account_value
         if halted:
             return self._finish(rid, "refused", f"trading halted: {halted}", state, None, resumed)
+        # The capital is frozen at the first run that *knew* it. A failed read before it was known stored NULL
+        # (read back as NaN), which must never count as known: take the live value now and store it.
+        capital = known_capital(row["capital_usd"])
+        if capital is None:
+            capital = known_capital(state.account_value)
+            if capital is None:
+                raise ValueError(f"account value unknown or not positive ({state.account_value!r}); the next run "
+                                 "retries this window")
+            with self._db() as conn:
+                ledger.set_capital(conn, rid, capital)
 
         scale = 1.0
         plan: Plan | None = None
@@ -312,7 +356,13 @@ class Rebalancer:
                 if plan.skipped:
                     note += f"; {len(plan.skipped)} delta(s) below the minimum left alone"
                 return self._finish(rid, "complete", note, state, plan, resumed, mids)
-            if attempt >= self.ex.max_attempts:
+            if attempt - first_attempt >= self.ex.max_attempts:  # a budget per run: a re-run trades again
+                if self._unreached:  # not a market outcome: the orders never got there; the window is retried
+                    coin, err = self._unreached[-1]
+                    return self._finish(rid, "failed", f"{len(self._unreached)} order(s) never reached the exchange "
+                                        f"(last: {coin}: {err}); {len(plan.orders)} order(s) left after "
+                                        f"{self.ex.max_attempts} attempts; the next run retries this window",
+                                        state, plan, resumed, mids)
                 return self._finish(rid, "partial", f"{len(plan.orders)} order(s) left after "
                                     f"{self.ex.max_attempts} attempts", state, plan, resumed, mids)
             decision = pre_trade_risk(plan, state, mids, adv_usd, halted is not None, self.cfg)
@@ -389,10 +439,14 @@ class Rebalancer:
                 try:
                     status = self._resolve(out.cloid, coins[out.cloid])
                     self._say(f"{coins[out.cloid]} {out.cloid}: resolved -> {status}")
+                    if status == "not_placed":
+                        self._unreached.append((coins[out.cloid], out.error or "no answer"))
                 except Exception as err:  # noqa: BLE001 - stays 'ambiguous'; the run ends failed, next run resolves
                     log.warning("lookup of %s failed: %s", out.cloid, err)
             elif out.kind == "rejected":
                 self._say(f"{coins[out.cloid]} {out.cloid}: rejected: {out.error}")
+                if never_reached(out):
+                    self._unreached.append((coins[out.cloid], out.error or "refused unprocessed"))
 
     def _send_round(self, rid: str, attempt: int, orders: list[PlannedOrder], passive: bool) -> str | None:
         """Send one round; returns a whole-action refusal message (bad signer, nonce, …) if there was one."""
@@ -429,8 +483,24 @@ class Rebalancer:
             with self._db() as conn:
                 resting = ledger.unresolved_orders(conn, rid)
             for row in resting.itertuples():
-                self._resolve(row.cloid, row.coin)  # cancels what still rests; IOC rounds take the residual
+                self._resolve_retrying(row.cloid, row.coin)  # cancels what still rests; IOC rounds take the residual
         return refused
+
+    def _resolve_retrying(self, cloid: str, coin: str) -> str | None:
+        """`_resolve` (look up, cancel if resting) with a few backoff retries. If it still fails the order stays
+        unresolved in the ledger: the round ends the run `failed` and the next run cancels it before sending."""
+        from gradient_pipeline.monitoring.flatten import Backoff
+
+        policy = Backoff(self.cfg.rate_limit.backoff_base_s, self.cfg.rate_limit.backoff_max_s)
+        for failures in range(1, RESOLVE_TRIES + 1):
+            try:
+                return self._resolve(cloid, coin)
+            except Exception as err:  # noqa: BLE001 - retried, then left for the next run (never raised mid-round)
+                self._say(f"{coin} {cloid}: lookup/cancel failed ({type(err).__name__}: {str(err)[:200]}); "
+                          f"try {failures}/{RESOLVE_TRIES}")
+                if failures < RESOLVE_TRIES:
+                    self._sleep(policy.delay(failures))
+        return None
 
 
 def load_targets(conn, window_ts) -> tuple[dict[str, float], dict[str, float]]:

@@ -140,20 +140,42 @@ def ensure_alert_tables(conn: duckdb.DuckDBPyConnection) -> None:
 
 
 def _deliver(urls: list[str], title: str, body: str, severity: str) -> bool:
-    """Send through apprise; never raises (notification trouble must not break a trading or monitoring run)."""
+    """Send through apprise, one destination at a time; True when at least one destination accepted it.
+
+    Never raises (notification trouble must not break a trading or monitoring run). A dead destination beside a
+    working one is logged loudly but does not make the alert count as undelivered: otherwise the working
+    destinations would receive the same alert again at every evaluation (per-destination retry is the alert
+    store's job)."""
     try:
         import apprise
-
-        app = apprise.Apprise()
-        for url in urls:
-            if not app.add(url):
-                log.error("alert destination #%d is not a valid apprise URL (value not shown)", urls.index(url) + 1)
-        if len(app) == 0:
-            return False
-        return bool(app.notify(title=title, body=body, notify_type=apprise.NotifyType(_APPRISE_TYPE[severity])))
     except Exception as err:  # noqa: BLE001 - alerts are best effort; the failure is recorded
-        log.error("alert delivery raised %s", type(err).__name__)
+        log.error("alert delivery unavailable: %s", type(err).__name__)
         return False
+    delivered = 0
+    for i, url in enumerate(urls, start=1):
+        try:
+            app = apprise.Apprise()
+            if not app.add(url):
+                log.error("alert destination #%d is not a valid apprise URL (value not shown)", i)
+                continue
+            if app.notify(title=title, body=body, notify_type=apprise.NotifyType(_APPRISE_TYPE[severity])):
+                delivered += 1
+            else:
+                log.error("ALERT NOT DELIVERED to destination #%d of %d (%r); the other destinations are tried",
+                          i, len(urls), title[:80])
+        except Exception as err:  # noqa: BLE001
+            log.error("alert delivery to destination #%d raised %s", i, type(err).__name__)
+    return delivered > 0
+
+
+def deliver_unrecorded(alert: Alert, cfg: GradientConfig) -> bool:
+    """Deliver `alert` now, without dedupe or a record (for when the alert store is unavailable, e.g. locked by a
+    writer while an emergency stop must still say STILL OPEN). Scrubbed like every alert."""
+    urls = alert_urls(cfg)
+    if not urls:
+        log.error("alert %s not delivered: %s is empty", alert.key, cfg.alerts.urls_env_var)
+        return False
+    return _deliver(urls, scrub(alert.title, urls), scrub(alert.body, urls), alert.severity)
 
 
 def _log(conn, alert: Alert, title: str, body: str, status: str, n: int) -> None:

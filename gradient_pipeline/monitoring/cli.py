@@ -4,15 +4,18 @@
     gradient-pipeline emergency-stop --flatten-all [--yes] [--reason TEXT]
     gradient-pipeline resume [--yes] [--reason TEXT]
     gradient-pipeline drawdown-drill [--workdir DIR]
+    gradient-pipeline watchdog [--max-age S] [--ping-url URL]   (cron)
 
 The configuration is `$GRADIENT_CONFIG` (or `--config`); the DuckDB file is the configuration's `duckdb_path`
 unless `GRADIENT_DUCKDB_PATH` overrides it (as for Dagster runs). Exit codes: 0 done, 1 the emergency stop left
-positions open or was not confirmed, 2 error.
+positions open (Ctrl-C) or was not confirmed, 2 error. `status` exits 0 ok, 1 drawdown warning, 2 halted or at the
+stop level, 3 the drawdown cannot be evaluated (alert on any non-zero code).
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import os
 import sys
@@ -52,6 +55,32 @@ def add_commands(subparsers) -> None:
     _common(resume)
     resume.set_defaults(handler=_resume)
 
+    watchdog = subparsers.add_parser(
+        "watchdog",
+        help="from cron, outside Dagster: alert if the drawdown check has not evaluated recently; ping a dead-man URL",
+        description="Reads the drawdown check's heartbeat. If the last successful evaluation is older than "
+        "--max-age (default risk.watchdog_max_age_s) it alerts and exits 1; otherwise it pings the dead-man URL "
+        "(--ping-url or $GRADIENT_DEADMAN_URL, a plain GET, healthchecks.io-style) and exits 0.",
+    )
+    watchdog.add_argument("--max-age", type=float, help="seconds (default: risk.watchdog_max_age_s)")
+    watchdog.add_argument("--ping-url", help="dead-man URL to GET on success (default: $GRADIENT_DEADMAN_URL)")
+    _common(watchdog)
+    watchdog.set_defaults(handler=_watchdog)
+
+    sim = subparsers.add_parser(
+        "simulate",
+        help="seeded fault-schedule simulation: consecutive 4h windows of the real rebalance and drawdown paths "
+        "against the local exchange, invariants checked after every window",
+        description="Runs N schedules (each several 4h windows) with faults drawn from the seed; prints "
+        "'N schedules, W windows, F faults injected, V violations' and, per failing schedule, the command that "
+        "replays it. Exit code 1 if any invariant was violated.",
+    )
+    sim.add_argument("--schedules", type=int, default=20)
+    sim.add_argument("--seed", type=int, default=0)
+    sim.add_argument("--windows", type=int, default=3, help="consecutive 4h windows per schedule")
+    sim.add_argument("--schedule", type=int, help="replay only this schedule index")
+    sim.set_defaults(handler=_simulate)
+
     drill = subparsers.add_parser(
         "drawdown-drill",
         help="rehearse the drawdown stop offline: crash injected at the local exchange → warning, stop, flatten, "
@@ -76,6 +105,28 @@ def _load(args):
     return cfg, db_path
 
 
+def _watchdog(args) -> int:
+    from gradient_pipeline.monitoring.watchdog import run_watchdog
+
+    cfg, db_path = _load(args)
+    result = run_watchdog(cfg, db_path, args.max_age, args.ping_url)
+    stamp = f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M:%S} UTC"
+    extra = "" if result.pinged is None else ("; dead-man pinged" if result.pinged else "")
+    alert = f"; alert {result.alert_status}" if result.alert_status else ""
+    print(f"{stamp} watchdog {result.message}{extra}{alert}", file=sys.stdout if result.ok else sys.stderr)
+    return result.exit_code
+
+
+def _simulate(args) -> int:
+    import logging
+
+    from gradient_pipeline.monitoring.simulate import simulate
+
+    logging.disable(logging.CRITICAL)  # faults are the point here: the summary says what happened
+    violations = simulate(args.schedules, args.seed, args.windows, args.schedule)
+    return 1 if violations else 0
+
+
 def _drill(args) -> int:
     from gradient_pipeline.monitoring.drill import run_drill
 
@@ -95,13 +146,17 @@ def _confirm(prompt: str, yes: bool) -> bool:
 def _status(args) -> int:
     from gradient_pipeline.monitoring.status import gather_status, render
 
-    cfg, db_path = _load(args)
-    report = gather_status(cfg, db_path, live=not args.offline)
+    try:
+        cfg, db_path = _load(args)
+        report = gather_status(cfg, db_path, live=not args.offline)
+    except Exception as err:  # noqa: BLE001 - status that cannot run cannot evaluate: exit 3, never 2 (halted)
+        print(f"gradient-pipeline status: cannot evaluate: {type(err).__name__}: {err}", file=sys.stderr)
+        return 3
     if args.json:
-        print(json.dumps(report.as_dict(), default=str, indent=2))
+        print(json.dumps({**report.as_dict(), "exit_code": report.exit_code}, default=str, indent=2))
     else:
         print(render(report))
-    return 0
+    return report.exit_code  # 0 ok, 1 warning, 2 halted or at the stop level, 3 cannot evaluate
 
 
 def _emergency_stop(args) -> int:
@@ -117,7 +172,9 @@ def _emergency_stop(args) -> int:
         print("emergency stop NOT performed (not confirmed)")
         return 1
     if args.flatten_all:
-        report = emergency_stop(cfg, db_path, args.reason, source="operator")
+        print("flattening until flat; progress below. Ctrl-C stops it and prints what is still open.", flush=True)
+        report = emergency_stop(cfg, db_path, args.reason, source="operator",
+                                say=lambda msg: print(msg, flush=True))
     else:
         from gradient_pipeline.monitoring.account import open_trading
 
@@ -135,7 +192,9 @@ def _emergency_stop(args) -> int:
     except Exception as err:  # noqa: BLE001 - the stop is done; an alert problem must not change the exit code
         print(f"note: alert not sent ({type(err).__name__}: {err})", file=sys.stderr)
     if args.flatten_all and not report.flat and cfg.sends_orders:
-        print("WARNING: positions are still open — close them in the exchange UI now", file=sys.stderr)
+        print("WARNING: positions are still open — close them in the exchange UI now"
+              + (" (stopped by Ctrl-C)" if report.interrupted else ""), file=sys.stderr)
+        print("halt is SET" if report.halted else "HALT IS NOT SET", file=sys.stderr)
         return 1
     return 0
 
@@ -144,6 +203,7 @@ def _resume(args) -> int:
     from gradient_pipeline.monitoring.alerts import clear_alert
     from gradient_pipeline.monitoring.equity import rebase_high_water_mark
     from gradient_pipeline.monitoring.halt import clear_halt, halt_status
+    from gradient_pipeline.monitoring.heartbeat import rebase_heartbeat_hwm
     from gradient_pipeline.monitoring.status import gather_status, render
     from gradient_pipeline.storage.db import connect
 
@@ -160,6 +220,7 @@ def _resume(args) -> int:
             return 1
         with connect(db_path, wait_s=30.0) as conn:
             rebase_high_water_mark(conn, report.account_value, args.reason)
+        rebase_heartbeat_hwm(db_path, report.account_value)
         print(f"high-water mark re-based to ${report.account_value:,.2f}; halt state unchanged")
         return 0
     if not report.halt.halted:
@@ -176,5 +237,6 @@ def _resume(args) -> int:
         rebase_high_water_mark(conn, report.account_value, args.reason)
         for key in ("emergency_stop", "drawdown_warn"):
             clear_alert(conn, key)
+    rebase_heartbeat_hwm(db_path, report.account_value)  # the drawdown check's own copy of the mark follows
     print(f"resumed: trading is no longer halted; high-water mark re-based to ${report.account_value:,.2f}")
     return 0

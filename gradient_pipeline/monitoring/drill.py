@@ -130,12 +130,17 @@ def run_drill(workdir: str = ".drill", capital: float = 10_000.0) -> int:
             md = res.asset_materializations_for_node("equity_snapshot")[0].metadata
             _say(f"{label}: account ${md['account_value_usd'].value:,.2f}, high-water "
                  f"${md['high_water_mark_usd'].value:,.2f}, drawdown {md['drawdown_pct'].value:.2f}%")
-            while True:  # evaluate the sensor the way the daemon does, until it has nothing more to launch
-                decision = drawdown_decision(gradient)
+            # evaluate the sensor tick by tick, the way the daemon does, until two ticks in a row launch nothing
+            # (a stop needs risk.drawdown_stop_ticks consecutive breaching ticks)
+            quiet = 0
+            while quiet < 2:
+                decision = drawdown_decision(gradient, instance)
                 if isinstance(decision, dg.SkipReason):
-                    _say(f"  drawdown_sensor: skip — {decision.skip_message}")
-                    return
-                _say(f"  drawdown_sensor: launch {decision.job_name} (run_key {decision.run_key})")
+                    _say(f"  drawdown_sensor tick: skip — {decision.skip_message}")
+                    quiet += 1
+                    continue
+                quiet = 0
+                _say(f"  drawdown_sensor tick: launch {decision.job_name} (run_key {decision.run_key})")
                 run(decision.job_name, decision.run_config, decision.tags)
 
         snapshot_and_sense("before the crash")

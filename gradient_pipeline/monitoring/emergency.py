@@ -11,8 +11,10 @@ wrapper). Order of work, and why:
 3. **flatten**: per round, read positions from the exchange (the truth), send one batch of reduce-only IOC orders
    closing each whole position, then re-read. The IOC limit starts at mid ± `execution.slippage_cap_bps` and
    doubles each round (capped at `MAX_FLATTEN_SLIPPAGE_BPS`): in an emergency getting out beats price. Reduce-only
-   orders cannot overshoot, so a lost response is harmless: the next round re-reads positions. Up to
-   `risk.flatten_max_attempts` rounds; whatever is still open is reported position by position.
+   orders cannot overshoot, so a lost response is harmless: the next round re-reads positions. Every failed step
+   (read, cancel, order batch) is retried with capped exponential backoff **until flat** — it never gives up; after
+   `risk.flatten_deadline_s` it alerts "STILL OPEN: …" every `risk.flatten_still_open_alert_interval_s`, and
+   Ctrl-C stops it with the open positions reported (`monitoring/flatten.py`).
 
 In `dry_run` mode nothing is sent: the report lists what would have been closed (the halt is still set).
 Client order ids are deterministic per (stop id, coin, round) and every order is written to the `orders` ledger
@@ -52,10 +54,14 @@ class FlattenReport:
     remaining: dict[str, float] = field(default_factory=dict)  # coin -> signed size still open
     errors: list[str] = field(default_factory=list)
     account_value: float | None = None
+    error_count: int = 0  # every failure seen (errors keeps the first few)
+    still_open_alerts: int = 0  # "STILL OPEN" alerts raised after the deadline
+    interrupted: bool = False  # stopped by Ctrl-C / run termination before flat
+    positions_read: bool = False  # at least one account read succeeded (else `remaining` is unknown)
 
     @property
     def flat(self) -> bool:
-        return not self.remaining
+        return not self.remaining and not self.interrupted
 
     def summary(self) -> str:
         sent = "would send (dry_run)" if self.mode == "dry_run" else "sent"
@@ -65,7 +71,11 @@ class FlattenReport:
         ]
         if self.closed:
             parts.append("closed " + ", ".join(f"{c} {s:+g}" for c, s in sorted(self.closed.items())))
-        if self.flat:
+        if self.interrupted:
+            left = ", ".join(f"{c} {s:+g}" for c, s in sorted(self.remaining.items())) or "nothing"
+            parts.append("INTERRUPTED before flat; STILL OPEN (last read): "
+                         + (left if self.positions_read else "unknown (no successful account read)"))
+        elif self.flat:
             parts.append("account is FLAT" if self.mode != "dry_run" else "positions left open (dry_run)")
         else:
             parts.append("STILL OPEN: " + ", ".join(f"{c} {s:+g}" for c, s in sorted(self.remaining.items())))
@@ -144,39 +154,14 @@ def _record_outcomes(db_path: str | None, outcomes) -> None:
 
 
 def flatten_all(trading: TradingClient, cfg: GradientConfig, report: FlattenReport, db_path: str | None = None,
-                sleep: Callable[[float], None] = time.sleep) -> None:
-    """Cancel and close everything, round by round, until flat or out of rounds (see the module docstring)."""
-    send = cfg.sends_orders
-    if send:
-        cancel_all(trading, report)
-    bps = cfg.execution.slippage_cap_bps
-    for round_no in range(cfg.risk.flatten_max_attempts):
-        state = trading.account_state()
-        report.account_value = state.account_value
-        open_pos = {c: p for c, p in state.positions.items() if abs(p.position_value) > DUST_USD or p.szi != 0}
-        if not open_pos:
-            report.remaining = {}
-            return
-        if round_no == 0:
-            report.closed = {c: p.szi for c, p in open_pos.items()}
-        mids = trading.all_mids()
-        orders = flatten_orders(open_pos, mids, trading.sz_decimals, min(bps * 2**round_no, MAX_FLATTEN_SLIPPAGE_BPS),
-                                report.stop_id, round_no)
-        report.rounds += 1
-        report.orders_sent += len(orders)
-        if not send:
-            report.remaining = {c: p.szi for c, p in open_pos.items()}
-            return
-        _record_orders(db_path, report.stop_id, orders, mids, round_no, "sending")
-        outcomes = trading.bulk_orders(orders)
-        for outcome in outcomes:
-            if outcome.kind in ("rejected", "ambiguous"):
-                report.errors.append(f"round {round_no} {outcome.cloid[:10]}…: {outcome.kind}: {outcome.error}")
-        _record_outcomes(db_path, outcomes)
-        sleep(0.2)
-    state = trading.account_state()
-    report.account_value = state.account_value
-    report.remaining = {c: p.szi for c, p in state.positions.items() if p.szi != 0}
+                sleep: Callable[[float], None] = time.sleep, say: Callable[[str], None] | None = None,
+                on_still_open: Callable[[FlattenReport, float], None] | None = None,
+                try_halt: Callable[[], None] | None = None) -> None:
+    """Cancel and close everything, retrying until flat (see the module docstring and `monitoring/flatten.py`)."""
+    from gradient_pipeline.monitoring.flatten import retry_until_flat
+
+    retry_until_flat(trading, cfg, report, db_path, say=say, on_still_open=on_still_open, try_halt=try_halt,
+                     sleep=sleep)
 
 
 def _try_halt(db_path: str, reason: str, source: str, wait_s: float) -> tuple[bool, str]:
@@ -197,33 +182,86 @@ def emergency_stop(
     stop_id: str | None = None,
     lock_wait_s: float = 5.0,
     second_lock_wait_s: float = 120.0,
+    say: Callable[[str], None] | None = None,
 ) -> FlattenReport:
-    """Halt, cancel, flatten (see module docstring). Returns the report; raises only if the exchange is unreachable."""
-    from gradient_pipeline.monitoring.account import open_trading
-
-    if trading is None:
-        trading = open_trading(cfg, signer=cfg.sends_orders)
+    """Halt, cancel, flatten until flat (see module docstring). Returns the report when flat, or when interrupted
+    (Ctrl-C: `report.interrupted`, what is still open in `report.remaining`). `say` receives the progress lines."""
+    say = say or (lambda msg: log.warning("%s", msg))
     stop_id = stop_id or f"emergency-{halt_mod.utcnow():%Y%m%dT%H%M%S}"
     report = FlattenReport(stop_id=stop_id, mode=cfg.mode)
     report.halted, report.halt_note = _try_halt(db_path, reason, source, lock_wait_s)
-    log.warning("EMERGENCY STOP %s (%s): halt %s", stop_id, reason, "set" if report.halted else "pending")
-    flatten_all(trading, cfg, report, db_path if report.halted else None)
-    if not report.halted:
-        report.halted, report.halt_note = _try_halt(db_path, reason, source, second_lock_wait_s)
-        if report.halted:  # a rebalance that held the lock may have traded meanwhile: flatten again
-            again = FlattenReport(stop_id=stop_id + "-2", mode=cfg.mode, halted=True)
-            flatten_all(trading, cfg, again, db_path)
-            report.cancelled += again.cancelled
-            report.rounds += again.rounds
-            report.orders_sent += again.orders_sent
-            report.errors += again.errors
-            report.remaining = again.remaining
+    say(f"EMERGENCY STOP {stop_id} ({reason}): {'halt set' if report.halted else 'HALT NOT SET yet: ' + report.halt_note}")
+
+    def retry_halt() -> None:
+        report.halted, report.halt_note = _try_halt(db_path, reason, source, 0.5)
+        if report.halted:
+            say(f"{stop_id}: halt set")
+
+    def still_open(rep: FlattenReport, elapsed: float) -> None:
+        _alert_still_open(cfg, db_path, rep, elapsed)
+
+    try:
+        if trading is None:
+            trading = _open_trading_retrying(cfg, report, say)
+        flatten_all(trading, cfg, report, db_path if report.halted else None, say=say, on_still_open=still_open,
+                    try_halt=retry_halt)
+        if not report.halted:
+            report.halted, report.halt_note = _try_halt(db_path, reason, source, second_lock_wait_s)
+            if report.halted:  # a rebalance that held the lock may have traded meanwhile: flatten again
+                again = FlattenReport(stop_id=stop_id + "-2", mode=cfg.mode, halted=True)
+                flatten_all(trading, cfg, again, db_path, say=say, on_still_open=still_open)
+                report.cancelled += again.cancelled
+                report.rounds += again.rounds
+                report.orders_sent += again.orders_sent
+                report.errors += again.errors
+                report.error_count += again.error_count
+                report.remaining = again.remaining
+    except KeyboardInterrupt:
+        report.interrupted = True
+        return report  # the caller prints what is still open; no bookkeeping reads that could hang again
     try:  # bookkeeping only: the flatten is done; a ledger problem must not hide the report
         _ingest_fills(trading, db_path)
         _snapshot(trading, db_path)
     except Exception as err:  # noqa: BLE001
         log.warning("ledger not updated after %s: %s: %s", stop_id, type(err).__name__, err)
     return report
+
+
+def _open_trading_retrying(cfg: GradientConfig, report: FlattenReport, say: Callable[[str], None]) -> TradingClient:
+    """Connect (the client reads `meta` on construction) with the flatten's backoff; configuration errors (no key,
+    mainnet not allowed) are not retried."""
+    from gradient_pipeline.exchange.trading import TradingConfigError
+    from gradient_pipeline.monitoring.account import open_trading
+    from gradient_pipeline.monitoring.flatten import Backoff, halt_text
+
+    policy = Backoff.from_config(cfg)
+    failures = 0
+    while True:
+        try:
+            return open_trading(cfg, signer=cfg.sends_orders)
+        except TradingConfigError:
+            raise
+        except Exception as err:  # noqa: BLE001 - the exchange is unreachable: keep trying
+            failures += 1
+            report.error_count += 1
+            delay = policy.delay(failures)
+            say(f"{report.stop_id}: cannot reach the exchange ({type(err).__name__}: {str(err)[:200]}); "
+                f"{halt_text(report)}; retry {failures} in {delay:.1f}s (Ctrl-C stops)")
+            time.sleep(delay)
+
+
+def _alert_still_open(cfg: GradientConfig, db_path: str, report: FlattenReport, elapsed_s: float) -> None:
+    """Alert "STILL OPEN"; if the alert store is locked, deliver without recording (the alert matters more)."""
+    from gradient_pipeline.monitoring.alerts import deliver_unrecorded, raise_alert
+    from gradient_pipeline.monitoring.flatten import still_open_alert
+
+    alert = still_open_alert(report, elapsed_s)
+    log.error("%s", alert.title)
+    try:
+        with connect(db_path, wait_s=2.0) as conn:
+            raise_alert(conn, alert, cfg)
+    except DuckDBLockedError:
+        deliver_unrecorded(alert, cfg)
 
 
 def _snapshot(trading: TradingClient, db_path: str) -> None:

@@ -12,7 +12,6 @@ import datetime as dt
 from dataclasses import asdict, dataclass, field
 
 from gradient_pipeline.config import GradientConfig
-from gradient_pipeline.monitoring.equity import drawdown_level, drawdown_pct
 from gradient_pipeline.monitoring.halt import HaltStatus
 from gradient_pipeline.storage.db import DuckDBLockedError, connect, table_exists
 
@@ -42,6 +41,13 @@ class StatusReport:
     positions: list[PositionRow] = field(default_factory=list)
     last_rebalance: dict | None = None
     notes: list[str] = field(default_factory=list)
+    drawdown_reason: str = ""  # the drawdown decision's own words (monitoring/drawdown.py)
+    last_check: dict | None = None  # the drawdown sensor's last evaluation (heartbeat), if any
+
+    @property
+    def exit_code(self) -> int:
+        """0 ok, 1 warning, 2 halted or at the stop level, 3 the drawdown cannot be evaluated (blind)."""
+        return exit_code_for(self.drawdown_level, self.halt.halted if self.halt else None)
 
     @property
     def exposure(self) -> dict[str, float]:
@@ -58,6 +64,21 @@ class StatusReport:
         return d
 
 
+EXIT_OK, EXIT_WARN, EXIT_STOP, EXIT_BLIND = 0, 1, 2, 3
+
+
+def exit_code_for(level: str, halted: bool | None) -> int:
+    """`status` exit code from the drawdown decision's level (`ok`, `warn`, `stop`, `pending_stop`,
+    `cannot_evaluate`) and the halt. Blind beats everything: an operator must look."""
+    if level == "cannot_evaluate":
+        return EXIT_BLIND
+    if halted or level in ("stop", "pending_stop"):
+        return EXIT_STOP
+    if level == "warn":
+        return EXIT_WARN
+    return EXIT_OK
+
+
 def _usd(x: float | None) -> str:
     if x is None:
         return "unknown"
@@ -72,8 +93,14 @@ def render(r: StatusReport) -> str:
         f"halt:           {r.halt.describe() if r.halt else 'unknown (ledger unavailable)'}",
         f"account value:  {_usd(r.account_value)}" + (f"  [{r.account_value_source}]" if r.account_value_source else ""),
         f"high-water:     {_usd(r.hwm)}",
-        "drawdown:       " + ("unknown" if r.drawdown_pct is None else f"{r.drawdown_pct:.2f}% ({r.drawdown_level})"),
+        "drawdown:       " + ("unknown" if r.drawdown_pct is None else f"{r.drawdown_pct:.2f}% ({r.drawdown_level})")
+        + (f" — {r.drawdown_reason}" if r.drawdown_reason else ""),
     ]
+    if r.last_check:
+        lines.append(f"drawdown check: last evaluated {r.last_check['evaluated_at']} UTC: {r.last_check['level']}"
+                     f" ({r.last_check['reason']})")
+    else:
+        lines.append("drawdown check: never evaluated by the sensor (is the Dagster daemon running?)")
     e = r.exposure
     lines.append(
         f"exposure:       long {_usd(e['long_usd'])}, short {_usd(e['short_usd'])}, gross {_usd(e['gross_usd'])}, "
@@ -106,10 +133,10 @@ def _read_ledger(report: StatusReport, cfg: GradientConfig) -> None:
     try:
         with connect(report.db_path, read_only=True) as conn:
             report.halt = halt_status(conn)
+            st = equity_state(conn)  # the mark as the drawdown check reads it: the table and every snapshot since
             hwm = high_water_mark(conn)
-            report.hwm = hwm[0] if hwm else None
+            report.hwm = st.hwm if st.hwm is not None else (hwm[0] if hwm else None)
             if report.account_value is None:
-                st = equity_state(conn)
                 if st.account_value is not None:
                     report.account_value = st.account_value
                     report.account_value_source = f"ledger, {st.source} snapshot at {st.ts}"
@@ -139,6 +166,7 @@ def _ledger_positions(conn) -> list[PositionRow]:
 def gather_status(cfg: GradientConfig, db_path: str, live: bool = True, trading=None) -> StatusReport:
     """Collect the status; `live=False` (or an unreachable exchange) falls back to the ledger's last snapshot."""
     report = StatusReport(cfg.mode, cfg.network, cfg.base_url, cfg.sends_orders, str(db_path))
+    live_read_ok = False
     if live:
         try:
             if trading is None:
@@ -153,15 +181,53 @@ def gather_status(cfg: GradientConfig, db_path: str, live: bool = True, trading=
                             p.entry_px)
                 for c, p in state.positions.items()
             ]
+            live_read_ok = True
         except Exception as err:  # noqa: BLE001 - status must still show the ledger
             report.notes.append(f"exchange not reachable ({type(err).__name__}: {err}); figures from the ledger")
     _read_ledger(report, cfg)
-    if report.account_value is not None:
-        mark = max(report.hwm or 0.0, report.account_value)
-        report.hwm = mark
-        report.drawdown_pct = drawdown_pct(report.account_value, mark)
-        report.drawdown_level = drawdown_level(report.drawdown_pct, cfg)
+    _decide(report, cfg, live_read_ok)
     return report
+
+
+def _decide(report: StatusReport, cfg: GradientConfig, live_read_ok: bool) -> None:
+    """The drawdown level from the same decision function as the sensor (monitoring/drawdown.py), with the
+    sensor's high-water mark and breaching streak from its heartbeat. Nothing is recorded."""
+    from gradient_pipeline.monitoring.drawdown import DrawdownLimits, EquityReading, evaluate
+    from gradient_pipeline.monitoring.drawdown_check import account_address
+    from gradient_pipeline.monitoring.heartbeat import read_heartbeat
+
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    try:
+        hb = read_heartbeat(report.db_path)
+    except ValueError as err:
+        hb = None
+        report.notes.append(str(err))
+    report.last_check = hb.as_dict() if hb else None
+    try:
+        configured = account_address() is not None
+    except Exception:  # noqa: BLE001 - an invalid key: no account to read
+        configured = False
+    if cfg.mode == "dry_run" and not configured:
+        report.drawdown_level = "not evaluated (dry_run, no account)"
+        return
+    reading = None
+    if live_read_ok and report.account_value is not None:
+        reading = EquityReading(report.account_value, now)
+    elif hb is not None and hb.equity is not None and hb.equity_at is not None:
+        reading = EquityReading(hb.equity, hb.equity_at)  # offline / unreachable: the check's last reading, aged
+        report.notes.append(f"drawdown from the drawdown check's last equity reading at {hb.equity_at} UTC")
+    marks = [x for x in (report.hwm, hb.hwm if hb else None) if x is not None]
+    # the book counts as available while a writer locks it if the check's heartbeat has the mark (as the sensor)
+    no_file = any(n.startswith("no DuckDB file") for n in report.notes)
+    book_ok = not no_file and (report.halt is not None or hb is not None)
+    d = evaluate(reading, max(marks) if marks else None, hb.breaching_ticks - 1 if hb and hb.breaching_ticks else 0,
+                 DrawdownLimits.from_config(cfg), now, account_configured=configured, book_available=book_ok,
+                 last_success_at=(now if live_read_ok else (hb.last_success_at if hb else None)),
+                 read_error=None if live_read_ok else "exchange not reached by status")
+    report.hwm = d.hwm if d.hwm is not None else report.hwm
+    report.drawdown_pct = d.drawdown_pct
+    report.drawdown_level = "pending_stop" if d.pending_stop else d.level
+    report.drawdown_reason = d.reason
 
 
 def now_text() -> str:

@@ -72,6 +72,9 @@ def test_drawdown_warning_then_emergency_stop_flatten_halt_resume(paper_account,
         ex.price_shock(2.0, "DOGE")
         md = _snapshot(gradient, instance)
         assert md["drawdown_pct"].value >= 20
+        # one breaching tick is not enough (risk.drawdown_stop_ticks = 2): the next tick confirms it
+        first = _evaluate(drawdown_sensor, gradient, instance)
+        assert isinstance(first, dg.SkipReason) and "tick 1 of 2" in first.skip_message
         req = _evaluate(drawdown_sensor, gradient, instance)
         assert isinstance(req, dg.RunRequest) and req.job_name == "emergency_stop_job"
         result = _launch(req, gradient, instance)

@@ -8,6 +8,7 @@ import multiprocessing as mp
 
 import dagster as dg
 import duckdb
+import pytest
 
 from gradient_pipeline.defs.monitoring.sensors import daily_summary_schedule, drawdown_sensor, equity_sensor
 from gradient_pipeline.defs.resources import GradientResource
@@ -29,26 +30,67 @@ def _hold(path, ready, go):
     conn.close()
 
 
-def test_drawdown_sensor_skips_on_missing_file_and_on_a_held_lock(tmp_path):
-    g = _gradient(tmp_path)
+def test_drawdown_sensor_is_red_and_alerts_when_blind_never_a_green_skip(paper_account, alert_receiver, monkeypatch,
+                                                                          tmp_path):
+    """No book, no account, exchange unreachable too long: the tick raises (red in the UI) and alerts. A locked
+    book (a writer running) is not blind: the previous evaluation's mark is used."""
+    import json
+
+    from gradient_pipeline.monitoring.drawdown_check import DrawdownCheckBlind
+    from gradient_pipeline.monitoring.equity import record_equity
+    from gradient_pipeline_tests.monitoring.conftest import BOOK, open_book
+
+    trading = paper_account.trading()
+    open_book(trading, BOOK)
+    cfg_path = tmp_path / "blind.json"
+    cfg_path.write_text(json.dumps({
+        "mode": "paper", "exchange_base_url": paper_account.exchange.base_url,
+        "duckdb_path": str(paper_account.db_path),
+        "rate_limit": {"max_retries": 1, "backoff_base_s": 0.01, "backoff_max_s": 0.02},
+        "risk": {"drawdown_unreachable_max_s": 2.0}}))
+    g = GradientResource(config_path=str(cfg_path), duckdb_path=str(paper_account.db_path))
+
+    def tick(instance):
+        return drawdown_sensor(dg.build_sensor_context(instance=instance, resources={"gradient": g}))
+
     with dg.instance_for_test() as instance:
-        ctx = dg.build_sensor_context(instance=instance, resources={"gradient": g})
-        skip = drawdown_sensor(ctx)
-        assert isinstance(skip, dg.SkipReason) and "no DuckDB file" in skip.skip_message
+        # 1) no book yet: red + alert
+        with pytest.raises(DrawdownCheckBlind, match="no book"):
+            tick(instance)
+        assert any("CANNOT EVALUATE" in t for t in alert_receiver.titles())
+        # 2) a book with a snapshot: evaluated, green
+        with duckdb.connect(str(paper_account.db_path)) as conn:
+            record_equity(conn, trading.account_state(), paper_account.exchange.now(), "monitor")
+        ok = tick(instance)
+        assert isinstance(ok, dg.SkipReason) and "below the warning level" in ok.skip_message
+        # 3) the exchange stops answering: one failed read is tolerated (said so), beyond the limit it is red
+        paper_account.exchange.inject_fault("500", count=1000, info_type="clearinghouseState")
+        tolerated = tick(instance)
+        assert isinstance(tolerated, dg.SkipReason) and "NOT evaluated" in tolerated.skip_message
+        import time
+
+        time.sleep(2.2)
+        with pytest.raises(DrawdownCheckBlind, match="exchange unreachable"):
+            tick(instance)
+        paper_account.exchange.clear_faults()
+        # 4) a writer holds the book: still evaluated from the exchange, with the last known mark
         ctx_mp = mp.get_context("spawn")
         ready, go = ctx_mp.Event(), ctx_mp.Event()
         proc = ctx_mp.Process(target=_hold, args=(g.duckdb_path, ready, go))
         proc.start()
         try:
             assert ready.wait(60)
-            skip = drawdown_sensor(dg.build_sensor_context(instance=instance, resources={"gradient": g}))
-            assert isinstance(skip, dg.SkipReason) and "locked" in skip.skip_message
+            locked = tick(instance)
         finally:
             go.set()
             proc.join(30)
-        # lock released: an empty ledger is a skip too, not an error
-        skip = drawdown_sensor(dg.build_sensor_context(instance=instance, resources={"gradient": g}))
-        assert isinstance(skip, dg.SkipReason) and "no equity snapshot" in skip.skip_message
+        assert isinstance(locked, dg.SkipReason) and "below the warning level" in locked.skip_message
+        assert "locked by a running writer" in locked.skip_message
+        # 5) a mode that trades with no account configured: red
+        monkeypatch.delenv("GRADIENT_ACCOUNT_ADDRESS")
+        monkeypatch.delenv("GRADIENT_PRIVATE_KEY")
+        with pytest.raises(DrawdownCheckBlind, match="no account"):
+            tick(instance)
 
 
 def test_equity_sensor_interval_and_account(tmp_path, monkeypatch):
@@ -108,6 +150,8 @@ def test_drawdown_sensor_retries_the_stop_while_positions_remain(paper_account):
         paper_account.exchange.advance(1)
         record_equity(conn, trading.account_state(), paper_account.exchange.now(), "monitor")
     with dg.instance_for_test() as instance:
-        req = drawdown_sensor(dg.build_sensor_context(instance=instance, resources={"gradient": g}))
+        ticks = [drawdown_sensor(dg.build_sensor_context(instance=instance, resources={"gradient": g}))
+                 for _ in range(2)]  # a stop needs two consecutive breaching ticks
+    req = ticks[1]
     assert isinstance(req, dg.RunRequest) and req.job_name == "emergency_stop_job"
     assert req.run_config["ops"]["emergency_flatten"]["config"]["drawdown_pct"] >= 20

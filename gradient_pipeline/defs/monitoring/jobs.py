@@ -69,7 +69,8 @@ def emergency_flatten(context: dg.OpExecutionContext, config: DrawdownConfig, gr
     reason = (f"drawdown {config.drawdown_pct:.2f}% ≥ emergency_stop_drawdown_pct {cfg.emergency_stop_drawdown_pct:g}% "
               f"(account ${config.account_value_usd:,.2f}, high-water ${config.hwm_usd:,.2f})")
     context.log.error(f"EMERGENCY STOP: {reason}")
-    report = emergency_stop(cfg, gradient.db_path, reason, source="drawdown_sensor")
+    # retries until flat (alerting STILL OPEN after risk.flatten_deadline_s); progress goes to the run's log
+    report = emergency_stop(cfg, gradient.db_path, reason, source="drawdown_sensor", say=context.log.warning)
     context.log.warning(report.summary())
     with gradient.db() as conn:
         d = raise_alert(conn, messages.drawdown_stop(config.drawdown_pct, config.account_value_usd, config.hwm_usd,

@@ -1,12 +1,14 @@
 """Monitoring sensors and schedules (all default RUNNING: they are the safety net, not trading).
 
-Sensors never write DuckDB and never hold it: `drawdown_sensor` opens a short read-only connection and treats a
-lock (a run is writing) as a skip. Work that writes happens in the short runs they launch.
+Sensors never write DuckDB and never hold it: `drawdown_sensor` opens a short read-only connection; when a run holds
+the writer lock it uses the previous evaluation's halt state and high-water mark (its heartbeat,
+`monitoring/heartbeat.py`). Work that writes happens in the short runs they launch.
 
 - `equity_sensor`: every `risk.equity_sensor_interval_s` → `monitor_job` (snapshot + dashboard + alert review).
-- `drawdown_sensor`: latest equity vs high-water mark; ≥ `risk.drawdown_warn_pct` → `drawdown_warning_job`
-  (once until it clears); ≥ `emergency_stop_drawdown_pct` → `emergency_stop_job` unless already halted AND flat
-  (so a flatten that failed — exchange down, positions left — is retried after each new snapshot, until flat).
+- `drawdown_sensor`: equity read from the exchange every tick vs the high-water mark (`monitoring/drawdown.py`);
+  ≥ `risk.drawdown_warn_pct` → `drawdown_warning_job` (once until it clears); ≥ `emergency_stop_drawdown_pct` on
+  `risk.drawdown_stop_ticks` consecutive ticks → `emergency_stop_job` unless already halted AND flat, or a stop
+  run is still flattening. A check that cannot evaluate raises: the tick is red and an alert goes out.
 - `run_failure_alert_sensor`: any failed run in this code location → `send_alert_job` (once per run).
 - `daily_summary_schedule`: hourly tick that fires at `alerts.daily_summary_hour_utc` → `daily_summary_job`.
 - `performance_report_schedule`: every 4h at :45 → `performance_report_job`.
@@ -57,51 +59,68 @@ def equity_sensor(context: dg.SensorEvaluationContext, gradient: GradientResourc
     return dg.SensorResult(run_requests=[dg.RunRequest(run_key=f"equity-{bucket}")], cursor=str(now))
 
 
-def drawdown_decision(gradient: GradientResource) -> dg.RunRequest | dg.SkipReason:
-    """Read-only look at equity vs high-water mark; what (if anything) to launch."""
-    from gradient_pipeline.monitoring.alerts import is_active
-    from gradient_pipeline.monitoring.equity import drawdown_level, equity_state, latest_positions
-    from gradient_pipeline.monitoring.halt import is_halted
-    from gradient_pipeline.storage.db import DuckDBLockedError, connect
+def drawdown_decision(gradient: GradientResource, instance: dg.DagsterInstance | None = None
+                      ) -> dg.RunRequest | dg.SkipReason:
+    """One drawdown tick: equity from the exchange (one account read), the decision of `monitoring.drawdown`
+    (a stop only after `risk.drawdown_stop_ticks` consecutive breaching ticks), and what to launch.
+
+    Raises `DrawdownCheckBlind` when the check cannot evaluate (no account in a mode that trades, no book,
+    exchange unreachable longer than `risk.drawdown_unreachable_max_s`): the tick fails, red in the UI, and an
+    alert has gone out. Never a green skip for a blind check.
+    """
+    from gradient_pipeline.monitoring.drawdown_check import DrawdownCheckBlind, check_drawdown
 
     cfg = gradient.config
-    try:
-        with connect(gradient.db_path, read_only=True) as conn:  # short: released before any decision is returned
-            st = equity_state(conn)
-            halted = is_halted(conn)
-            warned = is_active(conn, "drawdown_warn")
-            open_positions = len(latest_positions(conn))
-    except DuckDBLockedError:
-        return dg.SkipReason("DuckDB is locked by a running writer; will look again next tick")
-    except FileNotFoundError:
-        return dg.SkipReason("no DuckDB file yet (nothing recorded)")
-    if st.drawdown_pct is None:
-        return dg.SkipReason("no equity snapshot yet")
-    level = drawdown_level(st.drawdown_pct, cfg)
-    run_config = {"ops": {"{op}": {"config": {"drawdown_pct": st.drawdown_pct, "account_value_usd": st.account_value,
-                                               "hwm_usd": st.hwm}}}}
-    stamp = f"{st.ts:%Y%m%dT%H%M%S}-{st.source}"
-    if level == "stop":
-        if halted and not open_positions:
-            return dg.SkipReason(f"drawdown {st.drawdown_pct:.2f}% at stop level; trading is halted and the account "
-                                 "is flat")
+    if cfg.mode == "dry_run" and not _account_configured():
+        return dg.SkipReason("dry_run with no account configured: nothing is ever sent, drawdown not evaluated")
+    result = check_drawdown(cfg, gradient.db_path)
+    d = result.decision
+    notes = "".join(f" [{n}]" for n in result.notes)
+    if d.level == "cannot_evaluate":
+        if d.alarm:
+            raise DrawdownCheckBlind(f"drawdown check cannot evaluate: {d.reason}{notes}")
+        return dg.SkipReason(f"NOT evaluated this tick: {d.reason}{notes}")
+    run_config = {"ops": {"{op}": {"config": {"drawdown_pct": d.drawdown_pct, "account_value_usd": d.equity,
+                                               "hwm_usd": d.hwm}}}}
+    stamp = f"{result.heartbeat.evaluated_at:%Y%m%dT%H%M%S}"
+    if d.level == "stop":
+        if result.halted and not result.open_positions:
+            return dg.SkipReason(f"drawdown {d.drawdown_pct:.2f}% at stop level; trading is halted and the account "
+                                 "is flat" + notes)
+        running = _in_progress(instance, emergency_stop_job.name)
+        if running:  # it retries until flat by itself; a second one would only race it
+            return dg.SkipReason(f"drawdown {d.drawdown_pct:.2f}% at stop level; emergency stop run {running} is "
+                                 "still flattening" + notes)
         cfgd = {"ops": {"emergency_flatten": run_config["ops"]["{op}"]}}
         return dg.RunRequest(run_key=f"emergency-stop-{stamp}", job_name=emergency_stop_job.name, run_config=cfgd,
-                             tags={"gradient/drawdown_pct": f"{st.drawdown_pct:.2f}"})
-    if level == "warn":
-        if warned:
-            return dg.SkipReason(f"drawdown {st.drawdown_pct:.2f}%: warning already sent (re-arms below "
-                                 f"{cfg.risk.drawdown_warn_pct:g}%)")
+                             tags={"gradient/drawdown_pct": f"{d.drawdown_pct:.2f}"})
+    if d.level == "warn":
+        if result.warned:
+            return dg.SkipReason(f"{d.reason}: warning already sent (re-arms below "
+                                 f"{cfg.risk.drawdown_warn_pct:g}%)" + notes)
         cfgd = {"ops": {"send_drawdown_warning": run_config["ops"]["{op}"]}}
         return dg.RunRequest(run_key=f"drawdown-warn-{stamp}", job_name=drawdown_warning_job.name, run_config=cfgd,
-                             tags={"gradient/drawdown_pct": f"{st.drawdown_pct:.2f}"})
-    return dg.SkipReason(f"drawdown {st.drawdown_pct:.2f}% below the warning level {cfg.risk.drawdown_warn_pct:g}%")
+                             tags={"gradient/drawdown_pct": f"{d.drawdown_pct:.2f}"})
+    return dg.SkipReason(d.reason + notes)
+
+
+def _in_progress(instance: dg.DagsterInstance | None, job_name: str) -> str | None:
+    if instance is None:
+        return None
+    runs = instance.get_runs(
+        filters=dg.RunsFilter(job_name=job_name, statuses=[
+            dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]),
+        limit=1,
+    )
+    return runs[0].run_id[:8] if runs else None
 
 
 @dg.sensor(jobs=[drawdown_warning_job, emergency_stop_job], minimum_interval_seconds=60, default_status=RUNNING)
 def drawdown_sensor(context: dg.SensorEvaluationContext, gradient: GradientResource):
-    """Warn at `risk.drawdown_warn_pct`; at `emergency_stop_drawdown_pct` launch the emergency stop (flatten + halt)."""
-    return drawdown_decision(gradient)
+    """Every minute: equity from the exchange vs the high-water mark. Warn at `risk.drawdown_warn_pct`; past
+    `emergency_stop_drawdown_pct` on `risk.drawdown_stop_ticks` consecutive ticks launch the emergency stop
+    (flatten until flat + halt). A tick that cannot evaluate FAILS (red) and alerts."""
+    return drawdown_decision(gradient, context.instance)
 
 
 @dg.run_failure_sensor(request_job=send_alert_job, default_status=RUNNING, minimum_interval_seconds=30)
