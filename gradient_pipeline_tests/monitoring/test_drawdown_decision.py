@@ -179,3 +179,26 @@ def test_stop_ticks_is_configurable(paper_account, tmp_path, k):
         ticks = [_tick(g, instance) for _ in range(k)]
     stops = [isinstance(t, dg.RunRequest) and t.job_name == "emergency_stop_job" for t in ticks]
     assert stops == [False] * (k - 1) + [True]
+
+
+@pytest.mark.parametrize("mode", ["unified-account", "portfolio-margin"])
+def test_the_tick_reads_unified_and_portfolio_margin_equity_and_does_not_stop(local_exchange_factory, tmp_path, mode):
+    """Such accounts show a ~zero perp balance in clearinghouseState (cash under spotClearinghouseState): the
+    tick's equity is the real one, so a healthy account is not 100% "down" and the stop does not fire."""
+    import eth_account
+
+    from gradient_pipeline.exchange.client import HyperliquidClient
+    from gradient_pipeline.monitoring.drawdown import read_equity
+    from gradient_pipeline_tests.monitoring.conftest import write_config
+
+    acct = eth_account.Account.create()
+    ex = local_exchange_factory(start_time="2025-05-01 00:05", coins=["BTC", "ETH"],
+                                accounts={acct.address: {"usdc": 10_000.0, "mode": mode}})
+    cfg = write_config(tmp_path / "cfg.json", ex.base_url, tmp_path / "g.duckdb")
+    client = HyperliquidClient.from_config(cfg)
+    perp_only = client.info_post({"type": "clearinghouseState", "user": acct.address})
+    assert float(perp_only["marginSummary"]["accountValue"]) < 1.0  # what the old read took as equity
+    state = read_equity(cfg, acct.address, client)
+    assert state.account_value == pytest.approx(10_000.0)
+    decision = evaluate(EquityReading(state.account_value, NOW), hwm=10_000.0, breaching_ticks=1, limits=LIM, now=NOW)
+    assert decision.level == "ok" and decision.breaching_ticks == 0
