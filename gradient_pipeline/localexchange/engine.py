@@ -124,8 +124,9 @@ class TradingEngine:
         self._named_agents: dict[str, dict[str, str]] = {}  # master -> name -> agent ("" = unnamed)
         self._nonces = NonceBook()
         self._liquidity = Liquidity()
-        self._next_oid = 1
-        self._next_tid = 1
+        # Ids unique across restarts, like the real exchange's: a persistent ledger (a PostgreSQL operations book)
+        # keys fills by trade id and attributes them by order id, so a new local exchange must not reuse old ones.
+        self._next_oid = self._next_tid = time.time_ns() // 1000
         self._last_ms = market.now_ms()
 
     # ------------------------------------------------------------------ operator surface

@@ -51,30 +51,28 @@ def equity_sensor(context: dg.SensorEvaluationContext, gradient: GradientResourc
             dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]),
         limit=1,
     )
-    if pending:  # e.g. queued behind a long backfill holding the DuckDB writer slot: do not pile up more
+    if pending:  # a slow exchange or a busy run queue: do not pile up more
         return dg.SkipReason(f"monitor run {pending[0].run_id[:8]} is still {pending[0].status.value.lower()}")
     bucket = int(now // interval)
     return dg.SensorResult(run_requests=[dg.RunRequest(run_key=f"equity-{bucket}")], cursor=str(now))
 
 
 def drawdown_decision(gradient: GradientResource) -> dg.RunRequest | dg.SkipReason:
-    """Read-only look at equity vs high-water mark; what (if anything) to launch."""
+    """Look at equity vs high-water mark in the operations book (never waits for a rebalance or a backfill);
+    records the `drawdown_evaluation` heartbeat; returns what (if anything) to launch."""
+    from gradient_pipeline.book.heartbeats import beat
     from gradient_pipeline.monitoring.alerts import is_active
     from gradient_pipeline.monitoring.equity import drawdown_level, equity_state, latest_positions
     from gradient_pipeline.monitoring.halt import is_halted
-    from gradient_pipeline.storage.db import DuckDBLockedError, connect
 
     cfg = gradient.config
-    try:
-        with connect(gradient.db_path, read_only=True) as conn:  # short: released before any decision is returned
-            st = equity_state(conn)
-            halted = is_halted(conn)
-            warned = is_active(conn, "drawdown_warn")
-            open_positions = len(latest_positions(conn))
-    except DuckDBLockedError:
-        return dg.SkipReason("DuckDB is locked by a running writer; will look again next tick")
-    except FileNotFoundError:
-        return dg.SkipReason("no DuckDB file yet (nothing recorded)")
+    with gradient.book() as conn:  # short: released before any decision is returned
+        st = equity_state(conn)
+        halted = is_halted(conn)
+        warned = is_active(conn, "drawdown_warn")
+        open_positions = len(latest_positions(conn))
+        beat(conn, "drawdown_evaluation",
+             "no equity snapshot" if st.drawdown_pct is None else f"drawdown {st.drawdown_pct:.2f}% at {st.ts}")
     if st.drawdown_pct is None:
         return dg.SkipReason("no equity snapshot yet")
     level = drawdown_level(st.drawdown_pct, cfg)
