@@ -181,19 +181,28 @@ def connect(where: str | os.PathLike | URL | None = None) -> Iterator[Connection
 
 
 @contextlib.contextmanager
-def unit(conn: Connection, write: bool = False) -> Iterator[Connection]:
+def unit(conn: Connection, write: bool = False, wait_s: float | None = None) -> Iterator[Connection]:
     """One unit of work on `conn`: committed at the end (rolled back on error), unless the caller already opened a
-    transaction (`with conn.begin():`), which then owns it. `write=True` takes SQLite's write lock up front."""
+    transaction (`with conn.begin():`), which then owns it. `write=True` takes SQLite's write lock up front.
+    `wait_s` bounds how long this unit waits for another writer's lock (default: SQLite's busy timeout, 30 s;
+    PostgreSQL: no bound) — for best-effort writes from loops that must never stall, like a sensor's heartbeat."""
     if conn.in_transaction():
         yield conn
         return
+    sqlite = conn.dialect.name == "sqlite"
     if write:
         conn.info["book_write"] = True
+    if wait_s is not None and sqlite:  # on the driver connection: through SQLAlchemy it would begin a transaction
+        conn.connection.driver_connection.execute(f"PRAGMA busy_timeout = {int(wait_s * 1000)}")
     try:
         with conn.begin():
+            if wait_s is not None and not sqlite:
+                conn.exec_driver_sql(f"SET LOCAL lock_timeout = '{int(wait_s * 1000)}ms'")
             yield conn
     finally:
         conn.info.pop("book_write", None)
+        if wait_s is not None and sqlite:
+            conn.connection.driver_connection.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
 
 
 def insert(conn: Connection, table: sa.Table):

@@ -14,10 +14,12 @@ from gradient_pipeline.book.halt import utcnow
 from gradient_pipeline.book.schema import cycle_latency, heartbeats
 
 
-def beat(conn: Connection, name: str, detail: str | None = None, at: dt.datetime | None = None) -> None:
-    """Record that `name` ran now (or at `at`, naive UTC)."""
+def beat(conn: Connection, name: str, detail: str | None = None, at: dt.datetime | None = None,
+         wait_s: float | None = None) -> None:
+    """Record that `name` ran now (or at `at`, naive UTC). `wait_s` bounds the wait for another writer (raises
+    `sqlalchemy.exc.OperationalError` beyond it)."""
     vals = {"name": name, "ts": _ts(at) or utcnow(), "detail": detail}
-    with unit(conn, write=True):
+    with unit(conn, write=True, wait_s=wait_s):
         stmt = insert(conn, heartbeats).values(**vals)
         conn.execute(stmt.on_conflict_do_update(index_elements=["name"],
                                                 set_={"ts": stmt.excluded.ts, "detail": stmt.excluded.detail}))

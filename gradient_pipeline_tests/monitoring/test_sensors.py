@@ -1,10 +1,11 @@
-"""Sensors never crash on a locked or missing DuckDB file, respect the configured interval, and the daily
+"""Sensors never wait for a writer (DuckDB or the operations book), respect the configured interval, and the daily
 schedule fires only at its hour."""
 
 from __future__ import annotations
 
 import datetime as dt
 import multiprocessing as mp
+import time
 
 import dagster as dg
 import duckdb
@@ -22,33 +23,46 @@ def _gradient(tmp_path, **cfg):
 
 
 def _hold(path, ready, go):
-    conn = duckdb.connect(path)
-    conn.execute("CREATE TABLE IF NOT EXISTS lock_holder (x INT)")
-    ready.set()
-    go.wait(60)
-    conn.close()
+    """Another process writes: it holds the DuckDB file's write lock (a backfill, a rebalance) and an open write
+    transaction on the operations book (an uncommitted equity snapshot), until told to stop."""
+    import datetime as _dt
+
+    from gradient_pipeline import book
+    from gradient_pipeline.book.schema import equity
+
+    duck = duckdb.connect(path)
+    duck.execute("CREATE TABLE IF NOT EXISTS lock_holder (x INT)")
+    with book.connect(path) as conn, book.unit(conn, write=True):
+        conn.execute(equity.insert().values(ts=_dt.datetime(2000, 1, 1), source="uncommitted", account_value_usd=1.0))
+        ready.set()
+        go.wait(60)
+    duck.close()
 
 
-def test_drawdown_sensor_skips_on_missing_file_and_on_a_held_lock(tmp_path):
+def test_drawdown_sensor_never_waits_for_a_writer(tmp_path, book_backend):
     g = _gradient(tmp_path)
     with dg.instance_for_test() as instance:
-        ctx = dg.build_sensor_context(instance=instance, resources={"gradient": g})
-        skip = drawdown_sensor(ctx)
-        assert isinstance(skip, dg.SkipReason) and "no DuckDB file" in skip.skip_message
+        skip = drawdown_sensor(dg.build_sensor_context(instance=instance, resources={"gradient": g}))
+        assert isinstance(skip, dg.SkipReason) and "no equity snapshot" in skip.skip_message  # a new book
         ctx_mp = mp.get_context("spawn")
         ready, go = ctx_mp.Event(), ctx_mp.Event()
         proc = ctx_mp.Process(target=_hold, args=(g.duckdb_path, ready, go))
         proc.start()
         try:
             assert ready.wait(60)
+            t0 = time.monotonic()
             skip = drawdown_sensor(dg.build_sensor_context(instance=instance, resources={"gradient": g}))
-            assert isinstance(skip, dg.SkipReason) and "locked" in skip.skip_message
+            waited = time.monotonic() - t0
+            # it read the book (the writer's uncommitted snapshot is invisible) without waiting for the writer
+            assert isinstance(skip, dg.SkipReason) and "no equity snapshot" in skip.skip_message
+            assert waited < 1.0, waited
         finally:
             go.set()
             proc.join(30)
-        # lock released: an empty ledger is a skip too, not an error
-        skip = drawdown_sensor(dg.build_sensor_context(instance=instance, resources={"gradient": g}))
-        assert isinstance(skip, dg.SkipReason) and "no equity snapshot" in skip.skip_message
+        from gradient_pipeline.book.heartbeats import last_beat
+
+        with g.book() as conn:
+            assert last_beat(conn, "drawdown_evaluation") is not None  # the watchdog can see the sensor runs
 
 
 def test_equity_sensor_interval_and_account(tmp_path, monkeypatch):
@@ -99,7 +113,7 @@ def test_drawdown_sensor_retries_the_stop_while_positions_remain(paper_account):
     trading = paper_account.trading()
     open_book(trading, BOOK)
     g = GradientResource(config_path=str(paper_account.config_path), duckdb_path=str(paper_account.db_path))
-    with duckdb.connect(str(paper_account.db_path)) as conn:
+    with g.book() as conn:
         record_equity(conn, trading.account_state(), paper_account.exchange.now(), "monitor")
         set_halt(conn, "operator pause", "operator")
         paper_account.exchange.price_shock(0.2, "BTC")

@@ -167,8 +167,11 @@ def performance_report(context: dg.AssetExecutionContext, gradient: GradientReso
     cfg = gradient.config
     with gradient.book() as conn:
         hist = equity_history(conn)
-    with gradient.db(read_only=True) as duck:  # the backtest is analytics: DuckDB
-        bt = load_backtest_net(duck, since=hist["ts"].min() if len(hist) else None)
+    try:  # the backtest is analytics: DuckDB
+        with gradient.db(read_only=True) as duck:
+            bt = load_backtest_net(duck, since=hist["ts"].min() if len(hist) else None)
+    except FileNotFoundError:
+        bt = None
     band, comp = None, None
     if bt is not None and len(hist):
         bars = live_bar_equity(hist)

@@ -1,7 +1,8 @@
 """Monitoring sensors and schedules (all default RUNNING: they are the safety net, not trading).
 
-Sensors never write DuckDB and never hold it: `drawdown_sensor` opens a short read-only connection and treats a
-lock (a run is writing) as a skip. Work that writes happens in the short runs they launch.
+Sensors never open DuckDB: `drawdown_sensor` reads the operations book (never blocked by a writer: WAL on SQLite,
+MVCC on PostgreSQL) and records its `drawdown_evaluation` heartbeat (bounded wait). Work that writes more happens in
+the short runs they launch.
 
 - `equity_sensor`: every `risk.equity_sensor_interval_s` → `monitor_job` (snapshot + dashboard + alert review).
 - `drawdown_sensor`: latest equity vs high-water mark; ≥ `risk.drawdown_warn_pct` → `drawdown_warning_job`
@@ -13,6 +14,7 @@ lock (a run is writing) as a skip. Work that writes happens in the short runs th
 """
 
 
+import logging
 import os
 import time
 
@@ -28,6 +30,8 @@ from gradient_pipeline.defs.monitoring.jobs import (
     send_alert_job,
 )
 from gradient_pipeline.defs.resources import GradientResource
+
+log = logging.getLogger(__name__)
 
 RUNNING = dg.DefaultSensorStatus.RUNNING
 
@@ -71,8 +75,12 @@ def drawdown_decision(gradient: GradientResource) -> dg.RunRequest | dg.SkipReas
         halted = is_halted(conn)
         warned = is_active(conn, "drawdown_warn")
         open_positions = len(latest_positions(conn))
-        beat(conn, "drawdown_evaluation",
-             "no equity snapshot" if st.drawdown_pct is None else f"drawdown {st.drawdown_pct:.2f}% at {st.ts}")
+        try:  # best effort and bounded: the decision must never wait for a writer
+            beat(conn, "drawdown_evaluation",
+                 "no equity snapshot" if st.drawdown_pct is None else f"drawdown {st.drawdown_pct:.2f}% at {st.ts}",
+                 wait_s=0.2)
+        except Exception as err:  # noqa: BLE001 - a missed heartbeat is what a watchdog notices; the stop goes on
+            log.warning("drawdown_evaluation heartbeat not recorded: %s", type(err).__name__)
     if st.drawdown_pct is None:
         return dg.SkipReason("no equity snapshot yet")
     level = drawdown_level(st.drawdown_pct, cfg)
