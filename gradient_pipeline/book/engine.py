@@ -18,7 +18,9 @@ never fails half-way on a lock upgrade.
 Units of work: every function of the book runs inside `unit(conn)` / `unit(conn, write=True)`, which commits at
 its end (commit-as-you-go), so no transaction — and no SQLite read snapshot or PostgreSQL "idle in transaction" —
 outlives one call. A caller that needs several calls to be atomic wraps them in `with conn.begin():` and the
-units join that transaction.
+units join that transaction. Consequently: use a book connection only through book functions or inside an explicit
+`with conn.begin():` — a bare `conn.execute(...)` starts an implicit transaction that later units would join
+(and nothing would be committed until the caller commits).
 """
 
 from __future__ import annotations
