@@ -54,8 +54,7 @@ def test_rebalance_held_open_blocks_no_reader_and_stops_at_the_halt(paper, book_
 
     report = timed("status", lambda: gather_status(cfg, paper.db_path, live=False))
     assert report.halt is not None and not report.halt.halted and not report.notes, report.notes
-    with dg.instance_for_test() as _instance:
-        decision = timed("drawdown_decision", lambda: drawdown_decision(gradient))
+    decision = timed("drawdown_decision", lambda: drawdown_decision(gradient))
     assert isinstance(decision, dg.SkipReason)
     state = client.account_state()
     with book.connect(paper.db_path) as conn:
