@@ -15,6 +15,7 @@ COMMAND_MODULES = (
     "gradient_pipeline.research.cli",
     "gradient_pipeline.execution.cli",
     "gradient_pipeline.monitoring.cli",
+    "gradient_pipeline.book.cli",
     "gradient_pipeline.app.cli",
 )
 

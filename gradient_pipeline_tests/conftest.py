@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import uuid
 from pathlib import Path
 
 import pytest
@@ -68,3 +70,81 @@ def _fresh_dagster_defs_state_context():
         _current_storage.reset(token)
     except ValueError:  # set in another context; make sure nothing stale survives
         _current_storage.set(None)
+
+
+# ------------------------------------------------------------------------------------------- operations book
+# PostgreSQL for the tests that need it: a server at GRADIENT_TEST_PG_URL (default: the local one, trust auth).
+# Every test creates its own database and drops it afterwards, so nothing is left behind.
+TEST_PG_URL = os.environ.get("GRADIENT_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+@contextlib.contextmanager
+def pg_database(prefix: str = "gradient_test"):
+    """Create a uniquely named database on the test server; yield its SQLAlchemy URL; drop it (forcefully)."""
+    import sqlalchemy as sa
+
+    from gradient_pipeline.book.engine import dispose_all
+
+    admin_url = sa.engine.make_url(TEST_PG_URL)
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
+    try:
+        with admin.connect() as c:
+            c.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    except sa.exc.OperationalError as err:
+        pytest.fail(f"PostgreSQL test server not reachable at {admin_url.render_as_string(hide_password=True)} "
+                    f"(set GRADIENT_TEST_PG_URL): {err}")
+    try:
+        yield admin_url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        dispose_all()  # pooled connections of this process would keep the database open
+        with admin.connect() as c:
+            c.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
+
+
+@pytest.fixture(autouse=True)
+def _no_ambient_book_url(monkeypatch):
+    """A GRADIENT_BOOK_URL in the developer's environment must never receive test data: tests that want
+    PostgreSQL say so (`book_backend`)."""
+    monkeypatch.delenv("GRADIENT_BOOK_URL", raising=False)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def book_backend(request, monkeypatch):
+    """Run the test on both backends of the operations book: SQLite beside the test's DuckDB path, or a fresh
+    PostgreSQL database named by GRADIENT_BOOK_URL (as in production)."""
+    if request.param == "sqlite":
+        yield "sqlite"
+        return
+    with pg_database() as url:
+        monkeypatch.setenv("GRADIENT_BOOK_URL", url)
+        yield "postgresql"
+        monkeypatch.delenv("GRADIENT_BOOK_URL")
+
+
+@pytest.fixture
+def book_conn(book_backend, tmp_path):
+    """A connection to a fresh operations book (both backends)."""
+    from gradient_pipeline import book
+
+    with book.connect(tmp_path / "book_test.duckdb") as conn:
+        yield conn
+
+
+def book_frame(where, sql: str, params=()) -> "pd.DataFrame":  # noqa: F821
+    """Test helper: a portable SQL query (qmark `?` parameters) over the operations book, as a DataFrame."""
+    import re
+
+    import pandas as pd
+    import sqlalchemy as sa
+
+    from gradient_pipeline import book
+
+    names = iter(range(10_000))
+    named = re.sub(r"\?", lambda _m: f":p{next(names)}", sql)
+    with book.connect(where) as conn:
+        result = conn.execute(sa.text(named), {f"p{i}": v for i, v in enumerate(params)})
+        df = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+        conn.rollback()
+    return df

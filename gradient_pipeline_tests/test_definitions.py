@@ -40,3 +40,9 @@ def test_dagster_definitions_validate_cli(tmp_path):
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "Validation successful" in proc.stdout + proc.stderr
+
+
+def test_monitor_alert_and_emergency_jobs_never_wait_for_duckdb():
+    """They touch only the operations book, so they carry no DuckDB writer tag (never queued behind a backfill)."""
+    for name in ("monitor_job", "emergency_stop_job", "drawdown_warning_job", "send_alert_job"):
+        assert "gradient/duckdb" not in defs.resolve_job_def(name).tags, name

@@ -1,4 +1,5 @@
-"""Resources shared by every domain: the validated configuration and the DuckDB file it names."""
+"""Resources shared by every domain: the validated configuration, the DuckDB file it names (analytics) and the
+operations book beside it (or at `GRADIENT_BOOK_URL`)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from functools import cached_property
 
 import dagster as dg
 import duckdb
+from sqlalchemy.engine import Connection
 
 from gradient_pipeline.config import GradientConfig, load_config
 from gradient_pipeline.storage.db import connect
@@ -35,6 +37,15 @@ class GradientResource(dg.ConfigurableResource):
     def db(self, read_only: bool = False, wait_s: float = 60.0) -> Iterator[duckdb.DuckDBPyConnection]:
         """A short-lived connection; waits up to `wait_s` for another process's lock."""
         with connect(self.db_path, read_only=read_only, wait_s=wait_s) as conn:
+            yield conn
+
+    @contextlib.contextmanager
+    def book(self) -> Iterator[Connection]:
+        """A short-lived connection to the operations book (ledger and safety state; see gradient_pipeline/book).
+        Never waits for a rebalance or a backfill: the book is not the DuckDB file."""
+        from gradient_pipeline import book
+
+        with book.connect(self.db_path) as conn:
             yield conn
 
 

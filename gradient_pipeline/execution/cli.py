@@ -12,7 +12,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "Run `rebalance_job` in the project's Dagster instance: refuse stale or unchecked targets, reconcile "
             "with the exchange, trade to the window's targets (mode from the configuration: paper, dry_run, "
-            "testnet, mainnet) and record everything in the DuckDB ledger. Re-running the same window resumes "
+            "testnet, mainnet) and record everything in the operations book. Re-running the same window resumes "
             "it; a completed window trades nothing."
         ),
     )

@@ -114,7 +114,7 @@ def run_demo(cycles: int = 6, start: str | None = None, workdir: str = "data/dem
                      f"({out.get('orders', 0)} orders)")
                 cycles_out.append({"window": req.partition_key, **out})
             handle.advance(4)
-        summary = _summary(config["duckdb_path"], capital, home)
+        summary = _summary(config["duckdb_path"], capital, home, master.address)
         summary["cycles"] = cycles_out
         return summary
     finally:
@@ -154,19 +154,30 @@ def _quiet_dagster_warnings() -> None:
         warnings.filterwarnings("ignore", category=category)
 
 
-def _summary(db_path: str, capital: float, home: Path) -> dict:
-    from gradient_pipeline.storage.db import connect
+def _summary(db_path: str, capital: float, home: Path, account: str) -> dict:
+    from gradient_pipeline import book
+    from gradient_pipeline.book.ledger import table_frame
 
-    with connect(db_path, read_only=True) as conn:
-        reb = conn.execute("SELECT rebalance_id, window_ts, status, n_orders, n_fills, reason FROM rebalances "
-                           "ORDER BY window_ts").df()
-        last_eq = conn.execute("SELECT * FROM equity WHERE source = 'rebalance_end' ORDER BY ts DESC LIMIT 1").df()
-        pos = conn.execute("SELECT coin, szi, position_value_usd, unrealized_pnl_usd, weight, target_weight FROM "
-                           "positions WHERE source = 'rebalance_end' AND ts = (SELECT max(ts) FROM positions "
-                           "WHERE source = 'rebalance_end') ORDER BY weight DESC").df()
-        fills = conn.execute("SELECT count(*) AS n, sum(notional_usd) AS volume, sum(fee_usd) AS fees, "
-                             "sum(CASE WHEN liquidity = 'maker' THEN 1 ELSE 0 END) AS maker FROM fills").df().iloc[0]
-        orders = conn.execute("SELECT status, count(*) AS n FROM orders GROUP BY status ORDER BY n DESC").df()
+    with book.connect(db_path) as conn:
+        reb = table_frame(conn, "rebalances", ["window_ts"])
+        eq = table_frame(conn, "equity", ["ts"])
+        all_pos = table_frame(conn, "positions")
+        all_fills = table_frame(conn, "fills")
+        all_orders = table_frame(conn, "orders")
+        where = book.redact_url(book.book_url(db_path))
+    # A PostgreSQL book (GRADIENT_BOOK_URL) also holds earlier runs: summarise this demo's account only.
+    reb = reb[reb["account"].str.lower() == account.lower()] if len(reb) else reb
+    ids = set(reb["rebalance_id"])
+    all_fills = all_fills[all_fills["rebalance_id"].isin(ids)] if len(all_fills) else all_fills
+    all_orders = all_orders[all_orders["rebalance_id"].isin(ids)] if len(all_orders) else all_orders
+    last_eq = eq[(eq["source"] == "rebalance_end") & eq["rebalance_id"].isin(ids)].tail(1) if len(eq) else eq
+    pos = all_pos[(all_pos["source"] == "rebalance_end") & all_pos["rebalance_id"].isin(ids)] if len(all_pos) else all_pos
+    pos = pos[pos["ts"] == pos["ts"].max()].sort_values("weight", ascending=False) if len(pos) else pos
+    fills = {"n": len(all_fills), "volume": all_fills["notional_usd"].sum() if len(all_fills) else 0.0,
+             "fees": all_fills["fee_usd"].sum() if len(all_fills) else 0.0,
+             "maker": int((all_fills["liquidity"] == "maker").sum()) if len(all_fills) else 0}
+    orders = (all_orders.groupby("status").size().rename("n").reset_index().sort_values("n", ascending=False)
+              if len(all_orders) else pd.DataFrame({"status": [], "n": []}))
     av = float(last_eq["account_value_usd"].iloc[0]) if len(last_eq) else capital
     pnl = av - capital
     lines = ["", "=== demo summary ===",
@@ -184,7 +195,7 @@ def _summary(db_path: str, capital: float, home: Path) -> dict:
         for p in pos.itertuples():
             lines.append(f"  {p.coin:>7} {p.szi:>+14,.4f}  ${p.position_value_usd:>9,.0f}  weight {p.weight:+.3f} "
                          f"(target {p.target_weight:+.3f})  uPnL {p.unrealized_pnl_usd:+.2f}")
-    lines += [f"ledger: {db_path} (tables rebalances, orders, fills, positions, equity)",
+    lines += [f"ledger: operations book {where} (tables rebalances, orders, fills, positions, equity)",
               (f"UI: DAGSTER_HOME={home} uv run dagster dev  →  Runs (tag gradient/demo), asset executed_orders, "
                "jobs trading_window_job and rebalance_job")]
     print("\n".join(lines), flush=True)

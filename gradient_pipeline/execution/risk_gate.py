@@ -1,6 +1,6 @@
 """The two safety hooks the rebalance runner calls before anything is sent.
 
-- `trading_halt(conn)` → reason string if trading is halted (monitoring.halt), else None.
+- `trading_halt(conn)` → reason string if trading is halted (the operations book, book/halt.py), else None.
 - `pre_trade_risk(plan, account, adv_usd, halted, cfg)` → `core.risk.check_plan`'s `RiskDecision` on the plan.
 
 Both are owned by the risk/monitoring domain; this module only adapts the planner's types to theirs so the
@@ -13,7 +13,7 @@ from gradient_pipeline.config import GradientConfig
 from gradient_pipeline.core.risk import RiskDecision, check_plan
 from gradient_pipeline.exchange.trading import AccountState
 from gradient_pipeline.execution.planner import Plan
-from gradient_pipeline.monitoring.halt import halt_reason, is_halted
+from gradient_pipeline.book.halt import halt_reason, is_halted
 
 
 def trading_halt(conn) -> str | None:

@@ -3,8 +3,9 @@
 One rebalance is identified by the target window it trades (`rebalance_id_for`), so running the same window again
 — after a crash, a kill -9, a retry by hand — resumes the same rebalance instead of starting a second one:
 
-1. **Lock**: one rebalance at a time per DuckDB file (an OS file lock, released even by kill -9); a second
-   caller gets `RebalanceBusy` and is skipped visibly.
+1. **Lock**: one rebalance at a time per operations book (`book/locks.py`: a PostgreSQL advisory lock, or an OS
+   file lock beside a SQLite book; both released even by kill -9); a second caller gets `RebalanceBusy` and is
+   skipped visibly.
 2. **Resume**: orders of this rebalance whose fate is unknown (`sending`, `ambiguous`, `resting`) are looked up
    by client order id *before anything else is sent*; resting ones are cancelled. Fills are ingested by trade id.
 3. **Reconcile**: positions and account value come from the exchange (master address), never from memory.
@@ -24,8 +25,6 @@ Modes: `paper`/`testnet`/`mainnet` send; `dry_run` plans, checks and records ord
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
 import logging
 import math
@@ -33,8 +32,6 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
-
 import pandas as pd
 
 from gradient_pipeline.config import GradientConfig
@@ -47,7 +44,9 @@ from gradient_pipeline.exchange.trading import (
     make_cloid,
     round_price,
 )
-from gradient_pipeline.execution import ledger
+from gradient_pipeline import book
+from gradient_pipeline.book import ledger
+from gradient_pipeline.book.locks import RebalanceBusy, rebalance_lock
 from gradient_pipeline.execution.dead_man import DeadManSwitch, dead_man_switch
 from gradient_pipeline.execution.planner import (
     Plan,
@@ -58,14 +57,9 @@ from gradient_pipeline.execution.planner import (
     validate_plan,
 )
 from gradient_pipeline.execution.risk_gate import pre_trade_risk, trading_halt
-from gradient_pipeline.storage.db import connect
 from gradient_pipeline.timegrid import utc_naive
 
 log = logging.getLogger(__name__)
-
-
-class RebalanceBusy(RuntimeError):
-    """Another rebalance holds the lock for this DuckDB file."""
 
 
 @dataclass
@@ -92,25 +86,6 @@ def rebalance_id_for(window_ts, mode: str, account: str) -> str:
     t = utc_naive(window_ts)
     acct = hashlib.sha256(account.lower().encode()).hexdigest()[:8]
     return f"{mode}-{t:%Y%m%dT%H%M}-{acct}"
-
-
-@contextlib.contextmanager
-def rebalance_lock(db_path: str | os.PathLike):
-    """Exclusive, non-blocking OS lock beside the DuckDB file; the kernel drops it if the process dies."""
-    path = Path(str(db_path) + ".rebalance.lock")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "?"
-            raise RebalanceBusy(f"another rebalance is running (pid {holder}, lock {path})") from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, str(os.getpid()).encode(), 0)
-        yield
-    finally:
-        os.close(fd)
 
 
 RESOLVE_TRIES = 3  # lookup/cancel attempts for a resting post-only order before leaving it to the next run
@@ -178,7 +153,7 @@ class Rebalancer:
 
     # ------------------------------------------------------------------ helpers
     def _db(self):
-        return connect(self.db_path, wait_s=60.0)
+        return book.connect(self.db_path)
 
     def _say(self, msg: str) -> None:
         self._emit(msg)
@@ -192,11 +167,7 @@ class Rebalancer:
         fills = self.client.user_fills()
         with self._db() as conn:
             new = ledger.ingest_fills(conn, fills)
-            conn.execute(
-                "UPDATE orders SET filled_sz = f.sz, avg_px = f.px, updated_at = now() FROM "
-                "(SELECT cloid, sum(sz) AS sz, sum(px * sz) / sum(sz) AS px FROM fills WHERE cloid IS NOT NULL "
-                " GROUP BY cloid) f WHERE orders.cloid = f.cloid"
-            )
+            ledger.refresh_order_fills(conn)
         return new
 
     def _resolve(self, cloid: str, coin: str) -> str:
@@ -388,8 +359,7 @@ class Rebalancer:
             attempt += 1
             if refused:
                 with self._db() as conn:  # orders of batches never sent are not on the exchange
-                    conn.execute("UPDATE orders SET status = 'not_placed', error = 'batch not sent after refusal' "
-                                 "WHERE rebalance_id = ? AND status = 'sending'", [rid])
+                    ledger.mark_not_placed(conn, rid)
                 self._ingest_fills()
                 return self._finish(rid, "failed", refused, self.client.account_state(), plan, resumed, mids)
             self._ingest_fills()
@@ -466,6 +436,11 @@ class Rebalancer:
         self._say(f"attempt {attempt}: sending {len(reqs)} {tif} order(s) in batches of {self.ex.batch_size}")
         refused = None
         for i in range(0, len(reqs), self.ex.batch_size):
+            with self._db() as conn:  # a halt set meanwhile by another process stops sending before the next batch
+                halted = trading_halt(conn)
+            if halted:
+                refused = f"trading halted during the rebalance, remaining orders not sent: {halted}"
+                break
             batch = reqs[i : i + self.ex.batch_size]
             outcomes = self.client.bulk_orders(batch)
             self._apply(outcomes, coins)

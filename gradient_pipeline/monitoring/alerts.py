@@ -17,10 +17,12 @@ is logged as such and NOT marked sent, so it goes out at the next evaluation aft
 Every title and body is scrubbed before it leaves: the private key and every environment value whose name looks
 secret are replaced by ``[redacted]``, as is anything shaped like a 32-byte hex key.
 
-State (DuckDB, written only by runs and CLI commands, never by sensors):
+State lives in the operations book (`gradient_pipeline/book/alerts.py`; `conn` is a book connection):
 - ``alerts_state(key, kind, active, raised_at, last_sent_at, cleared_at, sent_count)`` — dedupe;
 - ``alerts_sent(sent_at, key, kind, severity, title, body, status, destinations)`` — everything attempted,
-  status ``sent | failed | rate_limited | no_destination``.
+  status ``sent | failed | rate_limited | no_destination``;
+- ``alert_deliveries(alert_key, destination_id, status, attempts, next_attempt_at, last_error)`` — one row per
+  alert and destination; the destination is a hash of its URL, never the URL.
 """
 
 from __future__ import annotations
@@ -30,34 +32,14 @@ import os
 import re
 from dataclasses import dataclass
 
-import duckdb
+from sqlalchemy.engine import Connection
 
+from gradient_pipeline.book import alerts as store
+from gradient_pipeline.book.alerts import clear_alert, ensure_alert_tables, is_active  # noqa: F401 - re-exported
+from gradient_pipeline.book.halt import utcnow
 from gradient_pipeline.config import PRIVATE_KEY_ENV_VAR, GradientConfig
-from gradient_pipeline.monitoring.halt import utcnow
 
 log = logging.getLogger(__name__)
-
-ALERTS_DDL = """
-CREATE TABLE IF NOT EXISTS alerts_state (
-    key          VARCHAR PRIMARY KEY,
-    kind         VARCHAR NOT NULL,
-    active       BOOLEAN NOT NULL,    -- raised and already alerted; silent until cleared
-    raised_at    TIMESTAMP,
-    last_sent_at TIMESTAMP,
-    cleared_at   TIMESTAMP,
-    sent_count   INTEGER NOT NULL DEFAULT 0
-);
-CREATE TABLE IF NOT EXISTS alerts_sent (
-    sent_at      TIMESTAMP NOT NULL,
-    key          VARCHAR NOT NULL,
-    kind         VARCHAR NOT NULL,
-    severity     VARCHAR NOT NULL,
-    title        VARCHAR NOT NULL,
-    body         VARCHAR NOT NULL,
-    status       VARCHAR NOT NULL,    -- sent | failed | rate_limited | no_destination
-    destinations INTEGER NOT NULL
-);
-"""
 
 SEVERITIES = ("info", "warning", "failure")
 _APPRISE_TYPE = {"info": "info", "warning": "warning", "failure": "failure"}
@@ -135,71 +117,63 @@ def alert_urls(cfg: GradientConfig) -> list[str]:
     return [u for u in re.split(r"[\s,]+", raw) if u]
 
 
-def ensure_alert_tables(conn: duckdb.DuckDBPyConnection) -> None:
-    conn.execute(ALERTS_DDL)
+RETRY_AFTER_S = 60.0  # a failed destination may be retried after this long (next_attempt_at)
 
 
-def _deliver(urls: list[str], title: str, body: str, severity: str) -> bool:
-    """Send through apprise, one destination at a time; True when at least one destination accepted it.
-
-    Never raises (notification trouble must not break a trading or monitoring run). A dead destination beside a
-    working one is logged loudly but does not make the alert count as undelivered: otherwise the working
-    destinations would receive the same alert again at every evaluation (per-destination retry is the alert
-    store's job)."""
+def _deliver_one(url: str, title: str, body: str, severity: str) -> tuple[bool, str | None]:
+    """Send to one destination through apprise; never raises (notification trouble must not break a trading or
+    monitoring run). Returns (delivered, error text without the URL)."""
     try:
         import apprise
+
+        app = apprise.Apprise()
+        if not app.add(url):
+            return False, "not a valid apprise URL (value not shown)"
+        ok = bool(app.notify(title=title, body=body, notify_type=apprise.NotifyType(_APPRISE_TYPE[severity])))
+        return ok, None if ok else "apprise could not deliver"
     except Exception as err:  # noqa: BLE001 - alerts are best effort; the failure is recorded
-        log.error("alert delivery unavailable: %s", type(err).__name__)
-        return False
-    delivered = 0
+        return False, f"apprise raised {type(err).__name__}"
+
+
+def _deliver(conn: Connection | None, key: str, urls: list[str], title: str, body: str, severity: str) -> bool:
+    """Send to every destination; record one `alert_deliveries` row per destination (by hash). True if at least
+    one destination received it."""
+    any_ok = False
     for i, url in enumerate(urls, start=1):
-        try:
-            app = apprise.Apprise()
-            if not app.add(url):
-                log.error("alert destination #%d is not a valid apprise URL (value not shown)", i)
-                continue
-            if app.notify(title=title, body=body, notify_type=apprise.NotifyType(_APPRISE_TYPE[severity])):
-                delivered += 1
-            else:
-                log.error("ALERT NOT DELIVERED to destination #%d of %d (%r); the other destinations are tried",
-                          i, len(urls), title[:80])
-        except Exception as err:  # noqa: BLE001
-            log.error("alert delivery to destination #%d raised %s", i, type(err).__name__)
-    return delivered > 0
+        ok, error = _deliver_one(url, title, body, severity)
+        if not ok:
+            log.error("alert %s: destination #%d failed: %s", key, i, error)
+        any_ok = any_ok or ok
+        if conn is not None:
+            store.record_delivery(conn, key, url, ok, scrub(error or "", urls) or None,
+                                  None if ok else RETRY_AFTER_S)
+    return any_ok
 
 
 def deliver_unrecorded(alert: Alert, cfg: GradientConfig) -> bool:
-    """Deliver `alert` now, without dedupe or a record (for when the alert store is unavailable, e.g. locked by a
-    writer while an emergency stop must still say STILL OPEN). Scrubbed like every alert."""
+    """Deliver `alert` now, without dedupe or a record (for when the alert store is unavailable, e.g. its lock
+    held past the wait while an emergency stop must still say STILL OPEN). Scrubbed like every alert."""
     urls = alert_urls(cfg)
     if not urls:
         log.error("alert %s not delivered: %s is empty", alert.key, cfg.alerts.urls_env_var)
         return False
-    return _deliver(urls, scrub(alert.title, urls), scrub(alert.body, urls), alert.severity)
+    return _deliver(None, alert.key, urls, scrub(alert.title, urls), scrub(alert.body, urls), alert.severity)
 
 
 def _log(conn, alert: Alert, title: str, body: str, status: str, n: int) -> None:
-    conn.execute(
-        "INSERT INTO alerts_sent VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        [utcnow(), alert.key, alert.kind, alert.severity, title, body, status, n],
-    )
+    store.log_attempt(conn, alert.key, alert.kind, alert.severity, title, body, status, n)
 
 
 def _rate_limited(conn, alert: Alert, cfg: GradientConfig) -> bool:
     if alert.severity == "failure" or cfg.alerts.min_interval_s <= 0:
         return False
-    row = conn.execute(
-        "SELECT max(sent_at) FROM alerts_sent WHERE kind = ? AND status = 'sent'", [alert.kind]
-    ).fetchone()
-    last = row[0] if row else None
+    last = store.last_sent_at(conn, alert.kind)
     return last is not None and (utcnow() - last).total_seconds() < cfg.alerts.min_interval_s
 
 
-def raise_alert(conn: duckdb.DuckDBPyConnection, alert: Alert, cfg: GradientConfig) -> Delivery:
+def raise_alert(conn: Connection, alert: Alert, cfg: GradientConfig) -> Delivery:
     """Send `alert` unless its key is already active (dedupe) or its kind is rate-limited. Never raises on delivery."""
-    ensure_alert_tables(conn)
-    state = conn.execute("SELECT active FROM alerts_state WHERE key = ?", [alert.key]).fetchone()
-    if state is not None and state[0]:
+    if store.is_active(conn, alert.key):
         return Delivery(alert.key, "duplicate")
     urls = alert_urls(cfg)
     title = scrub(alert.title, urls)
@@ -211,44 +185,15 @@ def raise_alert(conn: duckdb.DuckDBPyConnection, alert: Alert, cfg: GradientConf
         log.warning("alert %s not delivered: %s is empty", alert.key, cfg.alerts.urls_env_var)
         _log(conn, alert, title, body, "no_destination", 0)
         return Delivery(alert.key, "no_destination", title, body)
-    ok = _deliver(urls, title, body, alert.severity)
+    ok = _deliver(conn, alert.key, urls, title, body, alert.severity)
     status = "sent" if ok else "failed"
     _log(conn, alert, title, body, status, len(urls))
     if ok:
-        now = utcnow()
-        conn.execute(
-            """
-            INSERT INTO alerts_state (key, kind, active, raised_at, last_sent_at, sent_count)
-            VALUES (?, ?, TRUE, ?, ?, 1)
-            ON CONFLICT (key) DO UPDATE SET active = TRUE, raised_at = excluded.raised_at,
-                last_sent_at = excluded.last_sent_at, sent_count = alerts_state.sent_count + 1
-            """,
-            [alert.key, alert.kind, now, now],
-        )
+        store.mark_sent(conn, alert.key, alert.kind)
     return Delivery(alert.key, status, title, body)
 
 
-def clear_alert(conn: duckdb.DuckDBPyConnection, key: str) -> bool:
-    """The condition behind `key` has cleared: the next raise alerts again. True if it was active."""
-    ensure_alert_tables(conn)
-    row = conn.execute("SELECT active FROM alerts_state WHERE key = ?", [key]).fetchone()
-    if not row or not row[0]:
-        return False
-    conn.execute("UPDATE alerts_state SET active = FALSE, cleared_at = ? WHERE key = ?", [utcnow(), key])
-    return True
-
-
-def is_active(conn: duckdb.DuckDBPyConnection, key: str) -> bool:
-    """Read-only friendly: whether the condition `key` has alerted and not cleared."""
-    from gradient_pipeline.storage.db import table_exists
-
-    if not table_exists(conn, "alerts_state"):
-        return False
-    row = conn.execute("SELECT active FROM alerts_state WHERE key = ?", [key]).fetchone()
-    return bool(row and row[0])
-
-
-def set_condition(conn: duckdb.DuckDBPyConnection, alert: Alert, active: bool, cfg: GradientConfig) -> Delivery | None:
+def set_condition(conn: Connection, alert: Alert, active: bool, cfg: GradientConfig) -> Delivery | None:
     """Raise `alert` when the condition holds, clear its key when it does not (the usual evaluator call)."""
     if active:
         return raise_alert(conn, alert, cfg)

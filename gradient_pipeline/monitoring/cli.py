@@ -164,7 +164,7 @@ def _emergency_stop(args) -> int:
     from gradient_pipeline.monitoring.alerts import raise_alert
     from gradient_pipeline.monitoring.emergency import FlattenReport, cancel_all, emergency_stop
     from gradient_pipeline.monitoring.halt import set_halt
-    from gradient_pipeline.storage.db import connect
+    from gradient_pipeline.book import connect
 
     cfg, db_path = _load(args)
     what = "close EVERY position and cancel every open order" if args.flatten_all else "cancel every open order"
@@ -179,7 +179,7 @@ def _emergency_stop(args) -> int:
         from gradient_pipeline.monitoring.account import open_trading
 
         report = FlattenReport(stop_id="cancel-only", mode=cfg.mode)
-        with connect(db_path, wait_s=30.0) as conn:
+        with connect(db_path) as conn:
             set_halt(conn, args.reason, "operator")
         report.halted = True
         if cfg.sends_orders:
@@ -187,7 +187,7 @@ def _emergency_stop(args) -> int:
         report.remaining = {}
     print(f"emergency stop {report.stop_id}: {report.summary()}")
     try:
-        with connect(db_path, wait_s=10.0) as conn:
+        with connect(db_path) as conn:
             raise_alert(conn, messages.emergency_stop_manual(args.reason, report.summary()), cfg)
     except Exception as err:  # noqa: BLE001 - the stop is done; an alert problem must not change the exit code
         print(f"note: alert not sent ({type(err).__name__}: {err})", file=sys.stderr)
@@ -205,20 +205,20 @@ def _resume(args) -> int:
     from gradient_pipeline.monitoring.halt import clear_halt, halt_status
     from gradient_pipeline.monitoring.heartbeat import rebase_heartbeat_hwm
     from gradient_pipeline.monitoring.status import gather_status, render
-    from gradient_pipeline.storage.db import connect
+    from gradient_pipeline.book import connect
 
     cfg, db_path = _load(args)
     report = gather_status(cfg, db_path, live=True)
     print(render(report))
     if report.halt is None:
-        raise RuntimeError(f"cannot read the halt state from {db_path} (locked?); try again when no run is writing")
+        raise RuntimeError(f"cannot read the halt state from the operations book beside {db_path} (see the notes above)")
     if report.account_value is None:
         raise RuntimeError("account value unknown (exchange unreachable and no ledger snapshot): not resuming")
     if args.rebase_only:
         if not _confirm(f"Re-base the drawdown high-water mark to ${report.account_value:,.2f}.", args.yes):
             print("high-water mark NOT re-based (not confirmed)")
             return 1
-        with connect(db_path, wait_s=30.0) as conn:
+        with connect(db_path) as conn:
             rebase_high_water_mark(conn, report.account_value, args.reason)
         rebase_heartbeat_hwm(db_path, report.account_value)
         print(f"high-water mark re-based to ${report.account_value:,.2f}; halt state unchanged")
@@ -231,7 +231,7 @@ def _resume(args) -> int:
     if not _confirm(prompt, args.yes):
         print("NOT resumed (not confirmed); trading stays halted")
         return 1
-    with connect(db_path, wait_s=30.0) as conn:
+    with connect(db_path) as conn:
         if halt_status(conn).halted:
             clear_halt(conn, args.reason, "operator")
         rebase_high_water_mark(conn, report.account_value, args.reason)

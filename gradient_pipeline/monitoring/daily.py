@@ -7,6 +7,7 @@ import logging
 
 import pandas as pd
 
+from gradient_pipeline import book
 from gradient_pipeline.config import GradientConfig
 from gradient_pipeline.monitoring import messages
 from gradient_pipeline.monitoring.alerts import Delivery, clear_alert, raise_alert
@@ -33,7 +34,7 @@ def run_daily(cfg: GradientConfig, db_path: str, day: dt.date | None = None, tra
         log.warning("funding for %s unavailable: %s", day, err)
         funding = float("nan")
     out: list[Delivery] = []
-    with connect(db_path, wait_s=60.0) as conn:
+    with book.connect(db_path) as conn:
         fig = daily_figures(conn, day) or DailyFigures(day, 0.0, 0.0, 0.0, 0.0, 0, 0.0, 0)
         st = equity_state(conn)
         alert = messages.daily_summary(
@@ -43,7 +44,11 @@ def run_daily(cfg: GradientConfig, db_path: str, day: dt.date | None = None, tra
         out.append(raise_alert(conn, alert, cfg))
 
         hist = equity_history(conn)
-        bt = load_backtest_net(conn, since=hist["ts"].min() if len(hist) else None)
+        try:  # the backtest is analytics: DuckDB
+            with connect(db_path, read_only=True, wait_s=60.0) as duck:
+                bt = load_backtest_net(duck, since=hist["ts"].min() if len(hist) else None)
+        except FileNotFoundError:
+            bt = None
         comp = compare(live_bar_equity(hist), bt) if bt is not None and len(hist) else None
         if comp is not None and comp.z < -cfg.alerts.underperformance_sigma:
             out.append(raise_alert(conn, messages.underperformance(

@@ -2,9 +2,10 @@
 `drawdown.evaluate`, record the heartbeat, and alert if the check is blind. Used by the drawdown sensor (every
 tick) and, without recording, by `status`.
 
-Never blind while a writer runs: if a run holds the DuckDB writer lock, the halt state, warning state and
-high-water mark of the previous evaluation (the heartbeat) are used — at most one tick old — and equity comes from
-the exchange, not from snapshots a queued job would write.
+Never blind while a writer runs: the operations book is read without waiting for writers (WAL / MVCC); if it
+cannot be read at all, the halt state, warning state and high-water mark of the previous evaluation (the
+heartbeat) are used — at most one tick old — and equity comes from the exchange, not from snapshots a queued job
+would write.
 """
 
 from __future__ import annotations
@@ -54,13 +55,13 @@ def _utcnow() -> dt.datetime:
 
 
 def _read_book(db_path: str):
-    """(halt status, warned, high-water mark) from the book, read-only. Raises FileNotFoundError / DuckDBLockedError."""
+    """(halt status, warned, high-water mark) from the operations book (reads never wait for a writer)."""
+    from gradient_pipeline.book import connect
     from gradient_pipeline.monitoring.alerts import is_active
     from gradient_pipeline.monitoring.equity import equity_state
     from gradient_pipeline.monitoring.halt import halt_status
-    from gradient_pipeline.storage.db import connect
 
-    with connect(db_path, read_only=True) as conn:  # short: released before anything else happens
+    with connect(db_path) as conn:  # short: released before anything else happens
         st = equity_state(conn)
         halt = halt_status(conn)
         warned = is_active(conn, "drawdown_warn")
@@ -71,28 +72,28 @@ def check_drawdown(cfg: GradientConfig, db_path: str, *, record: bool = True, no
                    client=None) -> CheckResult:
     """Evaluate the drawdown once (see the module docstring). `record=False` (status) leaves the heartbeat and the
     breaching streak untouched and sends no alert."""
-    from gradient_pipeline.storage.db import DuckDBLockedError
-
     now = now or _utcnow()
-    prev = read_heartbeat(db_path)
+    try:
+        prev = read_heartbeat(db_path)
+    except Exception as err:  # noqa: BLE001 - no book: judged below like a missing book
+        log.error("drawdown heartbeat unreadable: %s", err)
+        prev = None
     notes: list[str] = []
     address = account_address()
     book_ok, halted, halt_text, warned, book_hwm = True, None, "unknown", False, None
     try:
         halt, warned, book_hwm = _read_book(db_path)
         halted, halt_text = halt.halted, halt.describe()
-    except FileNotFoundError:
-        book_ok = False
-        notes.append(f"no book at {db_path}")
-    except DuckDBLockedError:
+    except Exception as err:  # noqa: BLE001 - the book is unreachable (PostgreSQL down, file unreadable)
         if prev is None:
             book_ok = False
-            notes.append("the book is locked by a writer and there is no earlier evaluation to fall back on")
+            notes.append(f"the operations book cannot be read ({type(err).__name__}: {str(err)[:160]}) and there is "
+                         "no earlier evaluation to fall back on")
         else:
             halted, warned = prev.halted, bool(prev.warned)
-            halt_text = ("HALTED" if halted else "not halted") + " (last known: the book is locked by a writer)"
-            notes.append("the book is locked by a running writer: halt state and high-water mark of the previous "
-                         f"evaluation ({prev.evaluated_at:%H:%M:%S} UTC) used")
+            halt_text = ("HALTED" if halted else "not halted") + " (last known: the book cannot be read)"
+            notes.append(f"the operations book cannot be read ({type(err).__name__}): halt state and high-water mark "
+                         f"of the previous evaluation ({prev.evaluated_at:%H:%M:%S} UTC) used")
     reading, read_error, n_positions = None, None, None
     if address:
         try:
@@ -120,7 +121,11 @@ def check_drawdown(cfg: GradientConfig, db_path: str, *, record: bool = True, no
     if record:
         if decision.alarm:
             _alert_blind(cfg, decision, hb, now)
-        write_heartbeat(db_path, hb)
+        try:
+            write_heartbeat(db_path, hb)
+        except Exception as err:  # noqa: BLE001 - the decision stands; the watchdog notices a stale heartbeat
+            log.error("drawdown heartbeat not recorded: %s: %s", type(err).__name__, err)
+            notes.append("heartbeat NOT recorded (the book is busy or unreachable)")
     return CheckResult(decision, hb, halted, halt_text, bool(warned), n_positions, notes)
 
 

@@ -81,7 +81,7 @@ def run_drill(workdir: str = ".drill", capital: float = 10_000.0) -> int:
                            agents={agent.address: master.address})
     receiver = _Receiver()
     saved_env = {k: os.environ.get(k) for k in ("GRADIENT_CONFIG", "GRADIENT_DUCKDB_PATH", "GRADIENT_ACCOUNT_ADDRESS",
-                                                "GRADIENT_PRIVATE_KEY", "GRADIENT_ALERT_URLS")}
+                                                "GRADIENT_PRIVATE_KEY", "GRADIENT_ALERT_URLS", "GRADIENT_BOOK_URL")}
     try:
         db = work / "gradient_drill.duckdb"
         cfg_path = work / "gradient_drill.json"
@@ -91,6 +91,7 @@ def run_drill(workdir: str = ".drill", capital: float = 10_000.0) -> int:
         os.environ.update({"GRADIENT_CONFIG": str(cfg_path), "GRADIENT_DUCKDB_PATH": str(db),
                            "GRADIENT_ACCOUNT_ADDRESS": master.address, "GRADIENT_PRIVATE_KEY": agent.key.hex(),
                            "GRADIENT_ALERT_URLS": urls})
+        os.environ.pop("GRADIENT_BOOK_URL", None)  # the drill's halt and ledger go to its own book, never the live one
         del agent
 
         from gradient_pipeline.config import load_config

@@ -4,9 +4,10 @@ Works without Dagster (the CLI `gradient-pipeline emergency-stop --flatten-all` 
 `scripts/gradient_emergency_stop.sh` call `emergency_stop` directly; the Dagster `emergency_stop_job` is a thin
 wrapper). Order of work, and why:
 
-1. **halt first** (`halt_state`), so no scheduled rebalance starts while we flatten. If another process holds the
-   DuckDB lock (a rebalance run), we do not wait for it before touching the exchange: we flatten, then wait for the
-   lock, set the halt and flatten once more (anything the running rebalance opened meanwhile is closed too);
+1. **halt first** (`halt_state` in the operations book), so no scheduled rebalance starts while we flatten and a
+   running one stops before its next batch. The book never waits for a rebalance; if it cannot be written at all
+   (database down), we do not wait before touching the exchange: we flatten, then retry the halt and flatten once
+   more (anything a running rebalance opened meanwhile is closed too);
 2. **cancel** every open order of the master account (resting orders could re-open exposure);
 3. **flatten**: per round, read positions from the exchange (the truth), send one batch of reduce-only IOC orders
    closing each whole position, then re-read. The IOC limit starts at mid ± `execution.slippage_cap_bps` and
@@ -32,7 +33,10 @@ from dataclasses import dataclass, field
 from gradient_pipeline.config import GradientConfig
 from gradient_pipeline.exchange.trading import OrderRequest, TradingClient, make_cloid, round_price
 from gradient_pipeline.monitoring import halt as halt_mod
-from gradient_pipeline.storage.db import DuckDBLockedError, connect
+from gradient_pipeline import book
+from gradient_pipeline.book import ledger
+
+BookUnavailable = Exception  # any failure to write the book (server down, disk full): the flatten goes on
 
 log = logging.getLogger(__name__)
 
@@ -124,10 +128,7 @@ def _record_orders(db_path: str | None, stop_id: str, orders: list[OrderRequest]
     if not db_path:
         return
     try:
-        from gradient_pipeline.execution import ledger
-
-        with connect(db_path, wait_s=2.0) as conn:
-            ledger.ensure(conn)
+        with book.connect(db_path) as conn:
             ledger.record_orders(conn, [
                 {"cloid": o.cloid, "rebalance_id": stop_id, "coin": o.coin, "leg": "close", "attempt": round_no,
                  "side": "buy" if o.is_buy else "sell", "sz": o.sz, "limit_px": o.limit_px,
@@ -135,22 +136,20 @@ def _record_orders(db_path: str | None, stop_id: str, orders: list[OrderRequest]
                  "notional_usd": o.sz * (mids.get(o.coin) or o.limit_px), "status": status}
                 for o in orders
             ])
-    except DuckDBLockedError:
-        log.warning("orders of %s round %d not written to the ledger: DuckDB locked", stop_id, round_no)
+    except BookUnavailable as err:
+        log.warning("orders of %s round %d not written to the ledger: %s", stop_id, round_no, type(err).__name__)
 
 
 def _record_outcomes(db_path: str | None, outcomes) -> None:
     if not db_path:
         return
     try:
-        from gradient_pipeline.execution import ledger
-
-        with connect(db_path, wait_s=2.0) as conn:
+        with book.connect(db_path) as conn:
             for o in outcomes:
                 ledger.update_order(conn, o.cloid, o.kind, oid=o.oid, filled_sz=o.filled_sz, avg_px=o.avg_px,
                                     error=o.error)
-    except DuckDBLockedError:
-        log.warning("order outcomes not written to the ledger: DuckDB locked")
+    except BookUnavailable as err:
+        log.warning("order outcomes not written to the ledger: %s", type(err).__name__)
 
 
 def flatten_all(trading: TradingClient, cfg: GradientConfig, report: FlattenReport, db_path: str | None = None,
@@ -165,12 +164,16 @@ def flatten_all(trading: TradingClient, cfg: GradientConfig, report: FlattenRepo
 
 
 def _try_halt(db_path: str, reason: str, source: str, wait_s: float) -> tuple[bool, str]:
-    try:
-        with connect(db_path, wait_s=wait_s) as conn:
-            halt_mod.set_halt(conn, reason, source)
-        return True, ""
-    except DuckDBLockedError:
-        return False, f"DuckDB {db_path} locked by another process for {wait_s:g}s"
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            with book.connect(db_path) as conn:
+                halt_mod.set_halt(conn, reason, source)
+            return True, ""
+        except BookUnavailable as err:
+            if time.monotonic() >= deadline:
+                return False, f"operations book not writable for {wait_s:g}s ({type(err).__name__}: {str(err)[:200]})"
+            time.sleep(min(1.0, max(0.05, deadline - time.monotonic())))
 
 
 def emergency_stop(
@@ -258,9 +261,10 @@ def _alert_still_open(cfg: GradientConfig, db_path: str, report: FlattenReport, 
     alert = still_open_alert(report, elapsed_s)
     log.error("%s", alert.title)
     try:
-        with connect(db_path, wait_s=2.0) as conn:
+        with book.connect(db_path) as conn:
             raise_alert(conn, alert, cfg)
-    except DuckDBLockedError:
+    except Exception as err:  # noqa: BLE001 - the book is unreachable: the alert matters more than its record
+        log.error("STILL OPEN alert not recorded (%s); delivering without a record", type(err).__name__)
         deliver_unrecorded(alert, cfg)
 
 
@@ -271,14 +275,11 @@ def _snapshot(trading: TradingClient, db_path: str) -> None:
 
     state = trading.account_state()
     ts = from_ms(state.time_ms) if state.time_ms else trading.server_time()
-    with connect(db_path, wait_s=2.0) as conn:
+    with book.connect(db_path) as conn:
         record_equity(conn, state, ts, "emergency_stop")
 
 
 def _ingest_fills(trading: TradingClient, db_path: str) -> None:
-    from gradient_pipeline.execution import ledger
-
     fills = trading.user_fills()
-    with connect(db_path, wait_s=2.0) as conn:
-        ledger.ensure(conn)
+    with book.connect(db_path) as conn:
         ledger.ingest_fills(conn, fills)

@@ -2,9 +2,10 @@
 equity reading and the mark it used). Written by the drawdown sensor every tick; read by the next tick, by
 `status` and by `gradient-pipeline watchdog` (cron, independent of the Dagster daemon).
 
-Stored as one small JSON document beside the DuckDB file (`<duckdb_path>.drawdown.json`), replaced atomically
-(write to a temp file, fsync, rename), so the sensor never waits for — and is never blinded by — a run holding
-the DuckDB writer lock. This is the one place to re-point when the operations book holds it.
+Stored in the operations book as the `drawdown_evaluation` heartbeat (its `detail` holds this record as JSON), so
+the watchdog on another host or container sees it; the write waits at most `WRITE_WAIT_S` for another writer
+(SQLite) and the sensor never blocks on a rebalance. `db_path` names the book as everywhere else: the DuckDB
+path it sits beside, unless `GRADIENT_BOOK_URL` points elsewhere.
 """
 
 from __future__ import annotations
@@ -12,9 +13,10 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import tempfile
 from dataclasses import asdict, dataclass, fields
-from pathlib import Path
+
+HEARTBEAT_NAME = "drawdown_evaluation"
+WRITE_WAIT_S = 2.0
 
 
 @dataclass
@@ -40,35 +42,28 @@ class Heartbeat:
 _TIMES = {"evaluated_at", "last_ok_at", "last_success_at", "equity_at", "alarm_alerted_at"}
 
 
-def heartbeat_path(db_path: str | os.PathLike) -> Path:
-    return Path(str(db_path) + ".drawdown.json")
-
-
 def write_heartbeat(db_path: str | os.PathLike, hb: Heartbeat) -> None:
-    path = heartbeat_path(db_path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    from gradient_pipeline.book import connect
+    from gradient_pipeline.book.heartbeats import beat
+
     data = {k: (v.isoformat() if isinstance(v, dt.datetime) else v) for k, v in hb.as_dict().items()}
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with connect(db_path) as conn:
+        beat(conn, HEARTBEAT_NAME, json.dumps(data), at=hb.evaluated_at, wait_s=WRITE_WAIT_S)
 
 
 def read_heartbeat(db_path: str | os.PathLike) -> Heartbeat | None:
-    """The last evaluation, or None if there never was one. A corrupt file raises ValueError naming it."""
-    path = heartbeat_path(db_path)
-    try:
-        raw = json.loads(path.read_text())
-    except FileNotFoundError:
+    """The last evaluation, or None if there never was one. A corrupt record raises ValueError naming it."""
+    from gradient_pipeline.book import connect
+    from gradient_pipeline.book.heartbeats import last_beat
+
+    with connect(db_path) as conn:
+        row = last_beat(conn, HEARTBEAT_NAME)
+    if row is None or not row[1]:
         return None
+    try:
+        raw = json.loads(row[1])
     except ValueError as err:
-        raise ValueError(f"drawdown heartbeat {path} is not valid JSON: {err}") from None
+        raise ValueError(f"drawdown heartbeat in the operations book is not valid JSON: {err}") from None
     known = {f.name for f in fields(Heartbeat)}
     data = {k: v for k, v in raw.items() if k in known}
     for k in _TIMES & data.keys():

@@ -1,11 +1,12 @@
 """What the monitor run evaluates after each equity snapshot: drawdown-warning re-arm, position drift, slippage.
 
-Called by the `equity_snapshot` asset (and usable from a script); writes only the alert tables.
+Called by the `equity_snapshot` asset (and usable from a script) with a book connection; writes only the alert
+tables.
 """
 
 from __future__ import annotations
 
-import duckdb
+from sqlalchemy.engine import Connection
 
 from gradient_pipeline.config import GradientConfig
 from gradient_pipeline.monitoring import messages
@@ -20,7 +21,7 @@ from gradient_pipeline.monitoring.evaluate import (
 )
 
 
-def review_snapshot(conn: duckdb.DuckDBPyConnection, cfg: GradientConfig, account, state: EquityState) -> list[Delivery]:
+def review_snapshot(conn: Connection, cfg: GradientConfig, account, state: EquityState) -> list[Delivery]:
     """Evaluate the snapshot's alert conditions; returns what was attempted (sent, rate-limited, …)."""
     out: list[Delivery] = []
     if state.drawdown_pct is not None and drawdown_level(state.drawdown_pct, cfg) == "ok":

@@ -83,14 +83,15 @@ def _targets(rng: random.Random) -> dict[str, float]:
 def check_invariants(cfg, trading, db_path: str, targets: dict[str, float], result, halted_before: bool,
                      fills_before: set) -> list[str]:
     """The invariants after one window (see the module docstring); a list of violations, empty if none."""
-    from gradient_pipeline.storage.db import connect
+    from gradient_pipeline.book import connect
+    from gradient_pipeline.book.ledger import table_frame
 
     out = []
     fills = trading.user_fills()
-    with connect(db_path, read_only=True) as conn:
-        orders = conn.execute("SELECT cloid, status, oid, reduce_only, created_at FROM orders").df()
-        ledger_fills = conn.execute("SELECT tid, sz, px, fee_usd FROM fills").df()
-        rebs = conn.execute("SELECT rebalance_id, status, reason FROM rebalances").df()
+    with connect(db_path) as conn:
+        orders = table_frame(conn, "orders")[["cloid", "status", "oid", "reduce_only", "created_at"]]
+        ledger_fills = table_frame(conn, "fills")[["tid", "sz", "px", "fee_usd"]]
+        rebs = table_frame(conn, "rebalances")[["rebalance_id", "status", "reason"]]
     # 1. a cloid placed twice would show as two exchange order ids for one cloid
     by_cloid: dict[str, set] = {}
     for f in fills:
@@ -145,7 +146,7 @@ def run_schedule(handle, index: int, seed: int, windows: int, workdir: Path, rec
     from gradient_pipeline.monitoring.emergency import emergency_stop
     from gradient_pipeline.monitoring.halt import is_halted
     from gradient_pipeline.monitoring import messages
-    from gradient_pipeline.storage.db import connect
+    from gradient_pipeline.book import connect
 
     rng = random.Random(seed)
     res = ScheduleResult(index, seed)
@@ -172,8 +173,8 @@ def run_schedule(handle, index: int, seed: int, windows: int, workdir: Path, rec
                 kw = {"action_type": "order"} if where == "order" else {"info_type": "clearinghouseState"}
                 handle.inject_fault(kind, count=rng.randint(1, 3), hang_seconds=1.5, **kw)
                 res.faults[kind] += 1
-            with connect(db, read_only=True) if Path(db).exists() else _nullctx() as conn:
-                halted_before = bool(conn is not None and is_halted(conn))
+            with connect(db) as conn:
+                halted_before = is_halted(conn)
             fills_before = {f["tid"] for f in client.user_fills()}
             result = Rebalancer(cfg, client, db).run(window, targets, {c: 1e9 for c in COINS})
             handle.clear_faults()
@@ -197,7 +198,7 @@ def run_schedule(handle, index: int, seed: int, windows: int, workdir: Path, rec
                         stopped_at = tick
                         report = emergency_stop(cfg, db, f"simulated drawdown {d.drawdown_pct:.1f}%",
                                                 source="drawdown_sensor", say=lambda m: None)
-                        with connect(db, wait_s=5) as conn:
+                        with connect(db) as conn:
                             delivery = raise_alert(conn, messages.drawdown_stop(
                                 d.drawdown_pct, d.equity, d.hwm, cfg.emergency_stop_drawdown_pct, report.summary()),
                                 cfg)
@@ -218,14 +219,6 @@ def run_schedule(handle, index: int, seed: int, windows: int, workdir: Path, rec
         for coin, f in reversed(shocks):
             handle.price_shock(1.0 / f, coin)
     return res
-
-
-class _nullctx:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *a):
-        return False
 
 
 def simulate(schedules: int, seed: int, windows: int = 3, only: int | None = None, say=print) -> int:

@@ -1,9 +1,9 @@
 """`gradient-pipeline status`: one screen with everything an operator checks first.
 
 Mode and network, halt state, account value, high-water mark and drawdown, positions, exposure and the last
-rebalance. Live figures come from the exchange (master address, read-only: no key needed); the ledger is read
-with a read-only DuckDB connection, so status works while a run holds the write lock (it says so and shows
-what it can) and while the Dagster daemon is down.
+rebalance. Live figures come from the exchange (master address, read-only: no key needed); the ledger and halt
+state come from the operations book, whose reads never wait for a writer (a rebalance or backfill may be
+running), and status works while the Dagster daemon is down.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from dataclasses import asdict, dataclass, field
 
 from gradient_pipeline.config import GradientConfig
 from gradient_pipeline.monitoring.halt import HaltStatus
-from gradient_pipeline.storage.db import DuckDBLockedError, connect, table_exists
 
 
 @dataclass
@@ -127,11 +126,13 @@ def render(r: StatusReport) -> str:
 
 
 def _read_ledger(report: StatusReport, cfg: GradientConfig) -> None:
+    from gradient_pipeline import book
+    from gradient_pipeline.book.ledger import last_rebalance
     from gradient_pipeline.monitoring.equity import equity_state, high_water_mark
     from gradient_pipeline.monitoring.halt import halt_status
 
     try:
-        with connect(report.db_path, read_only=True) as conn:
+        with book.connect(report.db_path) as conn:
             report.halt = halt_status(conn)
             st = equity_state(conn)  # the mark as the drawdown check reads it: the table and every snapshot since
             hwm = high_water_mark(conn)
@@ -141,18 +142,10 @@ def _read_ledger(report: StatusReport, cfg: GradientConfig) -> None:
                     report.account_value = st.account_value
                     report.account_value_source = f"ledger, {st.source} snapshot at {st.ts}"
                     report.positions = _ledger_positions(conn)
-            if table_exists(conn, "rebalances"):
-                df = conn.execute(
-                    "SELECT rebalance_id, window_ts, mode, status, reason, started_at, finished_at FROM rebalances "
-                    "WHERE rebalance_id NOT LIKE 'emergency-%' ORDER BY started_at DESC LIMIT 1"
-                ).df()
-                if len(df):
-                    report.last_rebalance = {k: (None if v is None or v != v else v) for k, v in df.iloc[0].items()}
-    except FileNotFoundError:
-        report.notes.append(f"no DuckDB file at {report.db_path} yet (nothing recorded): halt state is 'not halted'")
-        report.halt = HaltStatus(False)
-    except DuckDBLockedError:
-        report.notes.append("the DuckDB ledger is locked by a running process; halt state and history not shown")
+            report.last_rebalance = last_rebalance(conn)
+    except Exception as err:  # noqa: BLE001 - status must still show what it has, and say what it could not read
+        report.notes.append(f"the operations book could not be read ({type(err).__name__}: {str(err)[:200]}); "
+                            "halt state and history not shown")
 
 
 def _ledger_positions(conn) -> list[PositionRow]:

@@ -62,18 +62,19 @@ def ping(url: str, timeout_s: float = 10.0) -> bool:
 
 def _alert(cfg: GradientConfig, db_path: str, stale: bool, message: str) -> str | None:
     from gradient_pipeline.monitoring.alerts import Alert, clear_alert, deliver_unrecorded, raise_alert
-    from gradient_pipeline.storage.db import DuckDBLockedError, connect
+    from gradient_pipeline.book import connect
 
     alert = Alert(ALERT_KEY, ALERT_KEY, "failure", "[gradient] drawdown check STALE — the stop may be blind",
                   message + "\nIs the Dagster daemon running (`gradient-pipeline ui` / the service)? Until the check "
                   "runs again a drawdown would NOT flatten the book.")
     try:
-        with connect(db_path, wait_s=5.0) as conn:
+        with connect(db_path) as conn:
             if stale:
                 return raise_alert(conn, alert, cfg).status
             clear_alert(conn, ALERT_KEY)
             return None
-    except DuckDBLockedError:
+    except Exception as err:  # noqa: BLE001 - the book is unreachable: the alert matters more than its record
+        log.error("watchdog alert not recorded (%s)", type(err).__name__)
         if stale:  # the alert matters more than its bookkeeping
             return "sent (unrecorded)" if deliver_unrecorded(alert, cfg) else "failed (unrecorded)"
         return None
@@ -86,7 +87,7 @@ def run_watchdog(cfg: GradientConfig, db_path: str, max_age_s: float | None = No
     ping_url = ping_url or os.environ.get(DEADMAN_URL_ENV_VAR) or None
     try:
         hb = read_heartbeat(db_path)
-    except ValueError as err:
+    except Exception as err:  # noqa: BLE001 - corrupt record or book unreachable: stale
         hb, note = None, f" ({err})"
     else:
         note = ""

@@ -1,8 +1,9 @@
-"""DuckDB access for every domain: short connections, one writer at a time, atomic window replaces.
+"""DuckDB access for the analytics (market data, signals, research): short connections, one writer at a time,
+atomic window replaces. Operational state (ledger, halt, alerts) is not here: see `gradient_pipeline/book`.
 
-DuckDB allows one read-write *process* per file. Dagster runs that write are serialised by the
-`gradient/duckdb` run-tag limit (dagster.yaml); sensors and CLI readers use `connect(read_only=True)`
-and treat `DuckDBLockedError` as "try later". Connections are opened inside asset/op bodies, never at import.
+DuckDB allows one read-write *process* per file. Dagster runs that open it are serialised by the
+`gradient/duckdb` run-tag limit (dagster.yaml); CLI readers use `connect(read_only=True)` and treat
+`DuckDBLockedError` as "try later". Connections are opened inside asset/op bodies, never at import.
 """
 
 from __future__ import annotations

@@ -112,7 +112,7 @@ def test_a_new_window_first_resolves_what_a_crashed_older_rebalance_left(paper):
     assert list(reb["status"]) == ["failed", "complete"]
     old = ledger(cfg, "SELECT status FROM orders WHERE rebalance_id = ?", [first.rebalance_id])["status"]
     assert list(old) == ["filled"] * len(TARGETS)  # the ambiguous one was found filled, never re-sent
-    per = ledger(cfg, "SELECT rebalance_id, coin, count(DISTINCT oid) AS n FROM fills GROUP BY ALL")
+    per = ledger(cfg, "SELECT rebalance_id, coin, count(DISTINCT oid) AS n FROM fills GROUP BY rebalance_id, coin")
     assert set(per["n"]) == {1}  # one exchange order per coin per rebalance: nothing doubled
     assert ledger(cfg, "SELECT count(*) AS n FROM orders WHERE status IN ('sending', 'ambiguous')")["n"][0] == 0
     assert_at_target(cfg)

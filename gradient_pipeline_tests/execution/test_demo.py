@@ -7,7 +7,7 @@ import sys
 
 import dagster as dg
 
-from gradient_pipeline.storage.db import connect
+from gradient_pipeline_tests.conftest import book_frame
 
 
 def test_demo_trades_two_cycles_through_dagster(tmp_path, monkeypatch):
@@ -22,13 +22,13 @@ def test_demo_trades_two_cycles_through_dagster(tmp_path, monkeypatch):
     assert "cycle 1 [2025-04-10 00:05:00]: window 2025-04-09-20:00 → rebalance complete" in text
     assert "cycle 2 [2025-04-10 04:05:00]: window 2025-04-10-00:00 → rebalance complete" in text
     assert "=== demo summary ===" in text and "rebalances: 2 (complete 2)" in text
-    with connect(work / "gradient_demo.duckdb", read_only=True) as conn:
-        reb = conn.execute("SELECT status, n_orders, n_fills FROM rebalances ORDER BY window_ts").df()
-        pos = conn.execute("SELECT weight, target_weight FROM positions WHERE source = 'rebalance_end' "
-                           "AND ts = (SELECT max(ts) FROM positions)").df()
-        unresolved = conn.execute("SELECT count(*) FROM orders WHERE status NOT IN ('filled', 'partial')").fetchall()
+    db = work / "gradient_demo.duckdb"  # the demo's book is the SQLite file beside it
+    reb = book_frame(db, "SELECT status, n_orders, n_fills FROM rebalances ORDER BY window_ts")
+    pos = book_frame(db, "SELECT weight, target_weight FROM positions WHERE source = 'rebalance_end' "
+                         "AND ts = (SELECT max(ts) FROM positions)")
+    unresolved = book_frame(db, "SELECT count(*) AS n FROM orders WHERE status NOT IN ('filled', 'partial')")["n"]
     assert list(reb["status"]) == ["complete", "complete"] and (reb["n_orders"] > 0).all()
-    assert (reb["n_fills"] >= reb["n_orders"]).all() and unresolved[0][0] == 0
+    assert (reb["n_fills"] >= reb["n_orders"]).all() and unresolved[0] == 0
     assert len(pos) >= 10 and (pos["weight"] - pos["target_weight"]).abs().max() < 0.0025  # at target (rounding)
     monkeypatch.setenv("DAGSTER_HOME", str(home))
     with dg.DagsterInstance.get() as instance:

@@ -21,6 +21,9 @@ from gradient_pipeline.defs.partitions import four_hourly
 from gradient_pipeline.defs.resources import GradientResource
 from gradient_pipeline.defs.signals import tables as signal_tables
 from gradient_pipeline.execution.runner import rebalance_lock
+from gradient_pipeline import book
+from gradient_pipeline.book import ledger
+from gradient_pipeline.book.schema import OPERATIONAL_TABLES
 from gradient_pipeline.storage.db import connect, replace_rows
 from gradient_pipeline_tests.execution.conftest import ADV, TARGETS
 from gradient_pipeline_tests.execution.test_runner_paper import exchange_orders_per_coin
@@ -86,8 +89,8 @@ def run_rebalance(defs, instance, window=""):
 
 
 def rebalances(paper):
-    with connect(paper.db_path) as conn:
-        return conn.execute("SELECT * FROM rebalances").df()
+    with book.connect(paper.db_path) as conn:
+        return ledger.table_frame(conn, "rebalances")
 
 
 def test_trades_the_latest_checked_window(dagster_env):
@@ -188,6 +191,9 @@ def test_private_key_never_leaks(dagster_env, caplog, capfd, tmp_path):
     with connect(paper.db_path) as conn:
         for (table,) in conn.execute("SELECT table_name FROM information_schema.tables").fetchall():
             clean(conn.execute(f"SELECT * FROM {table}").df().to_csv(), f"DuckDB table {table}")
+    with book.connect(paper.db_path) as conn:
+        for table in OPERATIONAL_TABLES:
+            clean(ledger.table_frame(conn, table).to_csv(), f"book table {table}")
     # CLI: a rebalance from the command line (it refuses here: no targets in its instance) prints no key
     env = {**__import__("os").environ, "DAGSTER_HOME": str(tmp_path / "dh"), "GRADIENT_DEBUG": ""}
     cli = subprocess.run([sys.executable, "-m", "gradient_pipeline.cli", "rebalance"], env=env,

@@ -1,4 +1,4 @@
-"""The rebalance runner end to end: real SDK (signing included) against the local exchange, real DuckDB ledger."""
+"""The rebalance runner end to end: real SDK (signing included) against the local exchange, real operations book (SQLite beside the test DuckDB path)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 
 from gradient_pipeline.execution.runner import Rebalancer
 from gradient_pipeline.execution.session import trading_client
-from gradient_pipeline.storage.db import connect
+from gradient_pipeline_tests.conftest import book_frame
 from gradient_pipeline_tests.execution.conftest import ADV, TARGETS, WINDOW
 
 
@@ -17,8 +17,8 @@ def run(cfg, window=WINDOW, targets=TARGETS):
 
 
 def ledger(cfg, sql, params=()):
-    with connect(cfg.duckdb_path) as conn:
-        return conn.execute(sql, list(params)).df()
+    """A query over the operations book the runner wrote (portable SQL)."""
+    return book_frame(cfg.duckdb_path, sql, params)
 
 
 def exchange_orders_per_coin(cfg) -> Counter:

@@ -7,9 +7,9 @@ import pytest
 from gradient_pipeline.config import MAINNET_API_URL, ConfigError, parse_config
 from gradient_pipeline.exchange.client import HyperliquidClient
 from gradient_pipeline.exchange.trading import TradingClient, TradingConfigError
-from gradient_pipeline.execution import ledger
+from gradient_pipeline import book
+from gradient_pipeline.book import ledger
 from gradient_pipeline.execution.session import trading_client
-from gradient_pipeline.storage.db import connect
 
 
 def test_mainnet_needs_mode_and_flag():
@@ -45,23 +45,22 @@ def test_key_errors_do_not_echo_the_key(monkeypatch):
         trading_client(cfg)
 
 
-def test_fill_ingestion_is_idempotent(tmp_path):
+def test_fill_ingestion_is_idempotent(tmp_path, book_backend):
     fill = {"coin": "BTC", "px": "84310.0", "sz": "0.01", "side": "B", "time": 1740787500000, "fee": "0.38",
             "feeToken": "USDC", "tid": 77, "oid": 5, "crossed": False, "closedPnl": "0.0", "dir": "Open Long",
             "hash": "0xabc"}
-    with connect(tmp_path / "l.duckdb") as conn:
-        ledger.ensure(conn)
+    with book.connect(tmp_path / "l.duckdb") as conn:
         ledger.record_orders(conn, [{"cloid": "0x" + "1" * 32, "rebalance_id": "r1", "coin": "BTC", "leg": "open",
                                      "attempt": 0, "side": "buy", "sz": 0.01, "status": "sending"}])
         ledger.update_order(conn, "0x" + "1" * 32, "filled", oid=5)
         assert ledger.ingest_fills(conn, [fill]) == 1
-        first = conn.execute("SELECT * FROM fills").df()
+        first = ledger.table_frame(conn, "fills")
         assert ledger.ingest_fills(conn, [fill, dict(fill)]) == 0
-        again = conn.execute("SELECT * FROM fills").df()
+        again = ledger.table_frame(conn, "fills")
         pd.testing.assert_frame_equal(first, again)
         row = again.iloc[0]
         assert row["rebalance_id"] == "r1" and row["liquidity"] == "maker" and row["notional_usd"] == pytest.approx(843.1)
         # re-recording an order (a resumed run's write-ahead) never overwrites what is known
         ledger.record_orders(conn, [{"cloid": "0x" + "1" * 32, "rebalance_id": "r1", "coin": "BTC", "leg": "open",
                                      "attempt": 0, "side": "buy", "sz": 0.01, "status": "sending"}])
-        assert conn.execute("SELECT status FROM orders").fetchall() == [("filled",)]
+        assert ledger.table_frame(conn, "orders")["status"].tolist() == ["filled"]

@@ -6,12 +6,15 @@ from __future__ import annotations
 import datetime as dt
 
 import dagster as dg
-import duckdb
 import pandas as pd
 import pytest
 
 from gradient_pipeline.config import parse_config
-from gradient_pipeline.execution import ledger
+from gradient_pipeline import book
+from gradient_pipeline.book import alerts as alert_store
+from gradient_pipeline.book import ledger
+from gradient_pipeline.book.schema import rebalances
+from gradient_pipeline.storage.db import connect
 from gradient_pipeline.monitoring import messages
 from gradient_pipeline.monitoring.alerts import Alert, clear_alert, raise_alert, scrub
 from gradient_pipeline.monitoring.review import review_snapshot
@@ -19,11 +22,9 @@ from gradient_pipeline_tests.monitoring.conftest import BOOK, open_book, store_b
 
 
 @pytest.fixture
-def conn(tmp_path):
-    c = duckdb.connect(str(tmp_path / "alerts.duckdb"))
-    ledger.ensure(c)
-    yield c
-    c.close()
+def conn(book_conn):
+    """A fresh operations book, on SQLite and on PostgreSQL."""
+    return book_conn
 
 
 CFG = parse_config({"alerts": {"min_interval_s": 0}})
@@ -55,7 +56,7 @@ def test_rate_limit_holds_back_same_kind_but_not_failures(conn, alert_receiver):
     assert len(alert_receiver.posts) == 3
     # the held-back alert was not marked sent: it goes out once the interval allows
     assert raise_alert(conn, messages.slippage("rb-2", rows, 0.5), CFG).status == "sent"
-    logged = conn.execute("SELECT key, status FROM alerts_sent ORDER BY sent_at").fetchall()
+    logged = [(r["key"], r["status"]) for r in alert_store.sent_log(conn)]
     assert ("slippage:rb-2", "rate_limited") in logged and ("slippage:rb-2", "sent") in logged
 
 
@@ -70,7 +71,7 @@ def test_secrets_never_leave(conn, alert_receiver, monkeypatch):
     posted = str(alert_receiver.posts[0]["json"])
     assert "ab" * 32 not in posted and "tok-123456789" not in posted and "cd" * 32 not in posted
     assert "[redacted]" in posted
-    stored = conn.execute("SELECT title || body FROM alerts_sent").fetchone()[0]
+    stored = "".join(r["title"] + r["body"] for r in alert_store.sent_log(conn))
     assert "ab" * 32 not in stored
     assert scrub("address 0x" + "1" * 40 + " stays") == "address 0x" + "1" * 40 + " stays"  # addresses are public
     # a destination's token never appears, even on its own
@@ -84,6 +85,11 @@ def test_undelivered_alert_is_logged_and_retried(conn, monkeypatch):
     assert raise_alert(conn, a, CFG).status == "failed"
     monkeypatch.delenv("GRADIENT_ALERT_URLS")
     assert raise_alert(conn, a, CFG).status == "no_destination"  # still not marked sent
+    # one delivery record per destination, keyed by a hash of the URL (never the URL: it may hold a token)
+    (rec,) = alert_store.deliveries(conn, "drawdown_warn")
+    assert rec["status"] == "failed" and rec["attempts"] == 1 and rec["next_attempt_at"] is not None
+    assert rec["destination_id"] == alert_store.destination_id("json://127.0.0.1:9/nothing-listens-here")
+    assert "nothing-listens-here" not in str(rec)
 
 
 def test_run_failure_alert_through_sensor_and_job(tmp_path, alert_receiver, monkeypatch):
@@ -134,7 +140,8 @@ def _ledger_rebalance(conn, rid, finished, mid_px_by_coin, fills):
         ledger.update_order(conn, f"0x{rid}-{c}", "filled", oid=oid)
     ledger.ingest_fills(conn, fills)
     ledger.finish_rebalance(conn, rid, "complete", None)
-    conn.execute("UPDATE rebalances SET finished_at = ? WHERE rebalance_id = ?", [finished, rid])
+    with conn.begin():  # the test pins the finish time (the ledger stamps wall-clock now)
+        conn.execute(rebalances.update().where(rebalances.c.rebalance_id == rid).values(finished_at=finished))
 
 
 def test_slippage_and_drift_alerts_from_the_snapshot_review(conn, alert_receiver):
@@ -149,8 +156,9 @@ def test_slippage_and_drift_alerts_from_the_snapshot_review(conn, alert_receiver
     ]
     _ledger_rebalance(conn, "rb-a", dt.datetime(2025, 5, 1, 0, 6), [("BTC", "buy", 100.0, 11), ("ETH", "sell", 50.0, 12)],
                       fills)
-    conn.execute("CREATE TABLE target_weights (rebalance_time TIMESTAMP, coin VARCHAR, weight DOUBLE)")
-    conn.execute("INSERT INTO target_weights VALUES ('2025-05-01 00:00', 'BTC', 0.10), ('2025-05-01 00:00', 'ETH', -0.10)")
+    # the rebalance's start snapshot records the targets it traded to (as the runner does)
+    ledger.snapshot(conn, dt.datetime(2025, 5, 1, 0, 5), "rebalance_start", "rb-a", 10_000.0, 0.0, {},
+                    {"BTC": 0.10, "ETH": -0.10})
     # BTC held at target, ETH short drifted to 15% of the account (threshold 3%)
     account = AccountState(10_000.0, 2_500.0, {
         "BTC": Position("BTC", 10.0, 100.0, 1_000.0, 0.0),
@@ -185,8 +193,7 @@ def test_daily_summary_and_underperformance(paper_account, alert_receiver):
     ex = paper_account.exchange
     cfg = parse_config({**paper_account.cfg.model_dump(), "alerts": {"min_interval_s": 0}})
     db = str(paper_account.db_path)
-    with duckdb.connect(db) as conn:
-        ledger.ensure(conn)
+    with book.connect(db) as conn:
         ledger.ingest_fills(conn, trading.user_fills())
         for rid, window, status in (("rb-d1", "2025-05-01 04:00", "complete"), ("rb-d2", "2025-05-01 08:00", "refused"),
                                     ("rb-d3", "2025-05-01 20:00", "partial"), ("rb-d4", "2025-05-02 00:00", "complete")):
@@ -199,8 +206,9 @@ def test_daily_summary_and_underperformance(paper_account, alert_receiver):
             ex.price_shock(0.985, "BTC")
             ex.price_shock(0.985, "SOL")
             ex.advance(4)
+    with connect(db) as duck:  # the backtest is analytics (DuckDB)
         # the backtest expected +0.5% a bar with 0.2% bar volatility over the same bars
-        store_backtest(conn, START_BAR, 200, lambda i: 0.005 + (0.002 if i % 2 else -0.002))
+        store_backtest(duck, START_BAR, 200, lambda i: 0.005 + (0.002 if i % 2 else -0.002))
     deliveries = run_daily(cfg, db, dt.date(2025, 5, 1), trading=trading)
     assert [d.status for d in deliveries] == ["sent", "sent"]
     assert [d.key for d in deliveries] == ["daily_summary:2025-05-01", "underperformance"]

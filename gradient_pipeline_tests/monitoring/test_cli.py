@@ -7,8 +7,8 @@ import os
 import subprocess
 import sys
 
-import duckdb
-
+from gradient_pipeline import book
+from gradient_pipeline.book import ledger
 from gradient_pipeline.monitoring.halt import is_halted
 from gradient_pipeline_tests.monitoring.conftest import BOOK, open_book
 
@@ -40,14 +40,15 @@ def test_emergency_stop_cli_flattens_halts_and_alerts_without_dagster(paper_acco
     assert state.positions == {} and trading.open_orders() == []
 
     # the halt survives the process: a brand-new connection sees it
-    with duckdb.connect(str(paper_account.db_path), read_only=True) as conn:
+    with book.connect(paper_account.db_path) as conn:
         assert is_halted(conn)
-        orders = conn.execute("SELECT count(*), bool_and(reduce_only), bool_and(status = 'filled') FROM orders "
-                              "WHERE rebalance_id LIKE 'emergency-%'").fetchone()
-        closing_fills = conn.execute("SELECT count(DISTINCT coin) FROM fills WHERE rebalance_id LIKE 'emergency-%'").fetchone()[0]
-        snap = conn.execute("SELECT n_positions FROM equity WHERE source = 'emergency_stop'").fetchall()
-    assert orders[0] == len(BOOK) and orders[1] and orders[2]
-    assert closing_fills == len(BOOK) and snap == [(0,)]
+        orders = ledger.table_frame(conn, "orders")
+        fills = ledger.table_frame(conn, "fills")
+        equity = ledger.table_frame(conn, "equity")
+    orders = orders[orders["rebalance_id"].str.startswith("emergency-")]
+    assert len(orders) == len(BOOK) and orders["reduce_only"].all() and (orders["status"] == "filled").all()
+    assert fills[fills["rebalance_id"].fillna("").str.startswith("emergency-")]["coin"].nunique() == len(BOOK)
+    assert equity.loc[equity["source"] == "emergency_stop", "n_positions"].tolist() == [0]
 
     # exactly one alert, carrying the reason and the flatten result, and no secret
     assert len(alert_receiver.posts) == 1
@@ -66,24 +67,21 @@ def test_emergency_stop_cli_flattens_halts_and_alerts_without_dagster(paper_acco
     # resume asks for confirmation; without it nothing changes
     no = run_cli(["resume"], env, stdin="")
     assert no.returncode == 1 and "NOT resumed" in no.stdout
-    with duckdb.connect(str(paper_account.db_path), read_only=True) as conn:
+    with book.connect(paper_account.db_path) as conn:
         assert is_halted(conn)
     yes = run_cli(["resume", "--yes"], env)
     assert yes.returncode == 0, yes.stderr
     assert "resumed" in yes.stdout
-    with duckdb.connect(str(paper_account.db_path), read_only=True) as conn:
+    with book.connect(paper_account.db_path) as conn:
         assert not is_halted(conn)
-        hwm = conn.execute("SELECT hwm_usd, reason FROM high_water_mark").fetchone()
-    assert abs(hwm[0] - state.account_value) < 1e-6 and hwm[1].startswith("rebase")
+        hwm = ledger.table_frame(conn, "high_water_mark").iloc[0]
+    assert abs(hwm["hwm_usd"] - state.account_value) < 1e-6 and hwm["reason"].startswith("rebase")
 
 
 def test_status_shows_positions_exposure_and_last_rebalance(paper_account, tmp_path):
-    from gradient_pipeline.execution import ledger
-
     trading = paper_account.trading()
     open_book(trading, BOOK)
-    with duckdb.connect(str(paper_account.db_path)) as conn:
-        ledger.ensure(conn)
+    with book.connect(paper_account.db_path) as conn:
         ledger.start_rebalance(conn, "rb-test-1", "2025-04-30 20:00", "paper", "local", paper_account.address, 10_000.0)
         ledger.finish_rebalance(conn, "rb-test-1", "partial", "residual DOGE $12")
     out = run_cli(["status"], paper_account.env())
@@ -130,7 +128,7 @@ def test_emergency_stop_without_flatten_cancels_and_halts_only(paper_account):
     assert out.returncode == 0, out.stderr
     assert "1 open order(s) cancelled" in out.stdout and "halt set" in out.stdout
     assert trading.open_orders() == [] and set(trading.account_state().positions) == set(BOOK)
-    with duckdb.connect(str(paper_account.db_path), read_only=True) as conn:
+    with book.connect(paper_account.db_path) as conn:
         assert is_halted(conn)
 
 
@@ -139,29 +137,20 @@ def test_status_while_a_writer_holds_the_ledger(paper_account):
 
     from gradient_pipeline_tests.monitoring.test_sensors import _hold
 
-    from gradient_pipeline.monitoring.drawdown_check import check_drawdown
-
-    def status_while_locked():
-        ctx = mp.get_context("spawn")
-        ready, go = ctx.Event(), ctx.Event()
-        proc = ctx.Process(target=_hold, args=(str(paper_account.db_path), ready, go))
-        proc.start()
-        try:
-            assert ready.wait(60)
-            return run_cli(["status"], paper_account.env())
-        finally:
-            go.set()
-            proc.join(30)
-
-    # never evaluated before and the book locked: the halt state is unknown, so status cannot evaluate (exit 3)
-    out = status_while_locked()
-    assert out.returncode == 3, out.stdout + out.stderr
-    assert "locked by a running process" in out.stdout and "account value:  $" in out.stdout
-    # once the drawdown check has run (its heartbeat has the mark and halt state), a locked book is no blind spot
-    check_drawdown(paper_account.cfg, str(paper_account.db_path))
-    out = status_while_locked()
-    assert out.returncode == 0, out.stdout + out.stderr
-    assert "locked by a running process" in out.stdout and "drawdown check: last evaluated" in out.stdout
+    ctx = mp.get_context("spawn")
+    ready, go = ctx.Event(), ctx.Event()
+    proc = ctx.Process(target=_hold, args=(str(paper_account.db_path), ready, go))
+    proc.start()
+    try:
+        assert ready.wait(60)
+        out = run_cli(["status"], paper_account.env())
+    finally:
+        go.set()
+        proc.join(30)
+    assert out.returncode == 0, out.stderr
+    # the writers hold DuckDB and an open book transaction: status still reads the book, and says nothing is wrong
+    assert "halt:           not halted" in out.stdout and "account value:  $" in out.stdout
+    assert "could not be read" not in out.stdout and "locked" not in out.stdout
 
 
 def test_drawdown_drill_shows_warning_stop_flatten_alert_and_halt(tmp_path):

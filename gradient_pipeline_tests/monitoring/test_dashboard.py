@@ -9,7 +9,8 @@ import duckdb
 
 from gradient_pipeline.defs.monitoring import defs as monitoring_defs
 from gradient_pipeline.defs.resources import GradientResource
-from gradient_pipeline.execution import ledger
+from gradient_pipeline import book
+from gradient_pipeline.book import ledger
 from gradient_pipeline_tests.monitoring.conftest import BOOK, open_book, store_backtest
 
 
@@ -23,8 +24,7 @@ def test_dashboard_metadata_and_performance_report(paper_account):
     gradient = GradientResource(config_path=str(paper_account.config_path), duckdb_path=str(paper_account.db_path))
     defs = _defs(gradient)
     ex = paper_account.exchange
-    with duckdb.connect(str(paper_account.db_path)) as conn:
-        ledger.ensure(conn)
+    with book.connect(paper_account.db_path) as conn:
         ledger.start_rebalance(conn, "rb-1", "2025-04-30 20:00", "paper", "local", paper_account.address, 10_000.0)
         ledger.finish_rebalance(conn, "rb-1", "complete", None)
         ledger.start_rebalance(conn, "rb-2", "2025-05-01 00:00", "paper", "local", paper_account.address, 10_000.0)

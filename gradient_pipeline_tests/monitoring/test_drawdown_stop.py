@@ -9,7 +9,8 @@ import subprocess
 import sys
 
 import dagster as dg
-import duckdb
+from gradient_pipeline import book
+from gradient_pipeline.book import ledger
 import pytest
 
 from gradient_pipeline.defs.monitoring import defs as monitoring_defs
@@ -91,9 +92,10 @@ def test_drawdown_warning_then_emergency_stop_flatten_halt_resume(paper_account,
 
     # the halt survives a restart: a new process with a new connection sees it
     check = subprocess.run(
-        [sys.executable, "-c", "import duckdb,sys; from gradient_pipeline.monitoring.halt import halt_reason, is_halted;"
-         f"c=duckdb.connect({str(paper_account.db_path)!r}, read_only=True); print(halt_reason(c)); "
-         "sys.exit(0 if is_halted(c) else 3)"],
+        [sys.executable, "-c", "import sys\nfrom gradient_pipeline import book\n"
+         "from gradient_pipeline.monitoring.halt import halt_reason, is_halted\n"
+         f"with book.connect({str(paper_account.db_path)!r}) as c:\n    print(halt_reason(c)); h = is_halted(c)\n"
+         "sys.exit(0 if h else 3)"],
         capture_output=True, text=True, env={**os.environ, **paper_account.env()}, timeout=60,
     )
     assert check.returncode == 0, check.stderr
@@ -107,7 +109,7 @@ def test_drawdown_warning_then_emergency_stop_flatten_halt_resume(paper_account,
     out = subprocess.run([sys.executable, "-m", "gradient_pipeline.cli", "resume", "--yes"], capture_output=True,
                          text=True, env=env, timeout=120)
     assert out.returncode == 0, out.stderr
-    with duckdb.connect(str(paper_account.db_path), read_only=True) as conn:
+    with book.connect(paper_account.db_path) as conn:
         assert not is_halted(conn)
     with dg.instance_for_test() as instance:
         md = _snapshot(gradient, instance)
@@ -129,6 +131,6 @@ def _assert_rebalance_refused(paper_account):
     assert result.status == "refused" and "halt" in (result.reason or "").lower()
     assert result.orders_sent == 0 and len(client.user_fills()) == before
     assert client.account_state().positions == {}
-    with duckdb.connect(str(paper_account.db_path), read_only=True) as conn:
-        row = conn.execute("SELECT status, reason FROM rebalances WHERE rebalance_id = ?", [result.rebalance_id]).fetchone()
-    assert row[0] == "refused" and "halt" in row[1].lower()
+    with book.connect(paper_account.db_path) as conn:
+        row = ledger.get_rebalance(conn, result.rebalance_id)
+    assert row["status"] == "refused" and "halt" in row["reason"].lower()

@@ -1,10 +1,11 @@
-"""Sensors never crash on a locked or missing DuckDB file, respect the configured interval, and the daily
+"""Sensors never wait for a writer (DuckDB or the operations book), respect the configured interval, and the daily
 schedule fires only at its hour."""
 
 from __future__ import annotations
 
 import datetime as dt
 import multiprocessing as mp
+import time
 
 import dagster as dg
 import duckdb
@@ -23,17 +24,26 @@ def _gradient(tmp_path, **cfg):
 
 
 def _hold(path, ready, go):
-    conn = duckdb.connect(path)
-    conn.execute("CREATE TABLE IF NOT EXISTS lock_holder (x INT)")
-    ready.set()
-    go.wait(60)
-    conn.close()
+    """Another process writes: it holds the DuckDB file's write lock (a backfill, a rebalance) and an open write
+    transaction on the operations book (an uncommitted equity snapshot), until told to stop."""
+    import datetime as _dt
+
+    from gradient_pipeline import book
+    from gradient_pipeline.book.schema import equity
+
+    duck = duckdb.connect(path)
+    duck.execute("CREATE TABLE IF NOT EXISTS lock_holder (x INT)")
+    with book.connect(path) as conn, book.unit(conn, write=True):
+        conn.execute(equity.insert().values(ts=_dt.datetime(2000, 1, 1), source="uncommitted", account_value_usd=1.0))
+        ready.set()
+        go.wait(60)
+    duck.close()
 
 
 def test_drawdown_sensor_is_red_and_alerts_when_blind_never_a_green_skip(paper_account, alert_receiver, monkeypatch,
                                                                           tmp_path):
-    """No book, no account, exchange unreachable too long: the tick raises (red in the UI) and alerts. A locked
-    book (a writer running) is not blind: the previous evaluation's mark is used."""
+    """Book unreachable, no account, exchange unreachable too long: the tick raises (red in the UI) and alerts. A
+    writer holding DuckDB and the book is no blind spot: the tick reads the book without waiting for it."""
     import json
 
     from gradient_pipeline.monitoring.drawdown_check import DrawdownCheckBlind
@@ -54,12 +64,16 @@ def test_drawdown_sensor_is_red_and_alerts_when_blind_never_a_green_skip(paper_a
         return drawdown_sensor(dg.build_sensor_context(instance=instance, resources={"gradient": g}))
 
     with dg.instance_for_test() as instance:
-        # 1) no book yet: red + alert
-        with pytest.raises(DrawdownCheckBlind, match="no book"):
+        # 1) the operations book cannot be opened (a PostgreSQL book whose server is down): red + alert
+        monkeypatch.setenv("GRADIENT_BOOK_URL", "postgresql+psycopg://postgres@127.0.0.1:9/nobook?connect_timeout=2")
+        with pytest.raises(DrawdownCheckBlind, match="operations book cannot be read"):
             tick(instance)
         assert any("CANNOT EVALUATE" in t for t in alert_receiver.titles())
+        monkeypatch.delenv("GRADIENT_BOOK_URL")
         # 2) a book with a snapshot: evaluated, green
-        with duckdb.connect(str(paper_account.db_path)) as conn:
+        from gradient_pipeline import book
+
+        with book.connect(paper_account.db_path) as conn:
             record_equity(conn, trading.account_state(), paper_account.exchange.now(), "monitor")
         ok = tick(instance)
         assert isinstance(ok, dg.SkipReason) and "below the warning level" in ok.skip_message
@@ -80,12 +94,18 @@ def test_drawdown_sensor_is_red_and_alerts_when_blind_never_a_green_skip(paper_a
         proc.start()
         try:
             assert ready.wait(60)
+            t0 = time.monotonic()
             locked = tick(instance)
+            waited = time.monotonic() - t0
         finally:
             go.set()
             proc.join(30)
         assert isinstance(locked, dg.SkipReason) and "below the warning level" in locked.skip_message
-        assert "locked by a running writer" in locked.skip_message
+        assert waited < 5.0, waited  # one account read and a book read; never the writer's transaction
+        from gradient_pipeline.book.heartbeats import last_beat
+
+        with book.connect(paper_account.db_path) as conn:
+            assert last_beat(conn, "drawdown_evaluation") is not None  # the watchdog can see the sensor runs
         # 5) a mode that trades with no account configured: red
         monkeypatch.delenv("GRADIENT_ACCOUNT_ADDRESS")
         monkeypatch.delenv("GRADIENT_PRIVATE_KEY")
@@ -141,7 +161,7 @@ def test_drawdown_sensor_retries_the_stop_while_positions_remain(paper_account):
     trading = paper_account.trading()
     open_book(trading, BOOK)
     g = GradientResource(config_path=str(paper_account.config_path), duckdb_path=str(paper_account.db_path))
-    with duckdb.connect(str(paper_account.db_path)) as conn:
+    with g.book() as conn:
         record_equity(conn, trading.account_state(), paper_account.exchange.now(), "monitor")
         set_halt(conn, "operator pause", "operator")
         paper_account.exchange.price_shock(0.2, "BTC")

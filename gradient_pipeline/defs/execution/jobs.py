@@ -6,8 +6,8 @@ Lineage: each run logs an `AssetMaterialization` of the external asset `executed
 so the asset graph shows target_weights → executed_orders and each rebalance appears in its history.
 
 Safety: the job carries `gradient/exclusive: rebalance` (limit 1 in dagster.yaml: a second run waits in the queue)
-and `gradient/duckdb: writer`; inside, an OS lock makes a concurrent rebalance skip visibly (run tag
-`gradient/skipped`). Refusals (stale window, failed check, halt, risk, invalid plan) are written to the ledger and
+and `gradient/duckdb: writer` (it reads the targets from DuckDB); inside, the book's rebalance lock (book/locks.py)
+makes a concurrent rebalance skip visibly (run tag `gradient/skipped`). The ledger is the operations book. Refusals (stale window, failed check, halt, risk, invalid plan) are written to the ledger and
 fail the run, so nothing about them is silent. Nothing here logs the private key: it is read from the
 environment inside `execution/session.py` and handed straight to the SDK.
 """
@@ -19,7 +19,7 @@ from pydantic import Field
 from gradient_pipeline.defs.execution.gate import checks_refusal, window_refusal
 from gradient_pipeline.defs.resources import GradientResource
 from gradient_pipeline.defs.signals.tables import target_window
-from gradient_pipeline.execution import ledger
+from gradient_pipeline.book import ledger
 from gradient_pipeline.execution.runner import (
     RebalanceBusy,
     Rebalancer,
@@ -40,9 +40,9 @@ executed_orders = dg.AssetSpec(
     EXECUTED_ORDERS,
     deps=["target_weights"],
     group_name="execution",
-    description="Orders sent by `rebalance_job` for the latest target window (rows in the DuckDB ledger: "
+    description="Orders sent by `rebalance_job` for the latest target window (rows in the operations book: "
     "rebalances, orders, fills). Materialised by the job, never from the asset graph.",
-    kinds={"duckdb"},
+    kinds={"sqlalchemy"},
 )
 
 REBALANCE_TAGS = {"gradient/exclusive": "rebalance", "gradient/duckdb": "writer"}
@@ -60,8 +60,7 @@ def _refuse(context, gradient: GradientResource, client, window_key: str, reason
     """Record a refused rebalance in the ledger and fail the run with the reason."""
     cfg = gradient.config
     rid = rebalance_id_for(parse_partition_key(window_key), cfg.mode, client.account_address)
-    with gradient.db() as conn:
-        ledger.ensure(conn)
+    with gradient.book() as conn:
         if ledger.get_rebalance(conn, rid) is None:
             ledger.start_rebalance(conn, rid, parse_partition_key(window_key), cfg.mode, cfg.network,
                                    client.account_address, None, context.run_id)

@@ -16,7 +16,6 @@ import dagster as dg
 import pandas as pd
 
 from gradient_pipeline.defs.resources import GradientResource
-from gradient_pipeline.storage.db import table_exists
 
 GROUP = "monitoring"
 
@@ -25,7 +24,7 @@ def _num(x) -> float:
     return float(x) if x is not None and x == x else 0.0
 
 
-@dg.asset(group_name=GROUP, kinds={"hyperliquid", "duckdb"})
+@dg.asset(group_name=GROUP, kinds={"hyperliquid", "sqlalchemy"})
 def equity_snapshot(context: dg.AssetExecutionContext, gradient: GradientResource) -> dg.MaterializeResult:
     """Mark-to-market account value (unrealised PnL and funding included) from the exchange, recorded in the
     ledger with the high-water mark; evaluates drift, slippage and drawdown re-arm alerts."""
@@ -38,7 +37,7 @@ def equity_snapshot(context: dg.AssetExecutionContext, gradient: GradientResourc
     trading = open_trading(cfg, signer=False)
     account = trading.account_state()
     ts = from_ms(account.time_ms) if account.time_ms else trading.server_time()
-    with gradient.db() as conn:
+    with gradient.book() as conn:
         state = record_equity(conn, account, ts, "monitor")
         deliveries = review_snapshot(conn, cfg, account, state)
     for d in deliveries:
@@ -71,10 +70,10 @@ def _table(df: pd.DataFrame, limit: int = 60) -> dg.MetadataValue:
     return dg.MetadataValue.table(records, schema)
 
 
-@dg.asset(group_name=GROUP, deps=[equity_snapshot], kinds={"duckdb"})
+@dg.asset(group_name=GROUP, deps=[equity_snapshot], kinds={"sqlalchemy"})
 def live_positions(gradient: GradientResource) -> dg.MaterializeResult:
     """Positions at the newest snapshot: size, value, unrealised PnL, weight vs target."""
-    with gradient.db(read_only=True) as conn:
+    with gradient.book() as conn:
         df = _latest_positions(conn)
     return dg.MaterializeResult(metadata={
         "positions": _table(df),
@@ -87,12 +86,12 @@ def live_positions(gradient: GradientResource) -> dg.MaterializeResult:
     })
 
 
-@dg.asset(group_name=GROUP, deps=[equity_snapshot], kinds={"duckdb"})
+@dg.asset(group_name=GROUP, deps=[equity_snapshot], kinds={"sqlalchemy"})
 def live_exposure(gradient: GradientResource) -> dg.MaterializeResult:
     """Long, short, gross and net exposure (USD and % of account value) and leverage at the newest snapshot."""
     from gradient_pipeline.monitoring.equity import latest_equity
 
-    with gradient.db(read_only=True) as conn:
+    with gradient.book() as conn:
         df = _latest_positions(conn)
         last = latest_equity(conn)
     av = last[1] if last else 0.0
@@ -107,18 +106,16 @@ def live_exposure(gradient: GradientResource) -> dg.MaterializeResult:
     })
 
 
-@dg.asset(group_name=GROUP, deps=[equity_snapshot], kinds={"duckdb"})
+@dg.asset(group_name=GROUP, deps=[equity_snapshot], kinds={"sqlalchemy"})
 def pnl_and_drawdown(gradient: GradientResource) -> dg.MaterializeResult:
     """Account value, high-water mark, drawdown, PnL over the last 24h and since the first snapshot, fees."""
+    from gradient_pipeline.book.ledger import fees_since
     from gradient_pipeline.monitoring.equity import equity_history, equity_state
 
-    with gradient.db(read_only=True) as conn:
+    with gradient.book() as conn:
         st = equity_state(conn)
         hist = equity_history(conn)
-        fees = 0.0
-        if table_exists(conn, "fills") and st.ts is not None:
-            fees = conn.execute("SELECT coalesce(sum(fee_usd), 0) FROM fills WHERE time > ?",
-                                [pd.Timestamp(st.ts) - pd.Timedelta(hours=24)]).fetchone()[0]
+        fees = fees_since(conn, pd.Timestamp(st.ts) - pd.Timedelta(hours=24)) if st.ts is not None else 0.0
     pnl_24h = pnl_all = 0.0
     if len(hist) and st.ts is not None:
         hist["ts"] = pd.to_datetime(hist["ts"])
@@ -136,17 +133,13 @@ def pnl_and_drawdown(gradient: GradientResource) -> dg.MaterializeResult:
 STATUSES = ("complete", "partial", "refused", "failed", "running")
 
 
-@dg.asset(group_name=GROUP, deps=[equity_snapshot], kinds={"duckdb"})
+@dg.asset(group_name=GROUP, deps=[equity_snapshot], kinds={"sqlalchemy"})
 def recent_rebalances(gradient: GradientResource) -> dg.MaterializeResult:
     """The last 20 rebalances with status and reason; counts per status (numeric) for the UI's plots."""
-    with gradient.db(read_only=True) as conn:
-        if table_exists(conn, "rebalances"):
-            df = conn.execute(
-                "SELECT rebalance_id, window_ts, mode, status, reason, n_orders, n_fills, started_at, finished_at "
-                "FROM rebalances ORDER BY started_at DESC LIMIT 20"
-            ).df()
-        else:
-            df = pd.DataFrame(columns=["rebalance_id", "status", "n_orders", "n_fills"])
+    from gradient_pipeline.book.ledger import recent_rebalances as read_recent
+
+    with gradient.book() as conn:
+        df = read_recent(conn, 20)
     md: dict = {"rebalances": _table(df.astype({c: str for c in df.columns if "_ts" in c or c.endswith("_at")}))}
     for s in STATUSES:
         md[f"n_{s}_last20"] = int((df["status"] == s).sum()) if len(df) else 0
@@ -158,7 +151,7 @@ def recent_rebalances(gradient: GradientResource) -> dg.MaterializeResult:
     return dg.MaterializeResult(metadata=md)
 
 
-@dg.asset(group_name=GROUP, deps=[equity_snapshot], kinds={"duckdb", "matplotlib"})
+@dg.asset(group_name=GROUP, deps=[equity_snapshot], kinds={"sqlalchemy", "duckdb", "matplotlib"})
 def performance_report(context: dg.AssetExecutionContext, gradient: GradientResource) -> dg.MaterializeResult:
     """Charts of equity (with the backtest's expectation band), drawdown and exposure: an HTML file beside the
     DuckDB file (`reports/performance_report.html`) and the PNG in this asset's metadata; live vs backtest z."""
@@ -172,9 +165,13 @@ def performance_report(context: dg.AssetExecutionContext, gradient: GradientReso
     )
 
     cfg = gradient.config
-    with gradient.db(read_only=True) as conn:
+    with gradient.book() as conn:
         hist = equity_history(conn)
-        bt = load_backtest_net(conn, since=hist["ts"].min() if len(hist) else None)
+    try:  # the backtest is analytics: DuckDB
+        with gradient.db(read_only=True) as duck:
+            bt = load_backtest_net(duck, since=hist["ts"].min() if len(hist) else None)
+    except FileNotFoundError:
+        bt = None
     band, comp = None, None
     if bt is not None and len(hist):
         bars = live_bar_equity(hist)

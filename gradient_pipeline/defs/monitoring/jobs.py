@@ -1,8 +1,9 @@
 """Monitoring jobs: the monitor snapshot, drawdown warning, emergency stop, alert delivery, daily summary.
 
-Every job that writes DuckDB carries `gradient/duckdb: writer` (one writer at a time, dagster.yaml) — except
-`emergency_stop_job`: it must never wait behind a rebalance in the run queue, so it flattens first and waits for
-the DuckDB lock itself (see `monitoring/emergency.py`).
+The monitor snapshot, the drawdown warning, alert delivery and the emergency stop touch only the operations book
+(gradient_pipeline/book), never DuckDB, so they carry no `gradient/duckdb` tag and never queue behind a backfill or
+a rebalance. Jobs that still open the DuckDB file (the daily summary and the performance report read the stored
+backtest) keep `gradient/duckdb: writer` (one DuckDB process at a time, dagster.yaml).
 """
 
 
@@ -19,7 +20,7 @@ WRITER = {"gradient/duckdb": "writer"}
 monitor_job = dg.define_asset_job(
     "monitor_job",
     selection=dg.AssetSelection.assets(*DASHBOARD_ASSETS),
-    tags={**WRITER, "gradient/kind": "monitor"},
+    tags={"gradient/kind": "monitor"},
     description="Equity snapshot from the exchange + dashboard assets (positions, exposure, PnL/drawdown, rebalances).",
 )
 
@@ -47,12 +48,12 @@ def send_drawdown_warning(context: dg.OpExecutionContext, config: DrawdownConfig
     cfg = gradient.config
     alert = messages.drawdown_warning(config.drawdown_pct, config.account_value_usd, config.hwm_usd,
                                       cfg.risk.drawdown_warn_pct, cfg.emergency_stop_drawdown_pct)
-    with gradient.db() as conn:
+    with gradient.book() as conn:
         d = raise_alert(conn, alert, cfg)
     context.log.warning(f"drawdown {config.drawdown_pct:.2f}%: alert {d.status}")
 
 
-@dg.job(tags=WRITER, description="Send the drawdown warning alert (launched by drawdown_sensor).")
+@dg.job(description="Send the drawdown warning alert (launched by drawdown_sensor).")
 def drawdown_warning_job():
     send_drawdown_warning()
 
@@ -72,7 +73,7 @@ def emergency_flatten(context: dg.OpExecutionContext, config: DrawdownConfig, gr
     # retries until flat (alerting STILL OPEN after risk.flatten_deadline_s); progress goes to the run's log
     report = emergency_stop(cfg, gradient.db_path, reason, source="drawdown_sensor", say=context.log.warning)
     context.log.warning(report.summary())
-    with gradient.db() as conn:
+    with gradient.book() as conn:
         d = raise_alert(conn, messages.drawdown_stop(config.drawdown_pct, config.account_value_usd, config.hwm_usd,
                                                      cfg.emergency_stop_drawdown_pct, report.summary()), cfg)
     context.log_event(dg.AssetObservation(
@@ -108,12 +109,12 @@ def send_run_failure_alert(context: dg.OpExecutionContext, config: AlertConfig, 
 
     cfg = gradient.config
     alert = messages.run_failure(config.job_name, config.run_id, config.error, config.partition or None, cfg.mode)
-    with gradient.db() as conn:
+    with gradient.book() as conn:
         d = raise_alert(conn, alert, cfg)
     context.log.info(f"run failure alert for {config.run_id}: {d.status}")
 
 
-@dg.job(tags=WRITER, description="Deliver a run-failure alert (launched by run_failure_alert_sensor).")
+@dg.job(description="Deliver a run-failure alert (launched by run_failure_alert_sensor).")
 def send_alert_job():
     send_run_failure_alert()
 

@@ -1,8 +1,9 @@
 """Monitoring sensors and schedules (all default RUNNING: they are the safety net, not trading).
 
-Sensors never write DuckDB and never hold it: `drawdown_sensor` opens a short read-only connection; when a run holds
-the writer lock it uses the previous evaluation's halt state and high-water mark (its heartbeat,
-`monitoring/heartbeat.py`). Work that writes happens in the short runs they launch.
+Sensors never open DuckDB: `drawdown_sensor` reads equity from the exchange every tick and the high-water mark
+and halt state from the operations book (never blocked by a writer: WAL on SQLite, MVCC on PostgreSQL), and
+records its evaluation as the `drawdown_evaluation` heartbeat. Work that writes more happens in the short runs
+they launch.
 
 - `equity_sensor`: every `risk.equity_sensor_interval_s` → `monitor_job` (snapshot + dashboard + alert review).
 - `drawdown_sensor`: equity read from the exchange every tick vs the high-water mark (`monitoring/drawdown.py`);
@@ -15,6 +16,7 @@ the writer lock it uses the previous evaluation's halt state and high-water mark
 """
 
 
+import logging
 import os
 import time
 
@@ -30,6 +32,8 @@ from gradient_pipeline.defs.monitoring.jobs import (
     send_alert_job,
 )
 from gradient_pipeline.defs.resources import GradientResource
+
+log = logging.getLogger(__name__)
 
 RUNNING = dg.DefaultSensorStatus.RUNNING
 
@@ -53,7 +57,7 @@ def equity_sensor(context: dg.SensorEvaluationContext, gradient: GradientResourc
             dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]),
         limit=1,
     )
-    if pending:  # e.g. queued behind a long backfill holding the DuckDB writer slot: do not pile up more
+    if pending:  # a slow exchange or a busy run queue: do not pile up more
         return dg.SkipReason(f"monitor run {pending[0].run_id[:8]} is still {pending[0].status.value.lower()}")
     bucket = int(now // interval)
     return dg.SensorResult(run_requests=[dg.RunRequest(run_key=f"equity-{bucket}")], cursor=str(now))
