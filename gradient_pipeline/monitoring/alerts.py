@@ -142,7 +142,8 @@ def _deliver(conn: Connection | None, key: str, urls: list[str], title: str, bod
     for i, url in enumerate(urls, start=1):
         ok, error = _deliver_one(url, title, body, severity)
         if not ok:
-            log.error("alert %s: destination #%d failed: %s", key, i, error)
+            log.error("ALERT NOT DELIVERED to destination #%d of %d (alert %s): %s; the others are tried", i,
+                      len(urls), key, error)
         any_ok = any_ok or ok
         if conn is not None:
             store.record_delivery(conn, key, url, ok, scrub(error or "", urls) or None,

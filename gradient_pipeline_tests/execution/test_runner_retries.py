@@ -71,9 +71,9 @@ def test_failed_cancel_in_passive_mode_is_resolved_on_the_next_run(paper):
 
 def test_while_halted_an_unreadable_exchange_still_ends_refused_not_failed(paper):
     """Found by the seeded simulation (schedule 14 of seed 7): halted, and the account read failed → `failed`."""
-    from gradient_pipeline.execution import ledger as ledger_mod
+    from gradient_pipeline.book import connect
+    from gradient_pipeline.book import ledger as ledger_mod
     from gradient_pipeline.monitoring.halt import set_halt
-    from gradient_pipeline.storage.db import connect
 
     with connect(paper.db_path) as conn:
         ledger_mod.ensure(conn)

@@ -16,9 +16,13 @@ def test_invariants_catch_a_ledger_that_disagrees_with_the_exchange(paper):
     result = run(paper.cfg)
     client = trading_client(paper.cfg)
     assert check_invariants(paper.cfg, client, paper.db_path, TARGETS, result, False, set()) == []
-    with duckdb.connect(paper.db_path) as conn:
-        conn.execute("DELETE FROM fills WHERE tid = (SELECT min(tid) FROM fills)")
-        conn.execute("UPDATE rebalances SET status = 'running'")
+    import sqlalchemy as sa
+
+    from gradient_pipeline import book
+
+    with book.connect(paper.db_path) as conn, conn.begin():
+        conn.execute(sa.text("DELETE FROM fills WHERE tid = (SELECT min(tid) FROM fills)"))
+        conn.execute(sa.text("UPDATE rebalances SET status = 'running'"))
     found = check_invariants(paper.cfg, client, paper.db_path, TARGETS, result, False, set())
     assert any("ledger fills" in v for v in found) and any("not terminal" in v for v in found), found
     # while halted every fill must close: an opening fill is a violation

@@ -86,7 +86,9 @@ def _crash(ex):
 def _baseline(paper_account, trading):
     from gradient_pipeline.monitoring.equity import record_equity
 
-    with duckdb.connect(str(paper_account.db_path)) as conn:
+    from gradient_pipeline import book
+
+    with book.connect(paper_account.db_path) as conn:
         record_equity(conn, trading.account_state(), paper_account.exchange.now(), "monitor")
     return GradientResource(config_path=str(paper_account.config_path), duckdb_path=str(paper_account.db_path))
 

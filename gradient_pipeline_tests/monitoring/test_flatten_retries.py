@@ -50,7 +50,9 @@ def test_cli_flattens_through_12_failed_account_reads(paper_account, alert_recei
     assert "not flat yet" in done.stdout and "HTTP 500" in done.stdout  # progress names the failure
     assert "account is FLAT" in done.stdout and "halt set" in done.stdout
     assert trading.account_state().positions == {} and trading.open_orders() == []
-    with duckdb.connect(str(paper_account.db_path), read_only=True) as conn:
+    from gradient_pipeline import book
+
+    with book.connect(paper_account.db_path) as conn:
         assert is_halted(conn)
 
 

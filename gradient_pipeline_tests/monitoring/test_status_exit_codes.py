@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 
-import duckdb
-
 from gradient_pipeline.monitoring.equity import record_equity
 from gradient_pipeline_tests.monitoring.conftest import BOOK, open_book
 from gradient_pipeline_tests.monitoring.test_cli import run_cli
@@ -16,10 +14,13 @@ def test_status_exit_codes_follow_the_drawdown_decision(paper_account, tmp_path)
     trading = paper_account.trading()
     open_book(trading, BOOK)
     env = paper_account.env()
-    # no book yet: the high-water mark and the halt state are unknown → 3
-    out = run_cli(["status"], env)
+    # the operations book cannot be read (a PostgreSQL book whose server is down): halt state unknown → 3
+    dead_book = {**env, "GRADIENT_BOOK_URL": "postgresql+psycopg://postgres@127.0.0.1:9/nobook?connect_timeout=2"}
+    out = run_cli(["status"], dead_book)
     assert out.returncode == 3, out.stdout + out.stderr
-    with duckdb.connect(str(paper_account.db_path)) as conn:
+    from gradient_pipeline import book
+
+    with book.connect(paper_account.db_path) as conn:
         record_equity(conn, trading.account_state(), paper_account.exchange.now(), "monitor")
     out = run_cli(["status"], env)
     assert out.returncode == 0, out.stdout + out.stderr

@@ -50,7 +50,9 @@ def test_watchdog_alerts_when_stale_and_pings_when_fresh(paper_account, alert_re
         assert [t for t in alert_receiver.titles() if "STALE" in t] and pings.paths == []
         # the drawdown check runs (as the sensor does): fresh → ping, exit 0, the alert re-arms
         trading = paper_account.trading()
-        with duckdb.connect(str(paper_account.db_path)) as conn:
+        from gradient_pipeline import book
+
+        with book.connect(paper_account.db_path) as conn:
             record_equity(conn, trading.account_state(), paper_account.exchange.now(), "monitor")
         check_drawdown(paper_account.cfg, str(paper_account.db_path))
         out = run_cli(["watchdog"], env)
