@@ -7,8 +7,10 @@ so the asset graph shows target_weights → executed_orders and each rebalance a
 
 Safety: the job carries `gradient/exclusive: rebalance` (limit 1 in dagster.yaml: a second run waits in the queue)
 and `gradient/duckdb: writer`; inside, an OS lock makes a concurrent rebalance skip visibly (run tag
-`gradient/skipped`). Refusals (stale window, failed check, halt, risk, invalid plan) are written to the ledger and
-fail the run, so nothing about them is silent. Nothing here logs the private key: it is read from the
+`gradient/skipped`). Refusals (stale window, failed check, risk, invalid plan) are written to the ledger and
+fail the run, so nothing about them is silent. A run with nothing to do — trading halted, or the window already
+rebalanced — is neither a failure nor an ordinary success: it ends tagged `gradient/outcome=skipped` with
+`gradient/skip_reason` (and a halted window is recorded `refused` in the ledger with the halt's reason). Nothing here logs the private key: it is read from the
 environment inside `execution/session.py` and handed straight to the SDK.
 """
 
@@ -46,6 +48,23 @@ executed_orders = dg.AssetSpec(
 )
 
 REBALANCE_TAGS = {"gradient/exclusive": "rebalance", "gradient/duckdb": "writer"}
+OUTCOME_TAG = "gradient/outcome"  # traded | skipped (refused/failed runs fail)
+SKIP_REASON_TAG = "gradient/skip_reason"
+
+
+def mark_skipped(context, reason: str) -> dict:
+    """Tag the run as skipped (the UI's run list shows it) and say why; the run itself succeeds quietly."""
+    context.instance.add_run_tags(context.run_id, {OUTCOME_TAG: "skipped", SKIP_REASON_TAG: reason[:250]})
+    context.log.info(f"skipped: {reason}")
+    context.add_output_metadata({"outcome": "skipped", "reason": reason})
+    return {"status": "skipped", "reason": reason}
+
+
+def _halted(gradient: GradientResource) -> str | None:
+    from gradient_pipeline.execution.risk_gate import trading_halt
+
+    with gradient.db() as conn:
+        return trading_halt(conn)
 
 
 class RebalanceConfig(dg.Config):
@@ -56,8 +75,8 @@ class RebalanceConfig(dg.Config):
     )
 
 
-def _refuse(context, gradient: GradientResource, client, window_key: str, reason: str):
-    """Record a refused rebalance in the ledger and fail the run with the reason."""
+def _record_refusal(context, gradient: GradientResource, client, window_key: str, reason: str) -> str:
+    """Write the window's rebalance as `refused` with the reason (never over a complete/partial one)."""
     cfg = gradient.config
     rid = rebalance_id_for(parse_partition_key(window_key), cfg.mode, client.account_address)
     with gradient.db() as conn:
@@ -68,6 +87,12 @@ def _refuse(context, gradient: GradientResource, client, window_key: str, reason
         row = ledger.get_rebalance(conn, rid)
         if row["status"] not in ("complete", "partial"):
             ledger.finish_rebalance(conn, rid, "refused", reason)
+    return rid
+
+
+def _refuse(context, gradient: GradientResource, client, window_key: str, reason: str):
+    """Record a refused rebalance in the ledger and fail the run with the reason."""
+    rid = _record_refusal(context, gradient, client, window_key, reason)
     context.log.error(f"rebalance {rid} refused: {reason}")
     raise dg.Failure(description=f"refused: {reason}", metadata={"rebalance_id": rid, "window": window_key},
                      allow_retries=False)
@@ -82,6 +107,18 @@ def check_targets(context: dg.OpExecutionContext, config: RebalanceConfig, gradi
     window_key = config.window or partition_key(latest_complete_bar_open(now))
     context.log.info(f"mode={cfg.mode} network={cfg.network} url={client.base_url} window={window_key} "
                      f"exchange clock={now}")
+    halted = _halted(gradient)
+    if halted:  # nothing may trade: record the refusal in the ledger, show the run as skipped (no failure alert)
+        reason = f"trading halted: {halted}"
+        _record_refusal(context, gradient, client, window_key, reason)
+        return {"window": window_key, "exchange_time": str(now), **mark_skipped(context, reason)}
+    rid = rebalance_id_for(parse_partition_key(window_key), cfg.mode, client.account_address)
+    with gradient.db() as conn:
+        ledger.ensure(conn)
+        done = ledger.get_rebalance(conn, rid)
+    if done is not None and done["status"] in ("complete", "partial"):
+        reason = f"window {window_key} already rebalanced ({rid} {done['status']}); nothing to do"
+        return {"window": window_key, "exchange_time": str(now), **mark_skipped(context, reason)}
     reason = (window_refusal(window_key, now, cfg.execution.target_max_age_hours)
               or checks_refusal(context.instance, window_key))
     if reason is None:
@@ -97,6 +134,8 @@ def check_targets(context: dg.OpExecutionContext, config: RebalanceConfig, gradi
 @dg.op(out=dg.Out(io_manager_key="op_io_manager"), tags={"kind": "hyperliquid"})
 def rebalance(context: dg.OpExecutionContext, gradient: GradientResource, target: dict) -> dict:
     """Trade the account to the window's targets and record everything in the ledger (see execution/runner.py)."""
+    if target.get("status") == "skipped":
+        return target
     cfg = gradient.config
     client = trading_client(cfg)
     window = parse_partition_key(target["window"])
@@ -108,7 +147,9 @@ def rebalance(context: dg.OpExecutionContext, gradient: GradientResource, target
     except RebalanceBusy as busy:
         context.instance.add_run_tags(context.run_id, {"gradient/skipped": "another rebalance is running"})
         context.log.warning(f"skipped: {busy}")
-        return {"status": "skipped", "reason": str(busy)}
+        return mark_skipped(context, str(busy))
+    if result.status == "refused" and (result.reason or "").startswith("trading halted"):
+        return mark_skipped(context, result.reason)
     metadata = {
         "rebalance_id": result.rebalance_id,
         "window": target["window"],
