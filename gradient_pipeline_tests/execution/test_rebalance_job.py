@@ -99,6 +99,9 @@ def test_trades_the_latest_checked_window(dagster_env):
     assert out["status"] == "complete" and out["orders"] == len(TARGETS)
     mats = instance.fetch_materializations(dg.AssetKey("executed_orders"), limit=5).records
     assert len(mats) == 1 and mats[0].asset_materialization.metadata["status"].value == "complete"
+    md = mats[0].asset_materialization.metadata  # the cycle's latency, measured every run (hand-launched: no tick)
+    assert md["latency/trading_s"].value > 0 and md["latency/total_s"].value >= md["latency/trading_s"].value
+    assert "close_to_tick" in md["latency/missing"].value
     # a second run of the same window trades nothing, and says so: skipped, not an ordinary success
     again = run_rebalance(defs, instance, LATEST)
     assert again.success and again.output_for_node("rebalance")["status"] == "skipped"

@@ -15,10 +15,13 @@ environment inside `execution/session.py` and handed straight to the SDK.
 """
 
 
+import time
+
 import dagster as dg
 from pydantic import Field
 
 from gradient_pipeline.defs.execution.gate import checks_refusal, window_refusal
+from gradient_pipeline.defs.execution.latency import cycle_latency, latency_metadata
 from gradient_pipeline.defs.resources import GradientResource
 from gradient_pipeline.defs.signals.tables import target_window
 from gradient_pipeline.execution import ledger
@@ -58,6 +61,21 @@ def mark_skipped(context, reason: str) -> dict:
     context.log.info(f"skipped: {reason}")
     context.add_output_metadata({"outcome": "skipped", "reason": reason})
     return {"status": "skipped", "reason": reason}
+
+
+def _time_first_ack(client) -> list[float]:
+    """Wrap `client.bulk_orders` to note the wall time its first batch came back (acknowledged by the exchange)."""
+    acks: list[float] = []
+    send = client.bulk_orders
+
+    def timed(orders):
+        outcomes = send(orders)
+        if orders and not acks:
+            acks.append(time.time())
+        return outcomes
+
+    client.bulk_orders = timed
+    return acks
 
 
 def _halted(gradient: GradientResource) -> str | None:
@@ -141,6 +159,7 @@ def rebalance(context: dg.OpExecutionContext, gradient: GradientResource, target
     window = parse_partition_key(target["window"])
     with gradient.db() as conn:
         targets, adv = load_targets(conn, window)
+    first_ack = _time_first_ack(client)
     runner = Rebalancer(cfg, client, gradient.db_path, dagster_run_id=context.run_id, on_event=context.log.info)
     try:
         result = runner.run(window, targets, adv)
@@ -162,6 +181,11 @@ def rebalance(context: dg.OpExecutionContext, gradient: GradientResource, target
         "account_value_usd": float(result.account_value or 0.0),
         "residual_usd": dg.MetadataValue.json(result.residual_usd),
     }
+    if first_ack:  # the cycle's latency budget: window close → first order acknowledged (defs/execution/latency.py)
+        breakdown = cycle_latency(context.instance, context.run_id, first_ack[0])
+        metadata.update(latency_metadata(breakdown))
+        context.add_output_metadata(latency_metadata(breakdown))
+        context.log.info("cycle latency (s): " + ", ".join(f"{k}={v}" for k, v in breakdown.items()))
     context.log_event(dg.AssetMaterialization(EXECUTED_ORDERS, metadata=metadata,
                                               description=f"rebalance {result.status}"))
     if result.status in ("refused", "failed"):

@@ -32,6 +32,7 @@ import dagster as dg
 import pandas as pd
 
 from gradient_pipeline.config import ConfigError, GradientConfig, ScheduleConfig, load_config
+from gradient_pipeline.defs.execution.latency import TICK_LAG_TAG
 from gradient_pipeline.defs.execution.jobs import (
     REBALANCE_TAGS,
     rebalance_job,
@@ -73,8 +74,10 @@ def window_run_request(now) -> dg.RunRequest:
     """The data run for the window that closed most recently at `now` (the exchange's clock)."""
     bar = latest_complete_bar_open(now)
     key = partition_key(bar)
+    lag = (utc_naive(now) - (bar + BAR)).total_seconds()  # the cycle's latency budget starts at the close
     return dg.RunRequest(run_key=key, partition_key=key,
-                         tags={WINDOW_TAG: key, WINDOW_CLOSE_TAG: (bar + BAR).isoformat(), **TRADING_PRIORITY})
+                         tags={WINDOW_TAG: key, WINDOW_CLOSE_TAG: (bar + BAR).isoformat(), TICK_LAG_TAG: f"{lag:.3f}",
+                               **TRADING_PRIORITY})
 
 
 def exchange_clock_after_grace(server_time: Callable[[], pd.Timestamp], grace_s: float,
