@@ -15,6 +15,7 @@ COMMAND_MODULES = (
     "gradient_pipeline.research.cli",
     "gradient_pipeline.execution.cli",
     "gradient_pipeline.monitoring.cli",
+    "gradient_pipeline.defs.execution.warmup",  # warm-up: deployment step 1
 )
 
 
