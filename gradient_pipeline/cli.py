@@ -15,7 +15,7 @@ COMMAND_MODULES = (
     "gradient_pipeline.research.cli",
     "gradient_pipeline.execution.cli",
     "gradient_pipeline.monitoring.cli",
-    "gradient_pipeline.defs.execution.warmup",  # warm-up: deployment step 1
+    "gradient_pipeline.warmup",  # warm-up: deployment step 1
 )
 
 
