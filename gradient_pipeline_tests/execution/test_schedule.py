@@ -51,10 +51,14 @@ def _schedule_follows_the_exchange(ex, cfg, instance, tmp_path):
     tick = trading_cycle_schedule.evaluate_tick(ctx)
     assert [r.partition_key for r in tick.run_requests] == ["2025-03-01-00:00"]
     # once the window has a run, the next tick in the same window is a skip that says why
-    instance.create_run_for_job(defs.resolve_job_def(trading_window_job.name), tags=req.tags,
-                                status=dg.DagsterRunStatus.SUCCESS)
+    instance.create_run_for_job(defs.resolve_job_def(trading_window_job.name),
+                                tags={**req.tags, "dagster/partition": req.partition_key},
+                                status=dg.DagsterRunStatus.FAILURE)
     skip = schedule_decision(instance, cfg)
-    assert isinstance(skip, dg.SkipReason)
+    assert isinstance(skip, dg.SkipReason)  # a failed window run is not relaunched every tick (it was alerted)
+    assert "already has run" in skip.skip_message and "failure" in skip.skip_message
+    instance.report_runless_asset_event(dg.AssetMaterialization("target_weights", partition=req.partition_key))
+    skip = schedule_decision(instance, cfg)
     assert "no new complete window" in skip.skip_message and "2025-03-01-00:00" in skip.skip_message
     ex.advance(pd.Timedelta(hours=4))
     assert schedule_decision(instance, cfg).partition_key == "2025-03-01-04:00"

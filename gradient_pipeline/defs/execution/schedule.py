@@ -104,13 +104,16 @@ def window_tick(instance: dg.DagsterInstance, now: pd.Timestamp, partitions_star
     if parse_partition_key(key) < parse_partition_key(partitions_start):
         return dg.SkipReason(f"the exchange's newest complete window {key} (exchange clock {now}) is before the "
                              f"partitions start {partitions_start}")
-    runs = instance.get_runs(filters=dg.RunsFilter(job_name=trading_window_job.name, tags={WINDOW_TAG: key}), limit=1)
-    if not runs:  # runs launched by hand or by a backfill carry only the partition tag
-        runs = instance.get_runs(filters=dg.RunsFilter(job_name=trading_window_job.name,
-                                                       tags={"dagster/partition": key}), limit=1)
-    if runs:
-        return dg.SkipReason(f"no new complete window: the newest, {key} (exchange clock {now}), already has run "
-                             f"{runs[0].run_id[:8]} ({runs[0].status.value.lower()}); the next closes at {next_close}")
+    done = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey("target_weights"), asset_partitions=[key]), limit=1).records
+    if done:  # by the schedule, by hand, by a backfill or the warm-up's range runs: all count
+        return dg.SkipReason(f"no new complete window: the newest, {key} (exchange clock {now}), was materialised "
+                             f"by run {done[0].run_id[:8]}; the next closes at {next_close}")
+    runs = instance.get_runs(filters=dg.RunsFilter(job_name=trading_window_job.name, tags={"dagster/partition": key}),
+                             limit=1)
+    if runs:  # queued or running, or it failed (its failure was alerted; relaunching every tick would only repeat it)
+        return dg.SkipReason(f"window {key} (exchange clock {now}) already has run {runs[0].run_id[:8]} "
+                             f"({runs[0].status.value.lower()}); the next closes at {next_close}")
     return req
 
 
