@@ -25,12 +25,16 @@ import pandas as pd
 import pytest
 
 from gradient_pipeline.storage.db import DuckDBLockedError, connect
+from gradient_pipeline.timegrid import parse_partition_key
 
 REPO = Path(__file__).resolve().parents[2]
 COINS = ["BTC", "ETH", "SOL", "DOGE", "AVAX", "LINK", "XRP", "LTC"]
 FROZEN_AT = "2025-03-01 00:05"          # warm-up sees windows up to 2025-02-28 20:00
 FIRST_CLOSE = pd.Timestamp("2025-03-01 04:00")  # window 2025-03-01 00:00 closes here
-WINDOW_S = float(os.environ.get("GRADIENT_SOAK_WINDOW_S", "60"))  # wall seconds per 4h window
+# Wall seconds per 4h window: 60 is one window per minute; the default 120 leaves room for a shared, loaded 2-core
+# machine (each run's process start-up alone took 10–20 s there), where a window's data run + rebalance must finish
+# before the next window closes or the gate refuses the targets as stale.
+WINDOW_S = float(os.environ.get("GRADIENT_SOAK_WINDOW_S", "120"))
 SPEED = 4 * 3600 / WINDOW_S
 WINDOWS = ["2025-03-01-00:00", "2025-03-01-04:00", "2025-03-01-08:00", "2025-03-01-12:00"]
 
@@ -84,8 +88,8 @@ def test_daemon_trades_every_window_then_halts_on_a_shock(tmp_path, local_exchan
         "mode": "paper", "exchange_base_url": ex.base_url, "duckdb_path": db, "capital_usd": 10_000.0,
         "lookback_spans": [2, 4, 8, 16], "vol_span": 6,
         "data": {"source": "hyperliquid", "partitions_start": "2025-02-01-00:00"},
-        "schedule": {"cron": "* * * * *"},
-        "risk": {"equity_sensor_interval_s": 30},
+        "schedule": {"cron": "* * * * *" if WINDOW_S == 60 else f"*/{int(WINDOW_S // 60)} * * * *"},
+        "risk": {"equity_sensor_interval_s": int(WINDOW_S)},
     }))
     env = _env(tmp_path, cfg_path, master, agent)
     (tmp_path / "dh").mkdir()
@@ -132,7 +136,7 @@ def _rebalanced(db: str):
 
 
 def _soak(instance, ex, db, master, cfg, open_trading):
-    want = {str(pd.Timestamp.strptime(k, "%Y-%m-%d-%H:%M")) for k in WINDOWS}
+    want = {str(parse_partition_key(k)) for k in WINDOWS}
     _wait("four windows rebalanced", lambda: want <= set(_rebalanced(db)), 6 * WINDOW_S + 120)
 
     runs = instance.get_runs()
@@ -154,7 +158,7 @@ def _soak(instance, ex, db, master, cfg, open_trading):
     breakdown = {k: v.value for k, v in latencies[0].items() if k.startswith("latency/")}
     print("latency of the last cycle (s):", breakdown)
     monitor = _ledger(db, "SELECT count(*) FROM equity WHERE source = 'monitor'")[0][0]
-    assert monitor >= 3, monitor  # equity snapshots throughout
+    assert monitor >= 2, monitor  # equity snapshots throughout (and one at the end of every rebalance)
 
     # 4. a price shock against the book: longs ×0.5, shorts ×1.6 → drawdown far past 20% → flat and halted
     positions = open_trading(cfg).account_state().positions

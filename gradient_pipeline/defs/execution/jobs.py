@@ -194,7 +194,8 @@ def rebalance(context: dg.OpExecutionContext, gradient: GradientResource, target
     return {"rebalance_id": result.rebalance_id, "status": result.status, "orders": result.orders_sent}
 
 
-@dg.job(tags=REBALANCE_TAGS, description=__doc__.split("\n\n")[0])
+@dg.job(tags=REBALANCE_TAGS, description=__doc__.split("\n\n")[0],
+        executor_def=dg.in_process_executor)  # two short ops: a step process each only added start-up latency
 def rebalance_job():
     rebalance(check_targets())
 
