@@ -89,7 +89,9 @@ def test_daemon_trades_every_window_then_halts_on_a_shock(tmp_path, local_exchan
         "lookback_spans": [2, 4, 8, 16], "vol_span": 6,
         "data": {"source": "hyperliquid", "partitions_start": "2025-02-01-00:00"},
         "schedule": {"cron": "* * * * *" if WINDOW_S == 60 else f"*/{int(WINDOW_S // 60)} * * * *"},
-        "risk": {"equity_sensor_interval_s": int(WINDOW_S)},
+        # One monitor snapshot at start-up, then every rebalance records equity itself: on a loaded 2-core box a
+        # monitor run (multiprocess, DuckDB writer slot) took 2.5 min and held up the window runs behind it.
+        "risk": {"equity_sensor_interval_s": int(os.environ.get("GRADIENT_SOAK_EQUITY_S", "3600"))},
     }))
     env = _env(tmp_path, cfg_path, master, agent)
     (tmp_path / "dh").mkdir()
@@ -157,8 +159,8 @@ def _soak(instance, ex, db, master, cfg, open_trading):
     assert all(md["latency/missing"].value == "none" for md in latencies), [md["latency/missing"] for md in latencies]
     breakdown = {k: v.value for k, v in latencies[0].items() if k.startswith("latency/")}
     print("latency of the last cycle (s):", breakdown)
-    monitor = _ledger(db, "SELECT count(*) FROM equity WHERE source = 'monitor'")[0][0]
-    assert monitor >= 2, monitor  # equity snapshots throughout (and one at the end of every rebalance)
+    sources = dict(_ledger(db, "SELECT source, count(*) FROM equity GROUP BY source"))
+    assert sources.get("monitor", 0) >= 1 and sources.get("rebalance_end", 0) >= len(WINDOWS), sources
 
     # 4. a price shock against the book: longs ×0.5, shorts ×1.6 → drawdown far past 20% → flat and halted
     positions = open_trading(cfg).account_state().positions
@@ -167,7 +169,7 @@ def _soak(instance, ex, db, master, cfg, open_trading):
         ex.price_shock(0.5 if p.szi > 0 else 1.6, coin)
     shocked_at = time.time()
     _wait("halted", lambda: _ledger(db, "SELECT halted FROM halt_state ORDER BY changed_at DESC LIMIT 1")
-          == [(True,)], 300)
+          == [(True,)], 600)
     _wait("flat", lambda: not open_trading(cfg).account_state().positions, 120)
     stops = [r for r in instance.get_runs() if r.job_name == "emergency_stop_job"]
     assert stops and all(r.status == dg.DagsterRunStatus.SUCCESS for r in stops)
