@@ -136,3 +136,19 @@ def test_sensor_skips_a_halted_or_already_rebalanced_window(tmp_path):
         set_halt(conn, "drawdown 25% ≥ 20%", source="test")
     skip = rebalance_after_window(_sensor_ctx(instance, _succeeded_window_run(instance, "2025-03-01-04:00"), db))
     assert isinstance(skip, dg.SkipReason) and "halted" in skip.skip_message and "drawdown 25%" in skip.skip_message
+
+
+def test_equity_snapshots_wait_while_a_trading_run_is_queued(tmp_path, monkeypatch):
+    """A monitor run must not take the DuckDB writer slot the cycle's next run is waiting for."""
+    from gradient_pipeline.defs.monitoring.sensors import equity_sensor
+
+    monkeypatch.setenv("GRADIENT_ACCOUNT_ADDRESS", "0x" + "1" * 40)
+    cfg_file = tmp_path / "gradient.json"
+    cfg_file.write_text(json.dumps({"duckdb_path": str(tmp_path / "g.duckdb"), "risk": {"equity_sensor_interval_s": 60}}))
+    g = GradientResource(config_path=str(cfg_file))
+    with dg.instance_for_test() as instance:
+        assert isinstance(equity_sensor(dg.build_sensor_context(instance=instance, resources={"gradient": g})),
+                          dg.SensorResult)
+        instance.create_run_for_job(defs.resolve_job_def("rebalance_job"), status=dg.DagsterRunStatus.QUEUED)
+        skip = equity_sensor(dg.build_sensor_context(instance=instance, resources={"gradient": g}))
+        assert isinstance(skip, dg.SkipReason) and "trading cycle in progress" in skip.skip_message
