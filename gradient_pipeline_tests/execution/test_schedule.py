@@ -138,7 +138,7 @@ def test_sensor_skips_a_halted_or_already_rebalanced_window(tmp_path):
     assert isinstance(skip, dg.SkipReason) and "halted" in skip.skip_message and "drawdown 25%" in skip.skip_message
 
 
-def test_equity_snapshots_wait_while_a_trading_run_is_queued(tmp_path, monkeypatch):
+def test_equity_snapshots_wait_while_a_trading_run_is_in_flight(tmp_path, monkeypatch):
     """A monitor run must not take the DuckDB writer slot the cycle's next run is waiting for."""
     from gradient_pipeline.defs.monitoring.sensors import equity_sensor
 
@@ -149,6 +149,6 @@ def test_equity_snapshots_wait_while_a_trading_run_is_queued(tmp_path, monkeypat
     with dg.instance_for_test() as instance:
         assert isinstance(equity_sensor(dg.build_sensor_context(instance=instance, resources={"gradient": g})),
                           dg.SensorResult)
-        instance.create_run_for_job(defs.resolve_job_def("rebalance_job"), status=dg.DagsterRunStatus.QUEUED)
+        instance.create_run_for_job(defs.resolve_job_def("rebalance_job"), status=dg.DagsterRunStatus.STARTING)
         skip = equity_sensor(dg.build_sensor_context(instance=instance, resources={"gradient": g}))
         assert isinstance(skip, dg.SkipReason) and "trading cycle in progress" in skip.skip_message
