@@ -17,7 +17,8 @@ Where the time goes, in order (seconds):
 | `run_startup` | rebalance run dequeued/starting → `check_targets` starts | wall |
 | `trading` | `check_targets` starts → the first order batch is acknowledged | wall |
 
-`total` is their sum (phases that do not apply — e.g. a run launched by hand has no tick — are left out and
+`close_to_tick` is in exchange seconds (wall seconds on a real exchange or a replay at speed 1; a fast replay
+inflates it by its speed). `total` is their sum (phases that do not apply — e.g. a run launched by hand has no tick — are left out and
 named in `missing`). `latency_breakdown` is pure (plain numbers in, dict out); `run_timeline` reads one run's
 timestamps from the Dagster instance.
 """
