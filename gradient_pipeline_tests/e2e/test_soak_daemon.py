@@ -141,6 +141,10 @@ def _rebalanced(db: str):
 def _soak(instance, ex, db, master, cfg, open_trading):
     want = {str(parse_partition_key(k)) for k in WINDOWS}
     _wait("four windows rebalanced", lambda: want <= set(_rebalanced(db)), 6 * WINDOW_S + 120)
+    # the ledger row is finished a moment before the run itself ends: wait for the runs to end too
+    _wait("the rebalance runs to end", lambda: not instance.get_runs(filters=dg.RunsFilter(
+        job_name="rebalance_job", statuses=[dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.STARTING,
+                                            dg.DagsterRunStatus.STARTED])), 120)
 
     runs = instance.get_runs()
     failed = [(r.job_name, r.run_id[:8]) for r in runs if r.status == dg.DagsterRunStatus.FAILURE]
