@@ -17,6 +17,7 @@ COMMAND_MODULES = (
     "gradient_pipeline.monitoring.cli",
     "gradient_pipeline.book.cli",
     "gradient_pipeline.app.cli",
+    "gradient_pipeline.warmup",  # warm-up: deployment step 1
 )
 
 

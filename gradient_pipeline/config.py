@@ -120,6 +120,12 @@ class RateLimitConfig(_Section):
     max_retries: int = Field(6, ge=0)
     backoff_base_s: float = Field(0.5, gt=0)
     backoff_max_s: float = Field(30.0, gt=0)
+    shared_ledger: bool = Field(
+        True, description="share one budget per exchange host across every process on this machine (a rolling "
+        "ledger in a small SQLite file); false: each process keeps its own budget (it then cannot see the others)")
+    ledger_path: str | None = Field(
+        None, description="SQLite file of the shared budget; default `exchange_rate.sqlite` beside the DuckDB file "
+        "(`GRADIENT_RATE_LEDGER` overrides)")
 
 
 class ExecutionConfig(_Section):
@@ -141,6 +147,30 @@ class ExecutionConfig(_Section):
     dead_man_s: float | None = Field(
         120.0, ge=10, le=86_400, description="during a rebalance the venue cancels all open orders this many "
         "seconds after the last order round unless re-armed (scheduleCancel; null: off)")
+
+
+class ScheduleConfig(_Section):
+    """When `trading_cycle_schedule` ticks. Which window it runs is always the exchange's newest complete window
+    (asked from the exchange clock), so the cron only decides *when to ask*."""
+
+    cron: str | None = Field(
+        None, description="cron (UTC) of the trading schedule; default: every 4h at `offset_minutes` past the hour")
+    offset_minutes: int = Field(
+        0, ge=0, le=59, description="minutes after each 4h close (the exchange serves a closed candle at the close)")
+    clock_grace_s: float = Field(
+        20.0, ge=0, le=50, description="a tick that finds the exchange clock this close before a close waits for it "
+        "(host/exchange clock skew) instead of skipping the window")
+
+    @property
+    def cron_schedule(self) -> str:
+        return self.cron or f"{self.offset_minutes} */4 * * *"
+
+    @field_validator("cron")
+    @classmethod
+    def _five_fields(cls, cron: str | None) -> str | None:
+        if cron is not None and len(cron.split()) != 5:
+            raise ValueError("must be a 5-field cron expression, e.g. '0 */4 * * *'")
+        return cron
 
 
 class RiskConfig(_Section):
@@ -217,6 +247,7 @@ class GradientConfig(BaseModel):
     costs: CostConfig = Field(default_factory=CostConfig)
     execution: ExecutionConfig = Field(default_factory=ExecutionConfig)
     risk: RiskConfig = Field(default_factory=RiskConfig)
+    schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
     backtest: BacktestConfig = Field(default_factory=BacktestConfig)
 

@@ -335,3 +335,13 @@ def recent_rebalance_ids(conn, limit: int = 6) -> list[str]:
         return list(conn.execute(sa.select(rebalances.c.rebalance_id).where(
             rebalances.c.status.in_(("complete", "partial")))
             .order_by(rebalances.c.finished_at.desc().nulls_last()).limit(limit)).scalars())
+
+
+def finished_rebalance_for_window(conn, window_ts, mode: str) -> tuple[str, str] | None:
+    """(rebalance id, status) of a complete or partial rebalance of `window_ts` in `mode`, or None — what the
+    rebalance sensor asks before launching a run for a window."""
+    with unit(conn):
+        r = conn.execute(sa.select(rebalances.c.rebalance_id, rebalances.c.status).where(
+            rebalances.c.window_ts == ts(window_ts), rebalances.c.mode == mode,
+            rebalances.c.status.in_(("complete", "partial"))).limit(1)).first()
+    return (r[0], r[1]) if r else None

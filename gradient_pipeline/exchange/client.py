@@ -16,10 +16,12 @@ so `Info` methods (and an `Exchange` built with `build_exchange`) are limited an
 from __future__ import annotations
 
 import logging
+import os
 import random
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -39,12 +41,34 @@ from gradient_pipeline.exchange.errors import (
     describe_request,
     retry_after_s,
 )
-from gradient_pipeline.exchange.ratelimit import WeightLimiter, backoff_delay
+from gradient_pipeline.exchange.ratelimit import (
+    LEDGER_ENV_VAR,
+    LEDGER_FILE_NAME,
+    SharedWeightLedger,
+    WeightLimiter,
+    backoff_delay,
+    ledger_host,
+)
 from gradient_pipeline.timegrid import now_utc
 
 log = logging.getLogger(__name__)
 
 EMPTY_SPOT_META = {"universe": [], "tokens": []}
+
+
+def shared_ledger_path(cfg: GradientConfig) -> Path | None:
+    """Where every process of this deployment keeps the one per-IP budget (None if `rate_limit.shared_ledger` is off).
+
+    `$GRADIENT_RATE_LEDGER`, else `rate_limit.ledger_path`, else `exchange_rate.sqlite` beside the DuckDB file
+    (`$GRADIENT_DUCKDB_PATH` or `duckdb_path`): the data directory every process of one deployment shares.
+    """
+    if not cfg.rate_limit.shared_ledger:
+        return None
+    explicit = os.environ.get(LEDGER_ENV_VAR) or cfg.rate_limit.ledger_path
+    if explicit:
+        return Path(explicit).expanduser()
+    duck = os.environ.get("GRADIENT_DUCKDB_PATH") or str(cfg.resolved_duckdb_path)
+    return Path(duck).expanduser().parent / LEDGER_FILE_NAME
 
 
 class LimitedPostMixin:
@@ -91,6 +115,7 @@ class HyperliquidClient:
         *,
         sleep: Callable[[float], None] = time.sleep,
         rand: Callable[[], float] = random.random,
+        ledger_path: str | os.PathLike | None = None,
     ):
         if not base_url.startswith(("http://", "https://")) or base_url.endswith("/"):
             raise ValueError(f"base_url must be an http(s) URL without a trailing slash, got {base_url!r}")
@@ -99,7 +124,9 @@ class HyperliquidClient:
         self.base_url = base_url
         self.rate_limit = rate_limit
         self.timeout_s = float(timeout_s)
-        self.limiter = WeightLimiter(rate_limit, sleep=sleep)
+        # ledger_path: the machine-wide budget file (see ratelimit.py); None = this process's own budget.
+        ledger = SharedWeightLedger(ledger_path, ledger_host(base_url)) if ledger_path else None
+        self.limiter = WeightLimiter(rate_limit, sleep=sleep, ledger=ledger)
         self._sleep = sleep
         self._rand = rand
         self._transport = API(base_url, timeout=self.timeout_s)  # plain SDK transport for raw /info bodies
@@ -109,8 +136,9 @@ class HyperliquidClient:
 
     @classmethod
     def from_config(cls, cfg: GradientConfig) -> "HyperliquidClient":
-        """Client for the network the configuration's mode implies (`cfg.base_url`) with its rate-limit settings."""
-        return cls(cfg.base_url, cfg.rate_limit, cfg.rate_limit.request_timeout_s)
+        """Client for the network the configuration's mode implies (`cfg.base_url`) with its rate-limit settings
+        and the machine-wide budget ledger (`shared_ledger_path(cfg)`)."""
+        return cls(cfg.base_url, cfg.rate_limit, cfg.rate_limit.request_timeout_s, ledger_path=shared_ledger_path(cfg))
 
     def __repr__(self) -> str:
         return f"HyperliquidClient({self.base_url!r}, timeout_s={self.timeout_s})"

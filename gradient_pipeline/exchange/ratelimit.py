@@ -12,15 +12,28 @@ documented reading of "+1 per 60 items" and what the local exchange does; should
 difference is at most 1 per request, well inside the default 10 % margin). A rolling window of
 `capacity <= budget` never overdraws the exchange's token bucket (capacity = budget, refilled at budget/60 per s).
 All methods are thread-safe; `stats()` feeds the benchmarks.
+
+**One budget per IP across processes.** The exchange counts weight per IP, but a deployment calls it from many
+processes at once (parallel asset steps, sensors, monitor and rebalance runs, the CLI). With `ledger=` a
+`SharedWeightLedger` holds the rolling window instead of process memory: a small SQLite file (default
+`exchange_rate.sqlite` beside the DuckDB file) with one row per charge, keyed by the exchange's host. Admission is one
+`BEGIN IMMEDIATE` transaction (SQLite's own file lock serialises every process on the machine): expire rows older
+than 60 s, sum the rest, insert the charge if it fits. So N processes together never spend more than the one
+budget, and a process alone may use all of it. A process killed mid-request leaves only its charge, which expires
+with the window. The counters in `stats()` stay per process (what *this* client spent and waited).
 """
 
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
+import os
+import sqlite3
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 from gradient_pipeline.config import RateLimitConfig
@@ -67,11 +80,13 @@ class WeightLimiter:
         config: RateLimitConfig,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
+        ledger: "SharedWeightLedger | None" = None,
     ):
         self.config = config
         self.capacity = max(1, int(config.budget_per_minute * config.safety_fraction))
         self._clock = clock
         self._sleep = sleep
+        self.ledger = ledger  # None: this process's own rolling window; else the machine-wide one
         self._lock = threading.Lock()
         self._events: collections.deque[tuple[float, int]] = collections.deque()  # (time charged, weight)
         self._used = 0
@@ -125,6 +140,13 @@ class WeightLimiter:
 
         A weight larger than the whole budget is admitted once the window is empty (it could never fit otherwise).
         """
+        if self.ledger is not None:
+            waited = self.ledger.acquire(int(weight), self.capacity, self._sleep)
+            with self._lock:
+                self._requests += 1
+                self._weight += int(weight)
+                self._limiter_wait += waited
+            return waited
         need = min(int(weight), self.capacity)
         waited = 0.0
         while True:
@@ -153,6 +175,11 @@ class WeightLimiter:
         """Add weight learned after the response (never blocks; later `acquire` calls wait for it)."""
         if weight <= 0:
             return
+        if self.ledger is not None:
+            self.ledger.charge(int(weight))
+            with self._lock:
+                self._weight += int(weight)
+            return
         with self._lock:
             now = self._clock()
             self._expire(now)
@@ -162,6 +189,8 @@ class WeightLimiter:
 
     def used(self) -> int:
         """Weight currently inside the rolling window."""
+        if self.ledger is not None:
+            return self.ledger.used()
         with self._lock:
             self._expire(self._clock())
             return self._used
@@ -192,6 +221,101 @@ class WeightLimiter:
         """Zero the counters (the window itself is kept: the exchange still remembers recent weight)."""
         with self._lock:
             self._reset_counters()
+
+
+LEDGER_FILE_NAME = "exchange_rate.sqlite"
+LEDGER_ENV_VAR = "GRADIENT_RATE_LEDGER"
+
+_LEDGER_DDL = """
+CREATE TABLE IF NOT EXISTS spend (
+    host   TEXT NOT NULL,   -- exchange host:port: one budget per exchange our IP talks to
+    t      REAL NOT NULL,   -- epoch seconds (wall clock: shared by every process on the machine)
+    weight INTEGER NOT NULL,
+    pid    INTEGER NOT NULL -- who spent it (for `gradient-pipeline` debugging only)
+);
+CREATE INDEX IF NOT EXISTS spend_host_t ON spend (host, t);
+"""
+
+
+class SharedWeightLedger:
+    """The rolling 60 s weight window of one exchange host, shared by every process through a SQLite file.
+
+    Thread- and process-safe: every admission is one `BEGIN IMMEDIATE` transaction. The file is a scratch ledger
+    (WAL, `synchronous=OFF`): losing it loses at most a minute of accounting, never data.
+    """
+
+    def __init__(self, path: str | os.PathLike, host: str, clock: Callable[[], float] = time.time):
+        self.path = Path(path)
+        self.host = host
+        self._clock = clock
+        self._local = threading.local()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._conn().executescript(_LEDGER_DDL)
+
+    def __repr__(self) -> str:
+        return f"SharedWeightLedger({str(self.path)!r}, host={self.host!r})"
+
+    def _conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=OFF")
+            self._local.conn = conn
+        return conn
+
+    @contextlib.contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")  # the write lock first: read-then-insert is atomic across processes
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def acquire(self, weight: int, capacity: int, sleep: Callable[[float], None] = time.sleep) -> float:
+        """Block until `weight` fits in the host's rolling window (capacity per 60 s), charge it, return the wait."""
+        need = min(int(weight), int(capacity))
+        waited = 0.0
+        while True:
+            with self._tx() as conn:
+                now = self._clock()
+                conn.execute("DELETE FROM spend WHERE host = ? AND t <= ?", (self.host, now - WINDOW_S))
+                rows = conn.execute("SELECT t, weight FROM spend WHERE host = ? ORDER BY t", (self.host,)).fetchall()
+                used = sum(w for _, w in rows)
+                if used + need <= capacity:
+                    conn.execute("INSERT INTO spend VALUES (?, ?, ?, ?)", (self.host, now, int(weight), os.getpid()))
+                    return waited
+                freed, until = 0, now
+                for t, w in rows:  # earliest moment enough old charges have left the window
+                    freed += w
+                    until = t + WINDOW_S
+                    if used - freed + need <= capacity:
+                        break
+                delay = max(until - now, 0.001)
+            sleep(delay)  # outside the transaction: other processes keep spending meanwhile
+            waited += delay
+
+    def charge(self, weight: int) -> None:
+        """Add weight learned after a response (never blocks on budget)."""
+        if weight > 0:
+            with self._tx() as conn:
+                conn.execute("INSERT INTO spend VALUES (?, ?, ?, ?)", (self.host, self._clock(), int(weight), os.getpid()))
+
+    def used(self) -> int:
+        """Weight inside the host's rolling window right now (all processes)."""
+        row = self._conn().execute("SELECT coalesce(sum(weight), 0) FROM spend WHERE host = ? AND t > ?",
+                                   (self.host, self._clock() - WINDOW_S)).fetchone()
+        return int(row[0])
+
+
+def ledger_host(base_url: str) -> str:
+    """The ledger key of an exchange URL: host[:port] (mainnet, testnet and each local exchange differ)."""
+    from urllib.parse import urlparse
+
+    return urlparse(base_url).netloc or base_url
 
 
 def backoff_delay(attempt: int, config: RateLimitConfig, rand: Callable[[], float]) -> float:

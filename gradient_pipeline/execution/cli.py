@@ -52,6 +52,9 @@ def _rebalance(args: argparse.Namespace) -> int:
         raise_on_error=False,
     )
     out = result.output_for_node("rebalance") if result.success else None
+    if out and out.get("status") == "skipped":
+        print(f"rebalance skipped: {out.get('reason', '')} — run {result.run_id} in DAGSTER_HOME={home}")
+        return 0
     if out:
         print(f"rebalance {out.get('rebalance_id', '')}: {out['status']} ({out.get('orders', 0)} orders) "
               f"— run {result.run_id} in DAGSTER_HOME={home}")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 
 from gradient_pipeline.config import MAINNET_API_URL, GradientConfig
-from gradient_pipeline.exchange.client import HyperliquidClient
+from gradient_pipeline.exchange.client import HyperliquidClient, shared_ledger_path
 from gradient_pipeline.exchange.trading import (
     TradingClient,
     TradingConfigError,
@@ -26,7 +26,8 @@ def trading_client(cfg: GradientConfig, base_url: str | None = None) -> TradingC
     url = base_url or cfg.base_url
     if url == MAINNET_API_URL and cfg.sends_orders and not (cfg.mode == "mainnet" and cfg.allow_mainnet):
         raise TradingConfigError("mainnet URL but mode is not mainnet with allow_mainnet: true; refusing")
-    client = HyperliquidClient(url, cfg.rate_limit, cfg.execution.request_timeout_s)
+    client = HyperliquidClient(url, cfg.rate_limit, cfg.execution.request_timeout_s,
+                                ledger_path=shared_ledger_path(cfg))  # the one per-IP budget
     if cfg.sends_orders:
         wallet = load_wallet_from_env()
         account = account_address_from_env(wallet)

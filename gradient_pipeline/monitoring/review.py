@@ -12,6 +12,7 @@ from gradient_pipeline.config import GradientConfig
 from gradient_pipeline.monitoring import messages
 from gradient_pipeline.monitoring.alerts import Delivery, clear_alert, raise_alert
 from gradient_pipeline.monitoring.equity import EquityState, drawdown_level
+from gradient_pipeline.monitoring.halt import is_halted
 from gradient_pipeline.monitoring.evaluate import (
     drift_rows,
     fills_with_reference,
@@ -28,6 +29,10 @@ def review_snapshot(conn: Connection, cfg: GradientConfig, account, state: Equit
         clear_alert(conn, "drawdown_warn")  # re-arm: the next crossing alerts again
 
     last = last_rebalance_targets(conn)
+    if last is not None and is_halted(conn):
+        # A halt means "be flat": drift is measured against no positions. A flat halted account is quiet (the
+        # halt itself was alerted once); positions left open while halted alert once, until they are gone.
+        last = ("the halt (target: flat)", {})
     if last is not None and account.account_value > 0:
         rid, weights = last
         target_usd = {c: w * account.account_value for c, w in weights.items()}

@@ -102,10 +102,32 @@ def test_trades_the_latest_checked_window(dagster_env):
     assert out["status"] == "complete" and out["orders"] == len(TARGETS)
     mats = instance.fetch_materializations(dg.AssetKey("executed_orders"), limit=5).records
     assert len(mats) == 1 and mats[0].asset_materialization.metadata["status"].value == "complete"
-    # a second run of the same window trades nothing
+    md = mats[0].asset_materialization.metadata  # the cycle's latency, measured every run (hand-launched: no tick)
+    assert md["latency/trading_s"].value > 0 and md["latency/total_s"].value >= md["latency/trading_s"].value
+    assert "close_to_tick" in md["latency/missing"].value
+    # a second run of the same window trades nothing, and says so: skipped, not an ordinary success
     again = run_rebalance(defs, instance, LATEST)
-    assert again.success and again.output_for_node("rebalance")["status"] == "complete"
+    assert again.success and again.output_for_node("rebalance")["status"] == "skipped"
+    tags = instance.get_run_by_id(again.run_id).tags
+    assert tags["gradient/outcome"] == "skipped" and "already rebalanced" in tags["gradient/skip_reason"]
+    assert len(instance.fetch_materializations(dg.AssetKey("executed_orders"), limit=5).records) == 1
     assert set(exchange_orders_per_coin(paper.cfg).values()) == {1}
+
+
+def test_halted_window_is_a_skip_recorded_as_refused(dagster_env):
+    from gradient_pipeline.monitoring.halt import set_halt
+
+    paper, defs, instance = dagster_env
+    assert materialize(defs, instance, LATEST).success
+    with connect(paper.db_path) as conn:
+        set_halt(conn, "drawdown 21% ≥ 20%", source="test")
+    result = run_rebalance(defs, instance, LATEST)
+    assert result.success and result.output_for_node("rebalance")["status"] == "skipped"
+    tags = instance.get_run_by_id(result.run_id).tags
+    assert tags["gradient/outcome"] == "skipped" and "trading halted" in tags["gradient/skip_reason"] and "drawdown 21%" in tags["gradient/skip_reason"]
+    row = rebalances(paper).iloc[0]
+    assert row["status"] == "refused" and row["reason"].startswith("trading halted")
+    assert exchange_orders_per_coin(paper.cfg) == {}
 
 
 def test_refuses_stale_window(dagster_env):
@@ -194,9 +216,9 @@ def test_private_key_never_leaks(dagster_env, caplog, capfd, tmp_path):
     with book.connect(paper.db_path) as conn:
         for table in OPERATIONAL_TABLES:
             clean(ledger.table_frame(conn, table).to_csv(), f"book table {table}")
-    # CLI: a rebalance from the command line (it refuses here: no targets in its instance) prints no key
+    # CLI: a rebalance from the command line (the window is done, or no targets in its instance) prints no key
     env = {**__import__("os").environ, "DAGSTER_HOME": str(tmp_path / "dh"), "GRADIENT_DEBUG": ""}
     cli = subprocess.run([sys.executable, "-m", "gradient_pipeline.cli", "rebalance"], env=env,
                          capture_output=True, text=True, timeout=300, check=False)
-    assert "rebalance did not trade" in cli.stdout, cli.stdout + cli.stderr
+    assert "rebalance did not trade" in cli.stdout or "rebalance skipped: window" in cli.stdout, cli.stdout + cli.stderr
     clean(cli.stdout + cli.stderr, "CLI output")

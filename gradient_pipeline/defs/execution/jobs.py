@@ -7,16 +7,22 @@ so the asset graph shows target_weights → executed_orders and each rebalance a
 
 Safety: the job carries `gradient/exclusive: rebalance` (limit 1 in dagster.yaml: a second run waits in the queue)
 and `gradient/duckdb: writer` (it reads the targets from DuckDB); inside, the book's rebalance lock (book/locks.py)
-makes a concurrent rebalance skip visibly (run tag `gradient/skipped`). The ledger is the operations book. Refusals (stale window, failed check, halt, risk, invalid plan) are written to the ledger and
-fail the run, so nothing about them is silent. Nothing here logs the private key: it is read from the
+makes a concurrent rebalance skip visibly (run tag `gradient/skipped`). The ledger is the operations book.
+Refusals (stale window, failed check, risk, invalid plan) are written to the ledger and fail the run, so nothing
+about them is silent. A run with nothing to do — trading halted, or the window already rebalanced — is neither a
+failure nor an ordinary success: it ends tagged `gradient/outcome=skipped` with `gradient/skip_reason` (and a
+halted window is recorded `refused` in the ledger with the halt's reason). Nothing here logs the private key: it is read from the
 environment inside `execution/session.py` and handed straight to the SDK.
 """
 
+
+import time
 
 import dagster as dg
 from pydantic import Field
 
 from gradient_pipeline.defs.execution.gate import checks_refusal, window_refusal
+from gradient_pipeline.defs.execution.latency import cycle_latency, latency_metadata
 from gradient_pipeline.defs.resources import GradientResource
 from gradient_pipeline.defs.signals.tables import target_window
 from gradient_pipeline.book import ledger
@@ -46,6 +52,38 @@ executed_orders = dg.AssetSpec(
 )
 
 REBALANCE_TAGS = {"gradient/exclusive": "rebalance", "gradient/duckdb": "writer"}
+OUTCOME_TAG = "gradient/outcome"  # traded | skipped (refused/failed runs fail)
+SKIP_REASON_TAG = "gradient/skip_reason"
+
+
+def mark_skipped(context, reason: str) -> dict:
+    """Tag the run as skipped (the UI's run list shows it) and say why; the run itself succeeds quietly."""
+    context.instance.add_run_tags(context.run_id, {OUTCOME_TAG: "skipped", SKIP_REASON_TAG: reason[:250]})
+    context.log.info(f"skipped: {reason}")
+    context.add_output_metadata({"outcome": "skipped", "reason": reason})
+    return {"status": "skipped", "reason": reason}
+
+
+def _time_first_ack(client) -> list[float]:
+    """Wrap `client.bulk_orders` to note the wall time its first batch came back (acknowledged by the exchange)."""
+    acks: list[float] = []
+    send = client.bulk_orders
+
+    def timed(orders):
+        outcomes = send(orders)
+        if orders and not acks:
+            acks.append(time.time())
+        return outcomes
+
+    client.bulk_orders = timed
+    return acks
+
+
+def _halted(gradient: GradientResource) -> str | None:
+    from gradient_pipeline.execution.risk_gate import trading_halt
+
+    with gradient.book() as conn:
+        return trading_halt(conn)
 
 
 class RebalanceConfig(dg.Config):
@@ -56,8 +94,8 @@ class RebalanceConfig(dg.Config):
     )
 
 
-def _refuse(context, gradient: GradientResource, client, window_key: str, reason: str):
-    """Record a refused rebalance in the ledger and fail the run with the reason."""
+def _record_refusal(context, gradient: GradientResource, client, window_key: str, reason: str) -> str:
+    """Write the window's rebalance as `refused` with the reason (never over a complete/partial one)."""
     cfg = gradient.config
     rid = rebalance_id_for(parse_partition_key(window_key), cfg.mode, client.account_address)
     with gradient.book() as conn:
@@ -67,6 +105,12 @@ def _refuse(context, gradient: GradientResource, client, window_key: str, reason
         row = ledger.get_rebalance(conn, rid)
         if row["status"] not in ("complete", "partial"):
             ledger.finish_rebalance(conn, rid, "refused", reason)
+    return rid
+
+
+def _refuse(context, gradient: GradientResource, client, window_key: str, reason: str):
+    """Record a refused rebalance in the ledger and fail the run with the reason."""
+    rid = _record_refusal(context, gradient, client, window_key, reason)
     context.log.error(f"rebalance {rid} refused: {reason}")
     raise dg.Failure(description=f"refused: {reason}", metadata={"rebalance_id": rid, "window": window_key},
                      allow_retries=False)
@@ -81,6 +125,17 @@ def check_targets(context: dg.OpExecutionContext, config: RebalanceConfig, gradi
     window_key = config.window or partition_key(latest_complete_bar_open(now))
     context.log.info(f"mode={cfg.mode} network={cfg.network} url={client.base_url} window={window_key} "
                      f"exchange clock={now}")
+    halted = _halted(gradient)
+    if halted:  # nothing may trade: record the refusal in the ledger, show the run as skipped (no failure alert)
+        reason = f"trading halted: {halted}"
+        _record_refusal(context, gradient, client, window_key, reason)
+        return {"window": window_key, "exchange_time": str(now), **mark_skipped(context, reason)}
+    rid = rebalance_id_for(parse_partition_key(window_key), cfg.mode, client.account_address)
+    with gradient.book() as conn:
+        done = ledger.get_rebalance(conn, rid)
+    if done is not None and done["status"] in ("complete", "partial"):
+        reason = f"window {window_key} already rebalanced ({rid} {done['status']}); nothing to do"
+        return {"window": window_key, "exchange_time": str(now), **mark_skipped(context, reason)}
     reason = (window_refusal(window_key, now, cfg.execution.target_max_age_hours)
               or checks_refusal(context.instance, window_key))
     if reason is None:
@@ -93,21 +148,36 @@ def check_targets(context: dg.OpExecutionContext, config: RebalanceConfig, gradi
     return {"window": window_key, "exchange_time": str(now)}
 
 
+def _record_latency(gradient: GradientResource, window, breakdown: dict) -> None:
+    """The cycle's latency phases into the book (`cycle_latency`), one row per stage, for history beyond the UI."""
+    from gradient_pipeline.book.heartbeats import record_latency
+
+    with gradient.book() as conn:
+        for stage, seconds in breakdown.items():
+            if isinstance(seconds, (int, float)):
+                record_latency(conn, window, stage, float(seconds))
+
+
 @dg.op(out=dg.Out(io_manager_key="op_io_manager"), tags={"kind": "hyperliquid"})
 def rebalance(context: dg.OpExecutionContext, gradient: GradientResource, target: dict) -> dict:
     """Trade the account to the window's targets and record everything in the ledger (see execution/runner.py)."""
+    if target.get("status") == "skipped":
+        return target
     cfg = gradient.config
     client = trading_client(cfg)
     window = parse_partition_key(target["window"])
     with gradient.db() as conn:
         targets, adv = load_targets(conn, window)
+    first_ack = _time_first_ack(client)
     runner = Rebalancer(cfg, client, gradient.db_path, dagster_run_id=context.run_id, on_event=context.log.info)
     try:
         result = runner.run(window, targets, adv)
     except RebalanceBusy as busy:
         context.instance.add_run_tags(context.run_id, {"gradient/skipped": "another rebalance is running"})
         context.log.warning(f"skipped: {busy}")
-        return {"status": "skipped", "reason": str(busy)}
+        return mark_skipped(context, str(busy))
+    if result.status == "refused" and (result.reason or "").startswith("trading halted"):
+        return mark_skipped(context, result.reason)
     metadata = {
         "rebalance_id": result.rebalance_id,
         "window": target["window"],
@@ -120,6 +190,12 @@ def rebalance(context: dg.OpExecutionContext, gradient: GradientResource, target
         "account_value_usd": float(result.account_value or 0.0),
         "residual_usd": dg.MetadataValue.json(result.residual_usd),
     }
+    if first_ack:  # the cycle's latency budget: window close → first order acknowledged (defs/execution/latency.py)
+        breakdown = cycle_latency(context.instance, context.run_id, first_ack[0])
+        metadata.update(latency_metadata(breakdown))
+        context.add_output_metadata(latency_metadata(breakdown))
+        context.log.info("cycle latency (s): " + ", ".join(f"{k}={v}" for k, v in breakdown.items()))
+        _record_latency(gradient, window, breakdown)
     context.log_event(dg.AssetMaterialization(EXECUTED_ORDERS, metadata=metadata,
                                               description=f"rebalance {result.status}"))
     if result.status in ("refused", "failed"):
@@ -128,7 +204,8 @@ def rebalance(context: dg.OpExecutionContext, gradient: GradientResource, target
     return {"rebalance_id": result.rebalance_id, "status": result.status, "orders": result.orders_sent}
 
 
-@dg.job(tags=REBALANCE_TAGS, description=__doc__.split("\n\n")[0])
+@dg.job(tags=REBALANCE_TAGS, description=__doc__.split("\n\n")[0],
+        executor_def=dg.in_process_executor)  # two short ops: a step process each only added start-up latency
 def rebalance_job():
     rebalance(check_targets())
 

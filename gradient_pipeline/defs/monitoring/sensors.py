@@ -59,6 +59,14 @@ def equity_sensor(context: dg.SensorEvaluationContext, gradient: GradientResourc
     )
     if pending:  # a slow exchange or a busy run queue: do not pile up more
         return dg.SkipReason(f"monitor run {pending[0].run_id[:8]} is still {pending[0].status.value.lower()}")
+    trading = context.instance.get_runs(  # a snapshot must not hold the writer slot the cycle's next run needs
+        filters=dg.RunsFilter(job_name="trading_window_job", statuses=[
+            dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]), limit=1,
+    ) or context.instance.get_runs(filters=dg.RunsFilter(job_name="rebalance_job", statuses=[
+        dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]), limit=1)
+    if trading:
+        return dg.SkipReason(f"trading cycle in progress ({trading[0].job_name} {trading[0].run_id[:8]}); "
+                             "snapshot after it (every rebalance records equity itself)")
     bucket = int(now // interval)
     return dg.SensorResult(run_requests=[dg.RunRequest(run_key=f"equity-{bucket}")], cursor=str(now))
 
