@@ -119,7 +119,7 @@ def test_halted_window_is_a_skip_recorded_as_refused(dagster_env):
 
     paper, defs, instance = dagster_env
     assert materialize(defs, instance, LATEST).success
-    with connect(paper.db_path) as conn:
+    with book.connect(paper.db_path) as conn:
         set_halt(conn, "drawdown 21% ≥ 20%", source="test")
     result = run_rebalance(defs, instance, LATEST)
     assert result.success and result.output_for_node("rebalance")["status"] == "skipped"
