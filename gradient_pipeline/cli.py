@@ -16,6 +16,7 @@ COMMAND_MODULES = (
     "gradient_pipeline.execution.cli",
     "gradient_pipeline.monitoring.cli",
     "gradient_pipeline.book.cli",
+    "gradient_pipeline.app.cli",
 )
 
 
