@@ -1,6 +1,6 @@
 """Operator commands that work with the Dagster daemon down: `status`, `emergency-stop`, `resume`.
 
-    gradient-pipeline status [--offline] [--json]
+    gradient-pipeline status [--offline] [--demo] [--json]
     gradient-pipeline emergency-stop --flatten-all [--yes] [--reason TEXT]
     gradient-pipeline resume [--yes] [--reason TEXT]
     gradient-pipeline drawdown-drill [--workdir DIR]
@@ -23,6 +23,9 @@ def add_commands(subparsers) -> None:
                                    "exposure, last rebalance")
     status.add_argument("--offline", action="store_true", help="do not contact the exchange; use the ledger only")
     status.add_argument("--json", action="store_true", help="machine-readable output")
+    status.add_argument("--demo", action="store_true",
+                        help="the last `gradient-pipeline demo` (its config and book; offline: its exchange is gone)")
+    status.add_argument("--demo-dir", default="data/demo", help="the demo's --workdir (default data/demo)")
     _common(status)
     status.set_defaults(handler=_status)
 
@@ -95,8 +98,17 @@ def _confirm(prompt: str, yes: bool) -> bool:
 def _status(args) -> int:
     from gradient_pipeline.monitoring.status import gather_status, render
 
-    cfg, db_path = _load(args)
-    report = gather_status(cfg, db_path, live=not args.offline)
+    if args.demo:
+        from gradient_pipeline.app.demo_book import find_demo
+        from gradient_pipeline.config import load_config
+
+        demo = find_demo(args.demo_dir)
+        report = gather_status(load_config(demo.config_path), demo.db_path, live=False)
+        report.notes.append(f"the last demo's book ({demo.workdir}); its local exchange is gone, figures are the "
+                            "book's last snapshot")
+    else:
+        cfg, db_path = _load(args)
+        report = gather_status(cfg, db_path, live=not args.offline)
     if args.json:
         print(json.dumps(report.as_dict(), default=str, indent=2))
     else:
