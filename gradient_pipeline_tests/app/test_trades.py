@@ -79,8 +79,12 @@ def test_trades_rejects_a_bad_since(paper, monkeypatch, capsys):
 def test_dry_run_orders_are_listed_as_not_sent(paper_factory, monkeypatch, capsys):
     p = paper_factory()
     cfg = p.config(mode="dry_run")
-    result = Rebalancer(cfg, trading_client(cfg), p.db_path).run(WINDOW, TARGETS, ADV)
+    said: list[str] = []
+    result = Rebalancer(cfg, trading_client(cfg), p.db_path, on_event=said.append).run(WINDOW, TARGETS, ADV)
     assert result.status == "complete" and "none sent" in result.reason
+    assert "orders planned and recorded, none sent" in result.summary() and "orders sent" not in result.summary()
+    would = [m for m in said if m.startswith("dry run, NOT sent:")]
+    assert sorted(m.split()[6] for m in would) == sorted(TARGETS)  # one line per order: side, size, coin, limit
     assert trading_client(cfg).user_fills() == []
     monkeypatch.setenv("GRADIENT_DUCKDB_PATH", p.db_path)
     assert main(["trades", "--json"]) == 0
