@@ -48,7 +48,7 @@ class TradesView:
         return {"book": self.book, "since": self.since.isoformat() if self.since else None, "coin": self.coin,
                 "fills": records(self.fills), "pnl_by_coin": records(self.pnl), "totals": self.totals(),
                 "funding_recorded": self.funding_recorded,
-                "funding_usd": None if not self.funding_recorded else None,
+                "funding_usd": None,  # not in the book (funding_recorded False): unknown, not 0
                 "unrealised_as_of": self.snapshot_ts.isoformat() if self.snapshot_ts else None,
                 "unrealised_source": self.snapshot_source, "dry_run_orders": records(self.dry_run),
                 "notes": self.notes}

@@ -92,3 +92,10 @@ def test_dry_run_orders_are_listed_as_not_sent(paper_factory, monkeypatch, capsy
     assert out["fills"] == [] and {o["coin"] for o in out["dry_run_orders"]} == set(TARGETS)
     assert main(["trades"]) == 0
     assert "NOT sent" in capsys.readouterr().out
+
+
+def test_demo_views_without_a_demo_say_how_to_make_one(tmp_path, capsys):
+    for cmd in ("trades", "status"):
+        assert main([cmd, "--demo", "--demo-dir", str(tmp_path / "nothing")]) == 2
+        err = capsys.readouterr().err
+        assert f"no demo found in {tmp_path / 'nothing'}" in err and "gradient-pipeline demo" in err
