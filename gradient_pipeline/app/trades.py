@@ -92,6 +92,11 @@ def _usd(x) -> str:
     return f"-{abs(x):,.2f}" if x < 0 else f"{x:,.2f}"
 
 
+def _num(x) -> str:
+    """Exchange sizes and prices as the exchange quotes them (up to 8 significant digits, no exponent)."""
+    return f"{float(x):.8g}" if abs(float(x)) < 1e8 else f"{float(x):,.0f}"
+
+
 def render(view: TradesView, console=None) -> None:
     """Print the fills table, the per-coin P&L table and the notes (rich tables)."""
     from rich.console import Console
@@ -111,7 +116,7 @@ def render(view: TradesView, console=None) -> None:
                        ("closed P&L $", "right"), ("rebalance", "left")]:
         t.add_column(name, justify=just, no_wrap=name != "rebalance")
     for f in view.fills.itertuples():
-        t.add_row(f"{pd.Timestamp(f.time):%Y-%m-%d %H:%M:%S}", f.coin, f.side, f"{f.sz:g}", f"{f.px:g}",
+        t.add_row(f"{pd.Timestamp(f.time):%Y-%m-%d %H:%M:%S}", f.coin, f.side, _num(f.sz), _num(f.px),
                   _usd(f.notional_usd), _usd(f.fee_usd), f.liquidity or "", _usd(f.closed_pnl_usd),
                   f.rebalance_id or "(not sent by this book)")
     if len(view.fills):
@@ -125,14 +130,15 @@ def render(view: TradesView, console=None) -> None:
         for name in ("recorded (UTC)", "coin", "side", "size", "limit", "mid", "notional $", "leg", "rebalance"):
             d.add_column(name, justify="right" if name in ("size", "limit", "mid", "notional $") else "left")
         for o in view.dry_run.itertuples():
-            d.add_row(f"{pd.Timestamp(o.created_at):%Y-%m-%d %H:%M:%S}", o.coin, o.side, f"{o.sz:g}",
-                      f"{o.limit_px:g}", f"{o.mid_px:g}" if o.mid_px is not None else "—", _usd(o.notional_usd),
+            d.add_row(f"{pd.Timestamp(o.created_at):%Y-%m-%d %H:%M:%S}", o.coin, o.side, _num(o.sz),
+                      _num(o.limit_px), _num(o.mid_px) if o.mid_px is not None else "—", _usd(o.notional_usd),
                       o.leg + (" (reduce-only)" if o.reduce_only else ""), o.rebalance_id)
         console.print(d)
 
     asof = (f"unrealised as of the {view.snapshot_source} snapshot at {view.snapshot_ts:%Y-%m-%d %H:%M:%S} UTC"
             if view.snapshot_ts else "no positions snapshot")
-    p = Table(title=f"P&L per coin, USD ({asof})", title_justify="left")
+    console.print(f"P&L per coin, USD — {asof}")
+    p = Table()
     cols = ["coin", "fills", "volume", "realised", "unrealised", "funding", "fees", "net", "held size"]
     for name in cols:
         p.add_column(name, justify="left" if name == "coin" else "right")
@@ -140,7 +146,7 @@ def render(view: TradesView, console=None) -> None:
     for r in view.pnl.itertuples():
         net = r.realised_usd + r.unrealised_usd - r.fees_usd
         p.add_row(r.coin, str(r.n_fills), _usd(r.volume_usd), _usd(r.realised_usd), _usd(r.unrealised_usd), funding,
-                  _usd(r.fees_usd), _usd(net), f"{r.szi:g}" if r.szi else "flat")
+                  _usd(r.fees_usd), _usd(net), _num(r.szi) if r.szi else "flat")
     tot = view.totals()
     p.add_row("TOTAL", str(int(view.pnl["n_fills"].sum()) if len(view.pnl) else 0), _usd(tot["volume_usd"]),
               _usd(tot["realised_usd"]), _usd(tot["unrealised_usd"]), funding, _usd(tot["fees_usd"]),
