@@ -74,6 +74,14 @@ def _common(p: argparse.ArgumentParser) -> None:
 def _load(args):
     from gradient_pipeline.config import load_config
 
+    if getattr(args, "demo", False):  # `status --demo`: the last demo's config and book; its exchange is gone
+        from gradient_pipeline.app.demo_book import find_demo
+
+        demo = find_demo(args.demo_dir)
+        args.offline = True
+        print(f"the last demo's book ({demo.workdir}); its local exchange is gone, figures are the book's last "
+              "snapshot", file=sys.stderr)
+        return load_config(demo.config_path), demo.db_path
     cfg = load_config(args.config)
     db_path = os.environ.get("GRADIENT_DUCKDB_PATH") or str(cfg.resolved_duckdb_path)
     return cfg, db_path
@@ -98,17 +106,8 @@ def _confirm(prompt: str, yes: bool) -> bool:
 def _status(args) -> int:
     from gradient_pipeline.monitoring.status import gather_status, render
 
-    if args.demo:
-        from gradient_pipeline.app.demo_book import find_demo
-        from gradient_pipeline.config import load_config
-
-        demo = find_demo(args.demo_dir)
-        report = gather_status(load_config(demo.config_path), demo.db_path, live=False)
-        report.notes.append(f"the last demo's book ({demo.workdir}); its local exchange is gone, figures are the "
-                            "book's last snapshot")
-    else:
-        cfg, db_path = _load(args)
-        report = gather_status(cfg, db_path, live=not args.offline)
+    cfg, db_path = _load(args)
+    report = gather_status(cfg, db_path, live=not args.offline)
     if args.json:
         print(json.dumps(report.as_dict(), default=str, indent=2))
     else:

@@ -95,7 +95,7 @@ def test_dry_run_orders_are_listed_as_not_sent(paper_factory, monkeypatch, capsy
 
 
 def test_demo_views_without_a_demo_say_how_to_make_one(tmp_path, capsys):
-    for cmd in ("trades", "status"):
-        assert main([cmd, "--demo", "--demo-dir", str(tmp_path / "nothing")]) == 2
+    for cmd in ("trades", "status"):  # (status: 2 error here, 3 "cannot evaluate" on the safety branch)
+        assert main([cmd, "--demo", "--demo-dir", str(tmp_path / "nothing")]) in (2, 3)
         err = capsys.readouterr().err
         assert f"no demo found in {tmp_path / 'nothing'}" in err and "gradient-pipeline demo" in err
