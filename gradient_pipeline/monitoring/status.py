@@ -1,6 +1,7 @@
 """`gradient-pipeline status`: one screen with everything an operator checks first.
 
-Mode and network, halt state, account value, high-water mark and drawdown, positions, exposure and the last
+Mode and network, halt state, account value, high-water mark and drawdown, positions next to the last rebalance's
+targets (weight, target USD, still to trade), exposure and the last
 rebalance. Live figures come from the exchange (master address, read-only: no key needed); the ledger and halt
 state come from the operations book, whose reads never wait for a writer (a rebalance or backfill may be
 running), and status works while the Dagster daemon is down.
