@@ -1,2 +1,5 @@
-"""The application layer: commands that wire several domains together (exchange, book, research, alerts) for an
-operator. Library packages never import from here."""
+"""The application layer: operator commands that wire several domains together (exchange, book, research, alerts)
+and read the operations book and the configuration; no Dagster. Library packages never import from here.
+
+Modules: `cli` (registers the commands), `preflight` (the go-live checklist), `trades` (`gradient-pipeline
+trades`), `demo_book` (where the last demo's configuration and book are, for `--demo`)."""

@@ -64,6 +64,9 @@ def run_demo(cycles: int = 6, start: str | None = None, workdir: str = "data/dem
         }
         cfg_path = work / "gradient_demo.json"
         cfg_path.write_text(json.dumps(config, indent=2))
+        # for `status --demo` / `trades --demo` (app/demo_book.py): the account is public, the key is not written
+        (work / "demo_run.json").write_text(json.dumps({"account": master.address, "dagster_home": str(home),
+                                                        "started_at": pd.Timestamp.now(tz="UTC").isoformat()}))
         os.environ.update({
             "GRADIENT_CONFIG": str(cfg_path),
             "GRADIENT_DUCKDB_PATH": config["duckdb_path"],
@@ -114,7 +117,7 @@ def run_demo(cycles: int = 6, start: str | None = None, workdir: str = "data/dem
                      f"({out.get('orders', 0)} orders)")
                 cycles_out.append({"window": req.partition_key, **out})
             handle.advance(4)
-        summary = _summary(config["duckdb_path"], capital, home, master.address)
+        summary = _summary(config["duckdb_path"], capital, home, master.address, workdir)
         summary["cycles"] = cycles_out
         return summary
     finally:
@@ -154,7 +157,7 @@ def _quiet_dagster_warnings() -> None:
         warnings.filterwarnings("ignore", category=category)
 
 
-def _summary(db_path: str, capital: float, home: Path, account: str) -> dict:
+def _summary(db_path: str, capital: float, home: Path, account: str, workdir: str = "data/demo") -> dict:
     from gradient_pipeline import book
     from gradient_pipeline.book.ledger import table_frame
 
@@ -195,8 +198,12 @@ def _summary(db_path: str, capital: float, home: Path, account: str) -> dict:
         for p in pos.itertuples():
             lines.append(f"  {p.coin:>7} {p.szi:>+14,.4f}  ${p.position_value_usd:>9,.0f}  weight {p.weight:+.3f} "
                          f"(target {p.target_weight:+.3f})  uPnL {p.unrealized_pnl_usd:+.2f}")
+    demo_dir = "" if Path(workdir).resolve() == Path("data/demo").resolve() else f" --demo-dir {workdir}"
     lines += [f"ledger: operations book {where} (tables rebalances, orders, fills, positions, equity)",
-              (f"UI: DAGSTER_HOME={home} uv run dagster dev  →  Runs (tag gradient/demo), asset executed_orders, "
-               "jobs trading_window_job and rebalance_job")]
+              "look again later (offline, from the book; the local exchange is gone once the demo ends):",
+              f"  uv run gradient-pipeline status --demo{demo_dir}   account, positions vs targets, last rebalance",
+              f"  uv run gradient-pipeline trades --demo{demo_dir}   every fill, P&L per coin",
+              (f"  DAGSTER_HOME={home} uv run gradient-pipeline ui   →  Runs (tag gradient/demo), asset "
+               "executed_orders, jobs trading_window_job and rebalance_job")]
     print("\n".join(lines), flush=True)
     return {"account_value": av, "pnl": pnl, "rebalances": reb.to_dict("records")}

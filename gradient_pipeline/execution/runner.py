@@ -77,8 +77,9 @@ class RebalanceResult:
 
     def summary(self) -> str:
         tail = f": {self.reason}" if self.reason else ""
-        return (f"rebalance {self.rebalance_id} [{self.mode}/{self.network}] {self.status}{tail} "
-                f"({self.orders_sent} orders sent, {self.fills} fills)")
+        counts = (f"{self.orders_sent} orders planned and recorded, none sent" if self.mode == "dry_run"
+                  else f"{self.orders_sent} orders sent, {self.fills} fills")
+        return f"rebalance {self.rebalance_id} [{self.mode}/{self.network}] {self.status}{tail} ({counts})"
 
 
 def rebalance_id_for(window_ts, mode: str, account: str) -> str:
@@ -349,6 +350,9 @@ class Rebalancer:
                 continue
             if self.mode == "dry_run":
                 self._record(rid, attempt, plan.orders, "Ioc", status="dry_run")
+                for o in plan.orders:  # what would have gone out; `gradient-pipeline trades` lists them too
+                    self._say(f"dry run, NOT sent: {o.side} {o.sz:g} {o.coin} limit {o.limit_px:g} "
+                              f"(${o.notional_usd:,.0f}, {o.leg}{', reduce-only' if o.reduce_only else ''})")
                 return self._finish(rid, "complete", f"dry run: {len(plan.orders)} order(s) planned and checked, "
                                     "none sent", state, plan, resumed, mids)
 

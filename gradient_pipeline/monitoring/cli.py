@@ -1,6 +1,6 @@
 """Operator commands that work with the Dagster daemon down: `status`, `emergency-stop`, `resume`.
 
-    gradient-pipeline status [--offline] [--json]
+    gradient-pipeline status [--offline] [--demo] [--json]
     gradient-pipeline emergency-stop --flatten-all [--yes] [--reason TEXT]
     gradient-pipeline resume [--yes] [--reason TEXT]
     gradient-pipeline drawdown-drill [--workdir DIR]
@@ -26,6 +26,9 @@ def add_commands(subparsers) -> None:
                                    "exposure, last rebalance")
     status.add_argument("--offline", action="store_true", help="do not contact the exchange; use the ledger only")
     status.add_argument("--json", action="store_true", help="machine-readable output")
+    status.add_argument("--demo", action="store_true",
+                        help="the last `gradient-pipeline demo` (its config and book; offline: its exchange is gone)")
+    status.add_argument("--demo-dir", default="data/demo", help="the demo's --workdir (default data/demo)")
     _common(status)
     status.set_defaults(handler=_status)
 
@@ -100,6 +103,14 @@ def _common(p: argparse.ArgumentParser) -> None:
 def _load(args):
     from gradient_pipeline.config import load_config
 
+    if getattr(args, "demo", False):  # `status --demo`: the last demo's config and book; its exchange is gone
+        from gradient_pipeline.app.demo_book import find_demo
+
+        demo = find_demo(args.demo_dir)
+        args.offline = True
+        print(f"the last demo's book ({demo.workdir}); its local exchange is gone, figures are the book's last "
+              "snapshot", file=sys.stderr)
+        return load_config(demo.config_path), demo.db_path
     cfg = load_config(args.config)
     db_path = os.environ.get("GRADIENT_DUCKDB_PATH") or str(cfg.resolved_duckdb_path)
     return cfg, db_path

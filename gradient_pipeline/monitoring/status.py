@@ -1,6 +1,7 @@
 """`gradient-pipeline status`: one screen with everything an operator checks first.
 
-Mode and network, halt state, account value, high-water mark and drawdown, positions, exposure and the last
+Mode and network, halt state, account value, high-water mark and drawdown, positions next to the last rebalance's
+targets (weight, target USD, still to trade), exposure and the last
 rebalance. Live figures come from the exchange (master address, read-only: no key needed); the ledger and halt
 state come from the operations book, whose reads never wait for a writer (a rebalance or backfill may be
 running), and status works while the Dagster daemon is down.
@@ -25,6 +26,17 @@ class PositionRow:
 
 
 @dataclass
+class TargetBook:
+    """The target weights the newest complete/partial rebalance traded to, and the capital it was sized from."""
+    rebalance_id: str
+    capital_usd: float | None
+    weights: dict[str, float]  # coin → signed weight
+
+    def notional(self, coin: str) -> float | None:
+        return None if self.capital_usd is None else self.weights.get(coin, 0.0) * self.capital_usd
+
+
+@dataclass
 class StatusReport:
     mode: str
     network: str
@@ -39,6 +51,7 @@ class StatusReport:
     drawdown_level: str = ""
     positions: list[PositionRow] = field(default_factory=list)
     last_rebalance: dict | None = None
+    targets: TargetBook | None = None
     notes: list[str] = field(default_factory=list)
     drawdown_reason: str = ""  # the drawdown decision's own words (monitoring/drawdown.py)
     last_check: dict | None = None  # the drawdown sensor's last evaluation (heartbeat), if any
@@ -60,6 +73,7 @@ class StatusReport:
         d = asdict(self)
         d["halt"] = asdict(self.halt) if self.halt else None
         d["exposure"] = self.exposure
+        d["targets"] = asdict(self.targets) if self.targets else None
         return d
 
 
@@ -106,10 +120,7 @@ def render(r: StatusReport) -> str:
         f"net {_usd(e['net_usd'])}, leverage {e['leverage']:.2f}x"
     )
     lines.append(f"positions:      {len(r.positions)}")
-    if r.positions:
-        lines.append(f"  {'coin':<10} {'size':>14} {'value':>14} {'uPnL':>12}")
-        for p in sorted(r.positions, key=lambda p: -abs(p.value_usd)):
-            lines.append(f"  {p.coin:<10} {p.szi:>14g} {_usd(p.value_usd):>14} {_usd(p.unrealized_pnl_usd):>12}")
+    lines += _positions_vs_targets(r)
     lr = r.last_rebalance
     if lr:
         when = lr.get("finished_at") or lr.get("started_at")
@@ -123,6 +134,49 @@ def render(r: StatusReport) -> str:
     for note in r.notes:
         lines.append(f"note: {note}")
     return "\n".join(lines)
+
+
+def _positions_vs_targets(r: StatusReport) -> list[str]:
+    """Held positions next to the last rebalance's targets (weight of the account value; target USD = weight ×
+    the capital that rebalance was sized from); coins targeted but not held show size 0."""
+    t = r.targets
+    held = {p.coin: p for p in r.positions}
+    coins = sorted(set(held) | set(t.weights if t else {}),
+                   key=lambda c: -max(abs(held[c].value_usd) if c in held else 0.0,
+                                      abs(t.notional(c) or 0.0) if t else 0.0))
+    if not coins:
+        return []
+    out = []
+    if t:
+        cap = f"sized from {_usd(t.capital_usd)}" if t.capital_usd is not None else "capital unknown"
+        out.append(f"targets:        rebalance {t.rebalance_id} ({len(t.weights)} coins, {cap})")
+    else:
+        out.append("targets:        none recorded (no complete rebalance in the book)")
+    out.append(f"  {'coin':<10} {'size':>14} {'value':>14} {'weight':>8} {'target':>8} {'target $':>14} "
+               f"{'to trade $':>12} {'uPnL':>12}")
+    av = r.account_value
+    for c in coins:
+        p = held.get(c)
+        value = p.value_usd if p else 0.0
+        weight = f"{value / av:+.3f}" if av else "?"
+        tw = f"{t.weights.get(c, 0.0):+.3f}" if t else "—"
+        tn = t.notional(c) if t else None
+        gap = _usd(tn - value) if tn is not None else "—"
+        out.append(f"  {c:<10} {(p.szi if p else 0.0):>14g} {_usd(value):>14} {weight:>8} {tw:>8} "
+                   f"{_usd(tn) if tn is not None else '—':>14} {gap:>12} "
+                   f"{_usd(p.unrealized_pnl_usd) if p else '—':>12}")
+    return out
+
+
+def _read_targets(conn) -> TargetBook | None:
+    from gradient_pipeline.book.ledger import last_rebalance_targets
+    from gradient_pipeline.book.trades import targets_of
+
+    last = last_rebalance_targets(conn)
+    if last is None:
+        return None
+    capital, weights = targets_of(conn, last[0])
+    return TargetBook(last[0], capital, weights)
 
 
 def _read_ledger(report: StatusReport, cfg: GradientConfig) -> None:
@@ -143,6 +197,7 @@ def _read_ledger(report: StatusReport, cfg: GradientConfig) -> None:
                     report.account_value_source = f"ledger, {st.source} snapshot at {st.ts}"
                     report.positions = _ledger_positions(conn)
             report.last_rebalance = last_rebalance(conn)
+            report.targets = _read_targets(conn)
     except Exception as err:  # noqa: BLE001 - status must still show what it has, and say what it could not read
         report.notes.append(f"the operations book could not be read ({type(err).__name__}: {str(err)[:200]}); "
                             "halt state and history not shown")

@@ -10,7 +10,7 @@ import dagster as dg
 from gradient_pipeline_tests.conftest import book_frame
 
 
-def test_demo_trades_two_cycles_through_dagster(tmp_path, monkeypatch):
+def test_demo_trades_two_cycles_through_dagster(tmp_path, monkeypatch, capsys):
     home, work = tmp_path / "dagster_home", tmp_path / "demo"
     env = {k: v for k, v in os.environ.items() if not k.startswith("GRADIENT_")}
     env.update(DAGSTER_HOME=str(home), TZ="UTC")
@@ -37,3 +37,22 @@ def test_demo_trades_two_cycles_through_dagster(tmp_path, monkeypatch):
         assert all(r.status == dg.DagsterRunStatus.SUCCESS for r in runs)
         mats = instance.fetch_materializations(dg.AssetKey("executed_orders"), limit=10).records
         assert len(mats) == 2
+
+    # the demo's summary names the commands that show it again, and they work from its book (exchange gone)
+    assert "status --demo --demo-dir" in text and "trades --demo --demo-dir" in text
+    assert "uv run gradient-pipeline ui" in text
+    from gradient_pipeline.cli import main
+
+    monkeypatch.delenv("GRADIENT_CONFIG", raising=False)
+    monkeypatch.delenv("GRADIENT_DUCKDB_PATH", raising=False)
+    main(["status", "--demo", "--demo-dir", str(work), "--json"])  # exit code: the drawdown level (safety branch)
+    captured = capsys.readouterr()
+    status = __import__("json").loads(captured.out)
+    assert status["mode"] == "paper" and status["account_value"] is not None
+    assert len(status["positions"]) == len(pos)
+    assert status["targets"]["weights"] and status["last_rebalance"]["status"] == "complete"
+    assert "the last demo's book" in captured.err
+    assert main(["trades", "--demo", "--demo-dir", str(work)]) == 0
+    trades_text = capsys.readouterr().out
+    n_fills = int(book_frame(db, "SELECT count(*) AS n FROM fills")["n"][0])
+    assert f"fills ({n_fills})" in trades_text and "P&L per coin" in trades_text
