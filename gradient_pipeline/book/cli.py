@@ -6,7 +6,7 @@ import argparse
 
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("book", help="the operations book (ledger and safety state): info, migrate")
+    p = subparsers.add_parser("book", help="the operations book (ledger and safety state): info, migrate, backup")
     sub = p.add_subparsers(dest="book_command", required=True, metavar="ACTION")
     info = sub.add_parser("info", help="where the book is (password hidden), its schema revision, row counts")
     info.set_defaults(handler=_info)
@@ -18,6 +18,10 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     m.add_argument("--from-duckdb", metavar="PATH", default=None,
                    help="a DuckDB file written before the book existed (read-only; nothing in it changes)")
     m.set_defaults(handler=_migrate)
+    b = sub.add_parser("backup", help="a consistent copy of the book while the pipeline runs (SQLite online backup, "
+                       "or pg_dump for PostgreSQL) into a folder")
+    b.add_argument("--to", default="backups", help="folder for gradient-book-<UTC time>.sqlite|.dump (default backups)")
+    b.set_defaults(handler=_backup)
 
 
 def _where():
@@ -59,4 +63,17 @@ def _migrate(args) -> int:
             print(f"copying operational tables from {args.from_duckdb}:")
             for c in migrate_from_duckdb(args.from_duckdb, conn):
                 print("  " + c.line())
+    return 0
+
+
+def _backup(args) -> int:
+    from gradient_pipeline import book
+    from gradient_pipeline.book.backup import backup_book
+
+    where = _where()
+    url = book.book_url(where)
+    with book.connect(where):  # opening applies any pending migration, so the copy is at head
+        pass
+    path = backup_book(url, args.to)
+    print(f"book backup: {book.redact_url(url)} → {path} ({path.stat().st_size:,} bytes)")
     return 0

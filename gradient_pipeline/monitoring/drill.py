@@ -61,7 +61,26 @@ class _Receiver:
         self.server.server_close()
 
 
+DRILL_HEARTBEAT = "drawdown_drill_passed"  # `preflight` asks for a drill passed in the last 30 days
+
+
 def run_drill(workdir: str = ".drill", capital: float = 10_000.0) -> int:
+    """Run the drill (see the module docstring); when it passes, record that in this host's operations book (the
+    configured one, not the drill's own) as the `drawdown_drill_passed` heartbeat for `preflight`."""
+    code = _run_drill(workdir, capital)
+    if code == 0:
+        try:
+            from gradient_pipeline import book
+            from gradient_pipeline.book.heartbeats import beat
+
+            with book.connect() as conn:
+                beat(conn, DRILL_HEARTBEAT, "drill ended flat and halted; a rebalance while halted was refused")
+        except Exception as err:  # noqa: BLE001 - the drill passed; only its record for preflight is missing
+            _say(f"(drill passed, but not recorded in the operations book: {type(err).__name__}: {err})")
+    return code
+
+
+def _run_drill(workdir: str = ".drill", capital: float = 10_000.0) -> int:
     import dagster as dg
     import eth_account
 

@@ -108,3 +108,23 @@ def test_dockerfile_copies_only_what_exists():
         if line.startswith("COPY "):
             for source in shlex.split(line)[1:-1]:
                 assert (REPO / source).exists(), f"Dockerfile copies {source}, which does not exist"
+
+
+def test_every_command_the_services_run_exists():
+    """The units, the compose file and the backup script call `gradient-pipeline …` subcommands that must exist."""
+    import re
+
+    from gradient_pipeline.cli import build_parser
+
+    texts = [p.read_text() for p in (REPO / "deploy" / "systemd").iterdir()]
+    texts += [COMPOSE.read_text(), (REPO / "scripts" / "gradient_backup.sh").read_text()]
+    code = ["\n".join(line for line in t.splitlines() if not line.lstrip().startswith("#")) for t in texts]
+    used = {m.group(1) for t in code for m in re.finditer(r"gradient-pipeline (\w[\w-]*(?: \w+)?)", t)}
+    assert {"watchdog", "book backup"} <= {u if u.startswith("book") else u.split()[0] for u in used}, used
+    parser = build_parser()
+    for command in used:
+        words = command.split()
+        if words[0] == "book":
+            parser.parse_args(["book", words[1], "--help"] if len(words) > 1 else ["book", "--help"])
+        else:
+            parser.parse_args([words[0], "--help"])

@@ -154,9 +154,20 @@ def test_status_while_a_writer_holds_the_ledger(paper_account):
 
 
 def test_drawdown_drill_shows_warning_stop_flatten_alert_and_halt(tmp_path):
-    env = {"DAGSTER_HOME": str(tmp_path / "dagster_home"), "GRADIENT_ALERT_URLS": ""}
+    live_db = tmp_path / "live" / "gradient.duckdb"  # the operator's own book: the drill records its pass there
+    env = {"DAGSTER_HOME": str(tmp_path / "dagster_home"), "GRADIENT_ALERT_URLS": "",
+           "GRADIENT_DUCKDB_PATH": str(live_db)}
     out = run_cli(["drawdown-drill", "--workdir", str(tmp_path / "drill")], env)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    from gradient_pipeline import book
+    from gradient_pipeline.book.heartbeats import last_beat
+    from gradient_pipeline.monitoring.drill import DRILL_HEARTBEAT
+
+    with book.connect(live_db) as conn:
+        assert last_beat(conn, DRILL_HEARTBEAT) is not None  # what `preflight` checks
+        from gradient_pipeline.book.ledger import table_frame
+
+        assert table_frame(conn, "rebalances").empty  # the drill's trades stay in its own book
     text = out.stdout
     order = ["launch drawdown_warning_job", "[gradient] drawdown warning", "launch emergency_stop_job",
              "[gradient] EMERGENCY STOP at", "account is FLAT", "a rebalance while halted: refused",
