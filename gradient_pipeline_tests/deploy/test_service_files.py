@@ -119,7 +119,7 @@ def test_every_command_the_services_run_exists():
     texts = [p.read_text() for p in (REPO / "deploy" / "systemd").iterdir()]
     texts += [COMPOSE.read_text(), (REPO / "scripts" / "gradient_backup.sh").read_text()]
     code = ["\n".join(line for line in t.splitlines() if not line.lstrip().startswith("#")) for t in texts]
-    used = {m.group(1) for t in code for m in re.finditer(r"gradient-pipeline (\w[\w-]*(?: \w+)?)", t)}
+    used = {m.group(1) for t in code for m in re.finditer(r"(?<![=\w-])gradient-pipeline (\w[\w-]*(?: \w+)?)", t)}
     assert {"watchdog", "book backup"} <= {u if u.startswith("book") else u.split()[0] for u in used}, used
     parser = build_parser()
     for command in used:
