@@ -28,14 +28,13 @@ import json
 import logging
 import os
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 from gradient_pipeline import timegrid
 from gradient_pipeline.localexchange.app import LocalExchange
 from gradient_pipeline.localexchange.replay import HOUR_MS
-from gradient_pipeline.localexchange.server import HOST, LocalExchangeHandle, _bind, _uvicorn_server
+from gradient_pipeline.localexchange.server import HOST, LocalExchangeHandle, start_serving
 from gradient_pipeline.localexchange.upstream import UpstreamMarket
 
 log = logging.getLogger(__name__)
@@ -313,32 +312,10 @@ def run_paper_in_background(upstream: str, state_file=DEFAULT_STATE_FILE, port: 
     `build_paper_exchange`. Returns once it accepts requests."""
     exchange = build_paper_exchange(upstream, state_file, **options)
     try:
-        sock = _bind(port)
+        server, thread, bound_port = start_serving(exchange, port, log_level, ready_timeout, "paper-exchange")
     except BaseException:
         close_paper_exchange(exchange)
         raise
-    bound_port = sock.getsockname()[1]
-    # Same start-up as server.run_in_background, which builds a replay exchange itself.
-    server = _uvicorn_server(exchange, log_level)
-    errors: list[BaseException] = []
-
-    def serve():
-        try:
-            server.run(sockets=[sock])
-        except BaseException as err:  # surfaced to the caller below
-            errors.append(err)
-        finally:
-            sock.close()
-
-    thread = threading.Thread(target=serve, name=f"paper-exchange-{bound_port}", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + ready_timeout
-    while not server.started:
-        if errors or not thread.is_alive() or time.monotonic() > deadline:
-            server.should_exit = True
-            close_paper_exchange(exchange)
-            raise RuntimeError(f"paper exchange failed to start on {HOST}:{bound_port}: {errors[:1] or 'timeout'}")
-        time.sleep(0.01)
     return PaperExchangeHandle(exchange, server, thread, bound_port)
 
 

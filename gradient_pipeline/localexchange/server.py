@@ -144,6 +144,37 @@ class LocalExchangeHandle:
         return f"LocalExchangeHandle({self.base_url}, now={self.now()})"
 
 
+def start_serving(exchange, port: int, log_level: str, ready_timeout: float, name: str
+                  ) -> tuple[uvicorn.Server, threading.Thread, int]:
+    """Serve `exchange` on 127.0.0.1:`port` (0: a free port) in a daemon thread; return (server, thread, port) once
+    it accepts requests, or raise naming the port (the server is told to exit)."""
+    sock = _bind(port)
+    bound_port = sock.getsockname()[1]
+    server = _uvicorn_server(exchange, log_level)
+    errors: list[BaseException] = []
+
+    def serve():
+        try:
+            server.run(sockets=[sock])
+        except BaseException as err:  # surfaced to the caller below
+            errors.append(err)
+        finally:
+            sock.close()
+
+    thread = threading.Thread(target=serve, name=f"{name}-{bound_port}", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + ready_timeout
+    while not server.started:
+        if errors or not thread.is_alive():
+            server.should_exit = True
+            raise RuntimeError(f"{name} failed to start on {HOST}:{bound_port}: {errors[:1]}")
+        if time.monotonic() > deadline:
+            server.should_exit = True
+            raise RuntimeError(f"{name} did not start on {HOST}:{bound_port} within {ready_timeout}s")
+        time.sleep(0.01)
+    return server, thread, bound_port
+
+
 def run_in_background(data_dir, start_time, speed: float = 0.0, port: int = 0,
                       accounts: dict[str, float | dict] | None = None, agents: dict[str, str] | None = None,
                       rate_limit_per_minute: float = 1200, spread_bps: float = 2.0, *,
@@ -160,29 +191,7 @@ def run_in_background(data_dir, start_time, speed: float = 0.0, port: int = 0,
         book_levels=book_levels, level_fraction_of_day_volume=level_fraction_of_day_volume,
         min_level_usd=min_level_usd, coins=coins, candle_history_limit=candle_history_limit,
         engine_config=engine_config)
-    sock = _bind(port)
-    bound_port = sock.getsockname()[1]
-    server = _uvicorn_server(exchange, log_level)
-    errors: list[BaseException] = []
-
-    def serve():
-        try:
-            server.run(sockets=[sock])
-        except BaseException as err:  # surfaced to the caller below
-            errors.append(err)
-        finally:
-            sock.close()
-
-    thread = threading.Thread(target=serve, name=f"local-exchange-{bound_port}", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + ready_timeout
-    while not server.started:
-        if errors or not thread.is_alive():
-            raise RuntimeError(f"local exchange failed to start on {HOST}:{bound_port}: {errors[:1]}")
-        if time.monotonic() > deadline:
-            server.should_exit = True
-            raise RuntimeError(f"local exchange did not start on {HOST}:{bound_port} within {ready_timeout}s")
-        time.sleep(0.01)
+    server, thread, bound_port = start_serving(exchange, port, log_level, ready_timeout, "local-exchange")
     return LocalExchangeHandle(exchange, server, thread, bound_port)
 
 
