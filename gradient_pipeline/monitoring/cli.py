@@ -108,6 +108,8 @@ def _load(args):
 
         demo = find_demo(args.demo_dir)
         args.offline = True
+        if demo.account:  # the demo's paper account (public address): its drawdown is judged from the book
+            os.environ["GRADIENT_ACCOUNT_ADDRESS"] = demo.account
         print(f"the last demo's book ({demo.workdir}); its local exchange is gone, figures are the book's last "
               "snapshot", file=sys.stderr)
         return load_config(demo.config_path), demo.db_path

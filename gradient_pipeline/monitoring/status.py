@@ -276,6 +276,12 @@ def _decide(report: StatusReport, cfg: GradientConfig, live_read_ok: bool) -> No
     report.drawdown_pct = d.drawdown_pct
     report.drawdown_level = "pending_stop" if d.pending_stop else d.level
     report.drawdown_reason = d.reason
+    if d.drawdown_pct is None and not live_read_ok and report.account_value is not None and marks:
+        # offline (e.g. `status --demo`): say what the book's last snapshot implies, clearly not a live judgement
+        from gradient_pipeline.monitoring.drawdown import drawdown_pct
+
+        report.drawdown_pct = drawdown_pct(report.account_value, max(marks))
+        report.drawdown_reason = f"from the book's last snapshot, not live ({d.reason})"
 
 
 def now_text() -> str:
