@@ -32,6 +32,7 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+
 import pandas as pd
 
 from gradient_pipeline.config import GradientConfig
