@@ -23,6 +23,8 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--demo", action="store_true",
                    help="the bundled demo extract: --source freqtrade --path <package>/demo_data/futures, "
                         "--start at its first candle (2024-10-01) unless given")
+    p.add_argument("-v", "--verbose", action="count", default=0,
+                   help="-v: Dagster INFO on the console, -vv: DEBUG (all of it is in the run's event log anyway)")
     p.add_argument("--prune", action="store_true",
                    help="allow deleting stored rows the source no longer has (without it, a source with fewer rows "
                         "than stored is an error; coins without any input always keep their rows)")
@@ -60,7 +62,10 @@ def _backfill(args: argparse.Namespace) -> int:
     print(f"backfill {plan.first_key} … {plan.last_key}: {plan.windows} windows from {plan.source}{note}")
     print(f"DAGSTER_HOME={home}")
     with dg.DagsterInstance.get() as instance:
-        result = run_backfill(defs, plan, instance, source, args.path, prune=args.prune)
+        from gradient_pipeline.warmup import quiet_dagster
+
+        result = run_backfill(defs, plan, instance, source, args.path, prune=args.prune,
+                              loggers_config=quiet_dagster(args.verbose))
     return report(summarize(result))
 
 

@@ -75,14 +75,16 @@ def run_backfill(
     path: str | None = None,
     resources: dict | None = None,
     prune: bool = False,
+    loggers_config: dict | None = None,
 ) -> dg.ExecuteInProcessResult:
     """Execute `market_data_job` once over the whole planned range (recorded in `instance`).
 
     `prune`: allow deleting stored rows that the source no longer has (see defs/market_data/assets.py).
+    `loggers_config`: run config for Dagster's loggers (the CLI keeps the console quiet; the event log keeps all).
     """
     job = defs.resolve_job_def("market_data_job")
     op_config = {"source": source or "", "freqtrade_dir": path or "", "prune": bool(prune)}
-    run_config = {"ops": {name: {"config": op_config} for name in ASSETS}}
+    run_config = {**(loggers_config or {}), "ops": {name: {"config": op_config} for name in ASSETS}}
     tags = {RANGE_START_TAG: plan.first_key, RANGE_END_TAG: plan.last_key, "gradient/command": "backfill"}
     kwargs = {"resources": resources} if resources else {}
     return job.execute_in_process(run_config=run_config, instance=instance, tags=tags, raise_on_error=False, **kwargs)
