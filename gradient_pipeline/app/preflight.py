@@ -13,7 +13,6 @@ over the last 6 months.
 from __future__ import annotations
 
 import datetime as dt
-import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -181,14 +180,19 @@ def check_clock(ctx: PreflightContext) -> CheckResult:
 
 
 def refresh_weight(n_coins: int, cfg) -> int:
-    """Σ request weight of one 4h market-data refresh: per coin one candleSnapshot (the new 4h candle) and one
-    fundingHistory (the look-back hours), plus the universe snapshot — with the documented weights."""
-    rl = cfg.rate_limit
-    candles = rl.info_weights.get("candleSnapshot", rl.default_info_weight) + math.ceil(2 / rl.candle_items_per_extra_weight)
-    funding = rl.info_weights.get("fundingHistory", rl.default_info_weight) + math.ceil(
-        cfg.data.funding_lookback_hours / rl.items_per_extra_weight)
-    universe = rl.info_weights.get("metaAndAssetCtxs", rl.default_info_weight)
-    return n_coins * (candles + funding) + universe
+    """Σ request weight of one 4h market-data refresh, priced by the client's own limiter (`WeightLimiter`): per coin
+    one candleSnapshot (the closed and the forming candle) and one fundingHistory (the look-back hours), plus the
+    universe snapshot."""
+    from gradient_pipeline.exchange.ratelimit import WeightLimiter
+
+    limiter = WeightLimiter(cfg.rate_limit)
+
+    def weight(body: dict, n_items: int) -> int:
+        return limiter.base_weight("/info", body) + limiter.extra_weight("/info", body, [None] * n_items)
+
+    per_coin = (weight({"type": "candleSnapshot"}, 2)
+                + weight({"type": "fundingHistory"}, cfg.data.funding_lookback_hours))
+    return n_coins * per_coin + weight({"type": "metaAndAssetCtxs"}, 0)
 
 
 def check_rate_budget(ctx: PreflightContext) -> CheckResult:

@@ -2,7 +2,6 @@
 
 import datetime as dt
 
-import pytest
 
 from gradient_pipeline.config import parse_config
 from gradient_pipeline.exchange.trading import AccountState, Position
@@ -12,7 +11,7 @@ from gradient_pipeline.monitoring.alerts import is_active
 from gradient_pipeline.monitoring.equity import EquityState
 from gradient_pipeline.monitoring.halt import set_halt
 from gradient_pipeline.monitoring.review import review_snapshot
-from gradient_pipeline_tests.monitoring.conftest import AlertReceiver
+from gradient_pipeline_tests.monitoring.conftest import alert_receiver  # noqa: F401 - the real HTTP receiver fixture
 
 CFG = parse_config({"alerts": {"min_interval_s": 0}})
 
@@ -22,14 +21,6 @@ def _ledger_with_targets(conn):
     ledger.snapshot(conn, dt.datetime(2025, 5, 1, 4), "rebalance_end", "rb-1", 10_000.0, 0.0, {},
                     {"BTC": 0.10, "ETH": -0.10})
     ledger.finish_rebalance(conn, "rb-1", "complete", None)
-
-
-@pytest.fixture
-def alert_receiver(monkeypatch):
-    r = AlertReceiver()
-    monkeypatch.setenv("GRADIENT_ALERT_URLS", r.url)
-    yield r
-    r.stop()
 
 
 def test_flat_and_halted_is_quiet_and_positions_left_open_alert_once(tmp_path, alert_receiver):
