@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 
@@ -48,6 +49,30 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     rep.add_argument("--workers", type=int, default=2)
     _common(rep)
     rep.set_defaults(handler=_report)
+    tr = rsub.add_parser("track", help="paper (real rebalance loop on the local exchange) vs backtest over N 4h "
+                                       "windows: per-window difference, tracking error and its decomposition",
+                         description="Runs the real rebalance loop (execution.runner) against an in-process local "
+                                     "exchange on recorded data, stepping its replay clock window by window, and the "
+                                     "as-live backtest over the same windows with the same costs; writes "
+                                     "tracking_windows.csv and tracking_summary.json to --out/research-track and "
+                                     "stores the summary as tracking_error.json beside the DuckDB file, where the "
+                                     "underperformance check reads its sigma.")
+    tr.add_argument("--path", default=None, help="freqtrade data directory (…/futures); default data.freqtrade_dir")
+    tr.add_argument("--start", default=None, help="open time of the first window, UTC, on the 4h grid "
+                                                 "(default 2025-06-01 00:00)")
+    tr.add_argument("--windows", type=int, default=60, help="consecutive 4h windows (default 60)")
+    tr.add_argument("--coins", default=None, help="comma-separated coins (default: 20 liquid perps, see docs)")
+    tr.add_argument("--execution", choices=["ioc", "passive"], default="ioc",
+                    help="ioc: IOC orders; passive: post-only at the touch first (the wait is a 1h replay-clock step)")
+    tr.add_argument("--capital", type=float, default=None, help="starting capital, USD (default capital_usd)")
+    tr.add_argument("--exchange-fees", default=None, metavar="TAKER,MAKER",
+                    help="fees the local exchange charges, bp (default: the configuration's costs; the backtest "
+                         "always uses the configuration's) — to see a mismatch land in the fees column")
+    tr.add_argument("--config", default=None, help="configuration file (default $GRADIENT_CONFIG or config/gradient_live.json)")
+    tr.add_argument("--out", default="reports", help="output directory (default: reports/)")
+    tr.add_argument("--no-store", action="store_true",
+                    help="do not replace tracking_error.json (the underperformance check's sigma)")
+    tr.set_defaults(handler=_track)
 
 
 def _load(args, cfg):
@@ -136,4 +161,38 @@ def _report(args) -> int:
                  quick=args.quick, workers=args.workers)
     print((out / "report.md").read_text())
     print(f"written: {out / 'report.md'}, {out / 'report.json'}, {out / 'sweep_results.csv'}")
+    return 0
+
+
+def _track(args) -> int:
+    from gradient_pipeline.config import load_config
+    from gradient_pipeline.research import tracking
+
+    cfg = load_config(args.config)
+    path = args.path or cfg.data.freqtrade_dir
+    if not path:
+        raise ValueError("research track needs --path DIR (a freqtrade …/futures directory) or data.freqtrade_dir "
+                         "in the configuration")
+    if args.capital is not None:
+        cfg = cfg.model_copy(update={"capital_usd": float(args.capital)})
+    fees = None
+    if args.exchange_fees:
+        try:
+            taker, maker = (float(x) for x in args.exchange_fees.split(","))
+        except ValueError:
+            raise ValueError(f"--exchange-fees {args.exchange_fees!r}: expected TAKER,MAKER in bp, e.g. 6,2") from None
+        fees = (taker, maker)
+    coins = [c.strip() for c in args.coins.split(",") if c.strip()] if args.coins else None
+    res = tracking.run_tracking(path, cfg, start=args.start or tracking.DEFAULT_START, windows=args.windows,
+                                coins=coins, execution=args.execution, exchange_fees_bps=fees)
+    out = Path(args.out) / "research-track"
+    out.mkdir(parents=True, exist_ok=True)
+    res.windows.to_csv(out / "tracking_windows.csv", index=False)
+    (out / "tracking_summary.json").write_text(json.dumps(res.summary, indent=2, default=str))
+    tracking.render(res.summary)
+    print(f"written: {out / 'tracking_windows.csv'}, {out / 'tracking_summary.json'}")
+    if args.no_store:
+        print("not stored (--no-store): the underperformance check keeps its previous sigma")
+    else:
+        print(f"stored for the underperformance check: {tracking.write_latest(cfg, res.summary)}")
     return 0

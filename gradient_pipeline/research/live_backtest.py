@@ -99,8 +99,17 @@ class LiveBacktest:
 
 
 def run_as_live(panel: Panel, cfg, start, end=None, capital_usd: float | None = None, style: str | None = None,
-                hourly: HourlyPrices | None = None) -> LiveBacktest:
-    """The as-live backtest over bars with open time in ``[start, end)`` (see the module doc)."""
+                hourly: HourlyPrices | None = None, sz_decimals: dict[str, int] | None = None,
+                trace: dict | None = None) -> LiveBacktest:
+    """The as-live backtest over bars with open time in ``[start, end)`` (see the module doc).
+
+    ``sz_decimals``: the venue's lot sizes per coin (e.g. the local exchange's meta; default: the
+    ``sz_decimals_for`` heuristic at each bar's price). ``trace``: a dict to fill with what the paper-vs-backtest
+    tracking (`research/tracking.py`) decomposes: ``trace["bars"][t]`` = {equity at the decision (after marking
+    and funding, before trading), funding USD, targets, positions before and after (base units), mids, the
+    equity the plan was sized from}, and ``trace["fills"]`` = one dict per fill {bar, coin, units (signed),
+    decision price, execution reference price (the close, or the passive remainder's later close), fee USD,
+    price cost USD beyond the reference, drift cost USD (reference vs decision price), maker}."""
     if capital_usd is not None:
         cfg = cfg.model_copy(update={"capital_usd": float(capital_usd)})
     style = style or cfg.execution.style
@@ -126,6 +135,8 @@ def run_as_live(panel: Panel, cfg, start, end=None, capital_usd: float | None = 
     h_index = None
     if hourly is not None:
         h_index = hourly.times.get_indexer(times + BAR)  # first 1h candle after each decision (bar close)
+    if trace is not None:
+        trace["bars"], trace["fills"] = [], []
 
     sz = np.zeros(N)
     mark = np.full(N, np.nan)
@@ -154,17 +165,22 @@ def run_as_live(panel: Panel, cfg, start, end=None, capital_usd: float | None = 
         sd = sigma_d[t, i]
         # unknown ADV (live only lets such an order close a position): charge the impact of trading a whole ADV
         impact = bt.impact_y * sd * math.sqrt(min(usd / a, 1.0) if a > 0 else 1.0) if sd == sd else 0.0
+        maker, p_exec, drift = False, px, 0.0
         if style == "passive_first":
             h0 = h_index[t]
             hs = slice(h0, min(h0 + bt.passive_wait_hours, len(hourly.times))) if h0 >= 0 else slice(0, 0)
             maker, p_exec = passive_fill(px, buy, half, hourly.low[hs, i], hourly.high[hs, i], hourly.close[hs, i])
-            if maker:
-                return units, usd * costs.maker_fee_bps / 1e4, -half * usd, usd, 0.0, clipped
-            drift = (p_exec - px) / px if buy else (px - p_exec) / px
-            return (units, usd * costs.taker_fee_bps / 1e4, (drift + half + impact) * usd,
-                    0.0, usd, clipped)
-        return (units, usd * costs.taker_fee_bps / 1e4, (half + impact) * usd, 0.0, usd,
-                clipped)
+            if not maker:
+                drift = (p_exec - px) / px if buy else (px - p_exec) / px
+        if maker:
+            fee, pcost = usd * costs.maker_fee_bps / 1e4, -half * usd
+        else:
+            fee, pcost = usd * costs.taker_fee_bps / 1e4, (drift + half + impact) * usd
+        if trace is not None:
+            trace["fills"].append({"bar": t, "coin": coins[i], "units": float(units), "px": float(px),
+                                   "ref_px": float(px if maker else p_exec), "fee": fee, "pcost": pcost,
+                                   "drift": drift * usd, "maker": maker})
+        return units, fee, pcost, usd if maker else 0.0, 0.0 if maker else usd, clipped
 
     for t in range(T):
         px = close[t]
@@ -191,6 +207,11 @@ def run_as_live(panel: Panel, cfg, start, end=None, capital_usd: float | None = 
                 row["taker_usd"] += tk
                 row["clipped_usd"] += cl
         peak = max(peak, eq)
+        tr = None
+        if trace is not None:
+            tr = {"equity": float(eq), "funding_usd": float(fund), "targets": {}, "mids": {},
+                  "before": {coins[i]: float(sz[i]) for i in np.flatnonzero(sz)}, "plan_equity": None}
+            trace["bars"].append(tr)
         if not halted and eq > 0:
             targets = {coins[i]: float(W[t, i]) for i in np.flatnonzero(W[t])}
             positions = {coins[i]: float(sz[i]) for i in np.flatnonzero(sz)}
@@ -199,7 +220,9 @@ def run_as_live(panel: Panel, cfg, start, end=None, capital_usd: float | None = 
             if any(not (m > 0) for m in mids.values()):  # a target without any price yet: cannot plan (live refuses)
                 row["refused"] = 1.0
                 names = set()
-            szd = {c: sz_decimals_for(mids[c]) for c in names}
+            szd = {c: sz_decimals[c] if sz_decimals and c in sz_decimals else sz_decimals_for(mids[c]) for c in names}
+            if tr is not None:
+                tr.update(targets=dict(targets), mids=dict(mids), plan_equity=float(eq), szd=dict(szd))
             decision = None
             if names:
                 plan = plan_orders(targets, positions, mids, szd, float(eq), pp)
@@ -234,6 +257,8 @@ def run_as_live(panel: Panel, cfg, start, end=None, capital_usd: float | None = 
                         row["taker_usd"] += tk
                         row["clipped_usd"] += cl
         row["halted"] = float(halted)
+        if tr is not None:
+            tr["after"] = {coins[i]: float(sz[i]) for i in np.flatnonzero(sz)}
         eq = eq - fees - pcost
         traded_total += traded
         cost_total += fees + pcost
