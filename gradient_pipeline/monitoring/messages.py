@@ -84,7 +84,9 @@ def daily_summary(
     drawdown_pct: float,
     halted: bool,
     mode: str,
+    notes: Iterable[str] = (),
 ) -> Alert:
+    """``notes``: lines the operator must see every day (e.g. the underperformance check's σ fallback)."""
     gross, net = long_usd + short_usd, long_usd - short_usd
     body = (
         f"Daily summary for {day:%Y-%m-%d} (UTC), {mode} mode{' — HALTED' if halted else ''}.\n"
@@ -92,6 +94,8 @@ def daily_summary(
         f"Exposure: long {_usd(long_usd)}, short {_usd(short_usd)}, gross {_usd(gross)}, net {_usd(net)}.\n"
         f"Fills {n_fills}; fees {_usd(fees_usd)}; funding {_usd(funding_usd)} (+ received); rebalances {n_rebalances}."
     )
+    for note in notes:
+        body += f"\n{note}"
     return Alert("daily_summary", f"daily_summary:{day:%Y-%m-%d}", "info",
                  f"[gradient] daily summary {day:%Y-%m-%d}: PnL {_usd(pnl_usd)}", body)
 
@@ -131,10 +135,11 @@ def position_drift(rows: Iterable[Mapping], threshold_pct: float, since: str) ->
 
 
 def underperformance(period: str, live_return_pct: float, expected_pct: float, sd_pct: float, z: float,
-                     sigma_limit: float) -> Alert:
+                     sigma_limit: float, sigma_note: str = "") -> Alert:
     body = (
         f"Live performance over {period} is {live_return_pct:.2f}% against the backtest's {expected_pct:.2f}% for the "
         f"same period (one standard deviation {sd_pct:.2f}%): z = {z:.2f}, below −{sigma_limit:g}σ.\n"
+        + (f"{sigma_note}\n" if sigma_note else "") +
         "What to do: compare fills and fees with the backtest's cost model (slippage alerts, maker/taker mix) and "
         "check that live targets match the backtest's weights for the same windows."
     )

@@ -5,14 +5,23 @@ The expectation is the backtest's per-bar **net** return (`core.backtest` `bars[
 slippage included; stored by research in `backtest_equity`) over exactly the same bars. Over n bars:
 
     live   = Π(1 + live_ret) − 1          expected = Π(1 + bt_net) − 1
-    sd     = σ(bt_net over the whole backtest) · √n
+    sd     = σ · √n
     z      = (live − expected) / sd       → alert when z < −alerts.underperformance_sigma
 
-Using the backtest's own bar volatility (not the live sample's) keeps z stable over the first few days.
+σ is the **tracking error per 4h window** of the latest paper-vs-backtest tracking run (`gradient-pipeline
+research track`: the real rebalance loop on the local exchange against the as-live backtest over the same
+windows; the standard deviation of the per-window difference as a fraction of capital), read from
+``tracking_error.json`` beside the DuckDB file (`tracking_path`). It measures how far live may wander from the
+backtest through execution alone (fees, slippage, minimum orders, rounding, timing) — the market moves are common
+to both. When no tracking run is stored (or the file is unreadable) σ falls back to the backtest's own bar
+volatility, which is far wider (the check then only catches gross failures), and the daily summary and the log
+say so every day (`UnderperformanceSigma.note`).
 """
 
 from __future__ import annotations
 
+import json
+import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +33,52 @@ import pandas as pd
 from gradient_pipeline.storage.db import table_exists
 
 MIN_BARS = 6  # one day of 4h bars before the comparison means anything
+TRACKING_FILE = "tracking_error.json"
+
+log = logging.getLogger(__name__)
+
+
+def tracking_path(cfg) -> Path:
+    """The latest tracking run's summary: ``tracking_error.json`` beside the configured DuckDB file (the data
+    directory). Written by `gradient-pipeline research track` (research/tracking.py), read here."""
+    return Path(cfg.resolved_duckdb_path).expanduser().parent / TRACKING_FILE
+
+
+@dataclass(frozen=True)
+class UnderperformanceSigma:
+    per_bar: float  # fraction of capital per 4h bar
+    source: str  # "tracking" | "backtest"
+    note: str  # one sentence for the operator: where σ comes from (loud when it is the fallback)
+
+
+def underperformance_sigma(cfg, backtest_net: pd.Series | None) -> UnderperformanceSigma | None:
+    """σ per 4h bar for the underperformance check: the stored tracking error, else (loudly) the backtest's bar
+    volatility; None when neither exists."""
+    path = tracking_path(cfg)
+    problem = None
+    if path.exists():
+        try:
+            doc = json.loads(path.read_text())
+            bp = float(doc["tracking_error_bp"])
+            if not (math.isfinite(bp) and bp > 0):
+                raise ValueError(f"tracking_error_bp is {bp!r}, not a positive number")
+            return UnderperformanceSigma(bp / 1e4, "tracking", (
+                f"σ = {bp:.2f} bp per 4h window: the tracking error of the paper-vs-backtest run of "
+                f"{doc.get('created_at', '?')} ({doc.get('windows', '?')} windows from {doc.get('start', '?')}, "
+                f"{doc.get('execution', '?')}, {path})"))
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            problem = f"{path} is unreadable ({type(err).__name__}: {err})"
+    else:
+        problem = f"no paper-vs-backtest tracking run is stored ({path} does not exist)"
+    bt = backtest_net.dropna() if backtest_net is not None else None
+    if bt is None or len(bt) < 2:
+        return None
+    sd = float(np.std(bt.to_numpy(), ddof=1))
+    note = (f"UNDERPERFORMANCE σ FALLBACK: {problem}; using the backtest's own bar volatility "
+            f"({sd * 1e4:.1f} bp per 4h bar), which is far wider than the execution noise the check is for. "
+            "Run `gradient-pipeline research track` to store the tracking error.")
+    log.warning(note)
+    return UnderperformanceSigma(sd, "backtest", note)
 
 
 @dataclass(frozen=True)
@@ -49,8 +104,10 @@ def live_bar_equity(equity: pd.DataFrame, freq: str = "4h") -> pd.Series:
     return s.resample(freq, label="left", closed="left").last().dropna()
 
 
-def compare(live_equity_by_bar: pd.Series, backtest_net: pd.Series) -> Comparison | None:
-    """z-score of live vs backtest over the bars both cover (None if fewer than MIN_BARS)."""
+def compare(live_equity_by_bar: pd.Series, backtest_net: pd.Series,
+            sigma_per_bar: float | None = None) -> Comparison | None:
+    """z-score of live vs backtest over the bars both cover (None if fewer than MIN_BARS). ``sigma_per_bar``:
+    σ of one bar (`underperformance_sigma`); None: the backtest's own bar volatility."""
     live_ret = live_equity_by_bar.pct_change().dropna()
     bt = backtest_net.dropna()
     common = live_ret.index.intersection(bt.index)
@@ -59,19 +116,22 @@ def compare(live_equity_by_bar: pd.Series, backtest_net: pd.Series) -> Compariso
     lr, br = live_ret.loc[common], bt.loc[common]
     live_total = float(np.prod(1 + lr.to_numpy()) - 1)
     expected = float(np.prod(1 + br.to_numpy()) - 1)
-    sd = float(np.std(bt.to_numpy(), ddof=1) * math.sqrt(len(common)))
+    per_bar = sigma_per_bar if sigma_per_bar is not None else float(np.std(bt.to_numpy(), ddof=1))
+    sd = float(per_bar * math.sqrt(len(common)))
     z = (live_total - expected) / sd if sd > 0 else 0.0
     return Comparison(common[0], common[-1], len(common), live_total, expected, sd, z)
 
 
-def expectation_band(live_equity_by_bar: pd.Series, backtest_net: pd.Series, n_sigma: float) -> pd.DataFrame:
-    """Expected equity path (start at the first live value) and ±n_sigma band, on the live bars."""
+def expectation_band(live_equity_by_bar: pd.Series, backtest_net: pd.Series, n_sigma: float,
+                     sigma_per_bar: float | None = None) -> pd.DataFrame:
+    """Expected equity path (start at the first live value) and ±n_sigma band, on the live bars (σ as in
+    `compare`)."""
     bt = backtest_net.dropna()
     idx = live_equity_by_bar.index.intersection(bt.index)
     if len(idx) < 2:
         return pd.DataFrame(columns=["expected", "lower", "upper"])
     start_value = float(live_equity_by_bar.loc[idx[0]])
-    sigma = float(np.std(bt.to_numpy(), ddof=1))
+    sigma = sigma_per_bar if sigma_per_bar is not None else float(np.std(bt.to_numpy(), ddof=1))
     steps = bt.loc[idx].copy()
     steps.iloc[0] = 0.0  # the first bar is the starting point
     expected = start_value * np.cumprod(1 + steps.to_numpy())

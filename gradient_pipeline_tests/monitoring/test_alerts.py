@@ -220,8 +220,11 @@ def test_daily_summary_and_underperformance(paper_account, alert_receiver):
     text = summary["message"]
     for part in ("paper mode", "Exposure: long $", "short $", "gross $", "net ", "Fills 4;", "fees $", "funding ", "rebalances 2."):
         assert part in text, part
+    # no tracking run stored beside this DuckDB file: the σ fallback is said in the summary, every day
+    assert "UNDERPERFORMANCE σ FALLBACK" in text and "research track" in text
     under = alert_receiver.posts[1]["json"]
     assert "below backtest" in under["title"] and "z = " in under["message"]
+    assert "σ FALLBACK" in under["message"]
 
 
 START_BAR = "2025-04-20 00:00"
