@@ -142,6 +142,24 @@ def _unrounded_level(px: float, mid: float, away: bool, half_bps: float, step_bp
 # ------------------------------------------------------------------------------------------------- the run
 
 
+def _user_funding(client, address: str, start_ms: int, end_ms: int) -> list[dict]:
+    """Every `userFunding` row in [start, end]. The endpoint answers one page (500 rows) per request and several
+    coins share each funding hour, so each page's last hour is dropped and asked for again as the next start."""
+    rows: list[dict] = []
+    while start_ms <= end_ms:
+        page = client.info.user_funding_history(address, start_ms, end_ms) or []
+        if not page:
+            break
+        last = max(int(r["time"]) for r in page)
+        if last == start_ms:  # one hour's rows: the whole hour came in this page
+            rows += page
+            start_ms = last + 1
+            continue
+        rows += [r for r in page if int(r["time"]) < last]
+        start_ms = last
+    return rows
+
+
 @contextlib.contextmanager
 def _env(values: dict[str, str | None]):
     saved = {k: os.environ.get(k) for k in ENV_KEYS}
@@ -266,7 +284,7 @@ def run_tracking(data_dir, cfg, start=DEFAULT_START, windows: int = 60, coins=No
                 fills = table_frame(conn, "fills")
                 orders = table_frame(conn, "orders")
                 rebs = table_frame(conn, "rebalances")
-            funding_rows = client.info.user_funding_history(acct.address, to_ms(opens[0]), to_ms(opens[-1] + 2 * BAR))
+            funding_rows = _user_funding(client, acct.address, to_ms(opens[0]), to_ms(opens[-1] + 2 * BAR))
     finally:
         handle.stop()
         shutil.rmtree(workdir, ignore_errors=True)
