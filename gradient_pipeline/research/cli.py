@@ -157,8 +157,9 @@ def _report(args) -> int:
     panel = _load(args, cfg)
     hourly = args.hourly_path or (args.path if args.source == "freqtrade" else None) or cfg.data.freqtrade_dir
     out = Path(args.out) / "research-report"
+    track = args.path if args.source == "freqtrade" else cfg.data.freqtrade_dir
     build_report(panel, cfg, out, hourly_dir=hourly, start=args.start, end=args.end, split=args.split,
-                 quick=args.quick, workers=args.workers)
+                 quick=args.quick, workers=args.workers, track_dir=track)
     print((out / "report.md").read_text())
     print(f"written: {out / 'report.md'}, {out / 'report.json'}, {out / 'sweep_results.csv'}")
     return 0

@@ -13,6 +13,10 @@ output directory, plus the sweep's ``sweep_results.csv``. Sections:
    shortfall per unit traded and the default strategy's net result under each.
 4. **Sweep**: the grid with every rebalance phase, the in-sample winner, its phase spread, IS/OOS rank
    correlations, deflated Sharpe ratio and PBO, and the plain verdict.
+5. **Paper vs backtest tracking** (`research.tracking.run_tracking`, what `research track` runs with its
+   defaults: 60 windows from 2025-06-01, 20 coins, IOC): the real rebalance loop on the local exchange against
+   the as-live backtest, the difference's decomposition and the tracking error. Needs the freqtrade directory
+   (``track_dir``); it does not replace the stored σ of the underperformance check (`research track` does).
 
 ``quick=True`` shortens every period (for tests and a first look); the README's figures come from the full run.
 """
@@ -51,7 +55,7 @@ def _strategy_backtest(panel, cfg, start, end) -> dict:
 
 def build_report(panel, cfg, out: Path, hourly_dir=None, start="2023-06-01", end="2025-07-27",
                  split="2024-10-01", exposure_window=("2025-01-01", "2025-07-01"), quick=False, workers=2,
-                 log=print, capitals=CAPITALS) -> dict:
+                 log=print, capitals=CAPITALS, track_dir=None) -> dict:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     panel = runner.trim_to_data(panel)
@@ -151,6 +155,16 @@ def build_report(panel, cfg, out: Path, hourly_dir=None, start="2023-06-01", end
     md += [f"## Sweep ({len(res.table)} configurations, split {pd.Timestamp(split):%Y-%m-%d})", "", "```",
            res.statement(), "```", ""]
     log(f"[report] sweep done ({time.perf_counter() - t0:.0f} s)")
+
+    # 5. paper vs backtest tracking
+    if track_dir is not None:
+        from gradient_pipeline.research import tracking
+
+        tr = tracking.run_tracking(track_dir, cfg, windows=6 if quick else 60, say=log)
+        tr.windows.to_csv(out / "tracking_windows.csv", index=False)
+        rep["tracking"] = tr.summary
+        md += [f"## Paper vs backtest tracking ({tracking.title(tr.summary)})", ""] + tracking.markdown(tr.summary) + [""]
+        log(f"[report] tracking done ({time.perf_counter() - t0:.0f} s)")
     (out / "report.md").write_text("\n".join(md) + "\n")
     (out / "report.json").write_text(json.dumps(rep, indent=2, default=str))
     return rep

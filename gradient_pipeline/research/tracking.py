@@ -402,24 +402,37 @@ def summarise(table: pd.DataFrame, capital: float, coins, execution: str, exchan
     }
 
 
+def _rows(s: dict) -> list[tuple[str, str, str]]:
+    cap = s["capital_usd"]
+    rows = [("paper P&L", f"{s['paper_pnl_usd']:,.2f}", f"{s['paper_pnl_usd'] / cap * 1e4:.1f}"),
+            ("backtest P&L", f"{s['backtest_pnl_usd']:,.2f}", f"{s['backtest_pnl_usd'] / cap * 1e4:.1f}"),
+            ("difference (paper − backtest)", f"{s['diff_usd']:,.2f}", f"{s['diff_bp']:.1f}")]
+    rows += [(c, f"{v:,.2f}", f"{v / cap * 1e4:.2f}") for c, v in s["components_usd"].items()]
+    rows += [("tracking error per 4h window (σ)", f"{s['tracking_error_usd']:,.2f}", f"{s['tracking_error_bp']:.2f}"),
+             ("tracking error, annualised", "", f"{s['tracking_error_annual_pct']:.2f}%")]
+    return rows
+
+
+def title(s: dict) -> str:
+    return (f"paper vs backtest: {s['windows']} windows {s['start']} → {s['end']} UTC, {len(s['coins'])} coins, "
+            f"{s['execution']}, ${s['capital_usd']:,.0f}")
+
+
+def markdown(summary: dict) -> list[str]:
+    """The summary as the README's markdown table (what `research report` writes)."""
+    return ["| figure | USD | bp of capital |", "|---|---|---|"] + [f"| {a} | {b} | {c} |" for a, b, c in _rows(summary)]
+
+
 def render(summary: dict, console=None) -> None:
     """The summary as a rich table."""
     from rich.console import Console
     from rich.table import Table
 
     console = console or Console()
-    s = summary
-    t = Table(title=f"paper vs backtest: {s['windows']} windows {s['start']} → {s['end']} UTC, {len(s['coins'])} "
-                    f"coins, {s['execution']}, ${s['capital_usd']:,.0f}")
+    t = Table(title=title(summary))
     t.add_column("figure")
     t.add_column("USD", justify="right")
     t.add_column("bp of capital", justify="right")
-    cap = s["capital_usd"]
-    t.add_row("paper P&L", f"{s['paper_pnl_usd']:,.2f}", f"{s['paper_pnl_usd'] / cap * 1e4:.1f}")
-    t.add_row("backtest P&L", f"{s['backtest_pnl_usd']:,.2f}", f"{s['backtest_pnl_usd'] / cap * 1e4:.1f}")
-    t.add_row("difference (paper − backtest)", f"{s['diff_usd']:,.2f}", f"{s['diff_bp']:.1f}")
-    for c, v in s["components_usd"].items():
-        t.add_row(f"  {c}", f"{v:,.2f}", f"{v / cap * 1e4:.2f}")
-    t.add_row("tracking error per 4h window (σ)", f"{s['tracking_error_usd']:,.2f}", f"{s['tracking_error_bp']:.2f}")
-    t.add_row("tracking error, annualised", "", f"{s['tracking_error_annual_pct']:.2f}%")
+    for a, b, c in _rows(summary):
+        t.add_row(("  " + a) if a in summary["components_usd"] else a, b, c)
     console.print(t)
