@@ -232,16 +232,16 @@ def run_tracking(data_dir, cfg, start=DEFAULT_START, windows: int = 60, coins=No
     close = panel.close[o:]
     col = {c: i for i, c in enumerate(panel.coins)}
 
-    workdir = Path(tempfile.mkdtemp(prefix="gradient-track-"))
     taker, maker = exchange_fees_bps or (cfg.costs.taker_fee_bps, cfg.costs.maker_fee_bps)
+    # the per-IP weight budget is not under test here: lifted on both sides, so a window costs its work only
     handle = run_in_background(data_dir, opens[0] + BAR, coins=coins, rate_limit_per_minute=1e9,
                                spread_bps=2 * cfg.costs.slippage_base_bps,
                                engine_config={"taker_fee": taker / 1e4, "maker_fee": maker / 1e4})
+    workdir = Path(tempfile.mkdtemp(prefix="gradient-track-"))
     capital = float(cfg.capital_usd)
     pcfg = _paper_config(cfg, handle.base_url, workdir, style)
     db = f"sqlite:///{workdir / 'track.book.sqlite'}"  # never the operator's book, whatever GRADIENT_BOOK_URL says
-    acct = eth_account.Account.create()
-    handle.fund(acct.address, capital)
+    acct = eth_account.Account.create()  # a throw-away paper key: only in this process's environment, never shown
     params = PlanParams(pcfg.execution.min_order_usd, pcfg.execution.min_order_buffer_usd,
                         pcfg.execution.slippage_cap_bps)
     bookcfg = handle.market.book_config
@@ -250,6 +250,7 @@ def run_tracking(data_dir, cfg, start=DEFAULT_START, windows: int = 60, coins=No
     paper: list[dict] = []
     statuses: list[str] = []
     try:
+        handle.fund(acct.address, capital)
         with _env({"GRADIENT_PRIVATE_KEY": acct.key.hex(), "GRADIENT_ACCOUNT_ADDRESS": acct.address,
                    "GRADIENT_BOOK_URL": None}):
             client = trading_client(pcfg)
