@@ -37,7 +37,8 @@ each term being (paper's effect − backtest's effect) on the window's P&L in US
 * ``funding``: funding paid (−) (paper: the exchange's ``userFunding``; backtest: the recorded rates).
 * ``sizing``: the two sides size from their own account value (equity base) — the difference compounds.
 * ``unfilled``: what the plan intended but the position did not reach (partial fills, risk refusal or scaling,
-  the backtest's participation cap).
+  the backtest's participation cap; passive: the runner re-plans the IOC remainder at the mid an hour later,
+  while the backtest crosses the original size).
 * ``residual``: whatever is left (should be cents; it is reported, not hidden).
 
 The tracking error is the standard deviation of the per-window difference (USD and bp of the starting
