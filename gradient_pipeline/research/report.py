@@ -165,6 +165,10 @@ def build_report(panel, cfg, out: Path, hourly_dir=None, start="2023-06-01", end
         rep["tracking"] = tr.summary
         md += [f"## Paper vs backtest tracking ({tracking.title(tr.summary)})", ""] + tracking.markdown(tr.summary) + [""]
         log(f"[report] tracking done ({time.perf_counter() - t0:.0f} s)")
+    else:
+        md += ["## Paper vs backtest tracking: NOT RUN (it needs the recorded data as a freqtrade directory: "
+               "`--source freqtrade --path DIR` or `data.freqtrade_dir`)", ""]
+        log("[report] tracking NOT RUN: no freqtrade directory")
     (out / "report.md").write_text("\n".join(md) + "\n")
     (out / "report.json").write_text(json.dumps(rep, indent=2, default=str))
     return rep
