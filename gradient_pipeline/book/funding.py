@@ -67,23 +67,26 @@ def ingest_funding(conn: Connection, account: str, rows: list[dict]) -> int:
 
 
 def next_funding_start_ms(conn: Connection, account: str) -> int:
-    """Where the next `userFunding` request starts: 1 ms after the newest stored payment (0: none stored yet)."""
+    """Where the next `userFunding` request starts: the newest stored payment's time, inclusive (every coin is paid
+    at the same hour, so a page may end between two coins of one hour; re-reading them is a no-op). 0: none yet."""
     with unit(conn):
         last = conn.execute(sa.select(sa.func.max(funding_payments.c.time))
                             .where(funding_payments.c.account == account.lower())).scalar()
-    return 0 if last is None else to_ms(pd.Timestamp(last)) + 1
+    return 0 if last is None else to_ms(pd.Timestamp(last))
 
 
 def sync_funding(conn: Connection, account: str, fetch, page_size: int = 500, max_pages: int = 100) -> int:
     """Fetch and store every payment since the newest stored one: `fetch(start_ms)` returns one page of wire rows
-    (oldest first; the venue caps a page at `page_size`), pages are followed until a short page. Returns new rows."""
+    (oldest first; the venue caps a page at `page_size`), pages are followed from the page's last time (inclusive:
+    a page can end between coins of the same hour) until a short page. Returns new rows."""
     start, new = next_funding_start_ms(conn, account), 0
     for _ in range(max_pages):
         page = list(fetch(start) or [])
         new += ingest_funding(conn, account, page)
         if len(page) < page_size:
             break
-        start = max(int(r["time"]) for r in page) + 1
+        last = max(int(r["time"]) for r in page)
+        start = last if last > start else start + 1  # a full page of one instant: step past it rather than loop
     from gradient_pipeline.book.heartbeats import beat
 
     beat(conn, sync_heartbeat(account), f"{new} new payments")
@@ -137,3 +140,8 @@ def funding_synced(conn: Connection, account: str | None = None) -> bool:
         stmt = stmt.where(heartbeats.c.name == sync_heartbeat(account)) if account else \
             stmt.where(heartbeats.c.name.like("funding_sync:%"))
         return bool(conn.execute(stmt).scalar())
+
+
+def sync_account_funding(conn: Connection, trading) -> int:
+    """`sync_funding` for a `TradingClient` (its master address and `user_funding` page reader)."""
+    return sync_funding(conn, trading.account_address, trading.user_funding)
