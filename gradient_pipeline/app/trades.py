@@ -92,6 +92,7 @@ def gather_trades(db_path: str, since: dt.datetime | None = None, coin: str | No
 def _usd(x) -> str:
     if x is None or (isinstance(x, float) and pd.isna(x)):
         return "—"
+    x = round(float(x), 2) + 0.0  # no "-0.00"
     return f"-{abs(x):,.2f}" if x < 0 else f"{x:,.2f}"
 
 

@@ -119,6 +119,7 @@ equity = sa.Table(
     sa.Column("gross_exposure_usd", USD),
     sa.Column("net_exposure_usd", USD),
     sa.Column("n_positions", sa.Integer),
+    sa.Column("recorded_at", TS),  # wall clock of the write (revision 0003): orders snapshots at one exchange time
 )
 
 high_water_mark = sa.Table(

@@ -70,7 +70,9 @@ def latest_positions_snapshot(conn: Connection, account: str | None = None) -> t
     """(ts, source, positions) of the newest equity snapshot (a flat account has an equity row and no positions).
     With `account`, only snapshots taken by that account's rebalances or stops."""
     cols = ["coin", "szi", "entry_px", "position_value_usd", "unrealized_pnl_usd"]
-    stmt = sa.select(equity.c.ts, equity.c.source).order_by(equity.c.ts.desc(), equity.c.source).limit(1)
+    from gradient_pipeline.book.equity import newest_first
+
+    stmt = sa.select(equity.c.ts, equity.c.source).order_by(*newest_first()).limit(1)
     ids = _account_ids(account)
     if ids is not None:
         stmt = stmt.where(equity.c.rebalance_id.in_(ids))

@@ -40,7 +40,7 @@ _console = None  # the rich console of the running demo's progress display (None
 
 def _say(msg: str) -> None:
     if _console is not None:
-        _console.print(msg, highlight=False, markup=False)
+        _console.print(msg, highlight=False, markup=False, soft_wrap=True)
     else:
         print(msg, flush=True)
 

@@ -1,4 +1,6 @@
-"""The account's funding payments (`funding_payments`), ingested from the venue's `userFunding`.
+"""The account's funding payments (`funding_payments`), ingested from the venue's `userFunding`; `equity.recorded_at`
+(when a snapshot was written: several snapshots can share one exchange time — a replay clock, a stop right after a
+monitor run — and the newest must win).
 
 Revision ID: 0003
 Revises: 0002
@@ -24,8 +26,11 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("account", "coin", "time", name="pk_funding_payments"),
     )
     op.create_index("ix_funding_payments_time", "funding_payments", ["time"])
+    op.add_column("equity", sa.Column("recorded_at", sa.DateTime))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("equity") as batch:
+        batch.drop_column("recorded_at")
     op.drop_index("ix_funding_payments_time", table_name="funding_payments")
     op.drop_table("funding_payments")
