@@ -90,6 +90,10 @@ def _run_drill(workdir: str = ".drill", capital: float = 10_000.0) -> int:
     from gradient_pipeline.exchange.trading import OrderRequest, make_cloid, round_price, round_size
     from gradient_pipeline.localexchange.server import run_in_background
 
+    from gradient_pipeline.warmup import quiet_dagster
+
+    quiet_dagster(0)  # Dagster's beta notices are for developers; the drill's story is the console
+    quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}  # DEBUG/INFO stay in the instance
     home = ensure_dagster_home()
     work = Path(workdir).resolve()
     if work.exists():
@@ -141,7 +145,8 @@ def _run_drill(workdir: str = ".drill", capital: float = 10_000.0) -> int:
 
         def run(name: str, run_config: dict | None = None, tags: dict | None = None):
             job = defs.resolve_job_def(name)
-            res = job.execute_in_process(run_config=run_config or {}, instance=instance, raise_on_error=False,
+            res = job.execute_in_process(run_config={**(run_config or {}), **quiet}, instance=instance,
+                                         raise_on_error=False,
                                          tags={**(tags or {}), "gradient/drill": "true"})
             _say(f"  run {name} {res.run_id[:8]}: {'success' if res.success else 'FAILED'}")
             return res
