@@ -189,8 +189,9 @@ def period_table(equity: pd.DataFrame, fills: pd.DataFrame, funding: pd.DataFram
 def _html_table(df: pd.DataFrame) -> str:
     if df.empty:
         return "<p><i>no rows</i></p>"
-    return df.to_html(index=False, border=0, classes="t", na_rep="n/a",
-                      float_format=lambda v: f"{v + 0.0:,.2f}" if abs(v) >= 0.005 or v == 0 else f"{v:.3g}")
+    pct_cols = {c: (lambda v: f"{v + 0.0:,.3f}") for c in df.columns if "(%)" in c and c != "max drawdown (%)"}
+    return df.to_html(index=False, border=0, classes="t", na_rep="n/a", formatters=pct_cols,
+                      float_format=lambda v: f"{v + 0.0:,.2f}")
 
 
 # ------------------------------------------------------------------------------------------------ charts
