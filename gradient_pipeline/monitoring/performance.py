@@ -45,7 +45,7 @@ def live_bar_equity(equity: pd.DataFrame, freq: str = "4h") -> pd.Series:
     """Account value at the end of each bar (last snapshot inside the bar), indexed by bar open time."""
     if equity.empty:
         return pd.Series(dtype=float)
-    s = equity.set_index(pd.to_datetime(equity["ts"]))["account_value_usd"].sort_index()
+    s = equity.set_index(pd.to_datetime(equity["ts"]))["account_value_usd"].sort_index(kind="stable")
     return s.resample(freq, label="left", closed="left").last().dropna()
 
 
@@ -139,7 +139,17 @@ def _curve(equity: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame(columns=["account_value_usd", "gross_exposure_usd", "net_exposure_usd", "n_positions"])
     eq = equity.copy()
     eq["ts"] = pd.to_datetime(eq["ts"])
-    return eq.sort_values("ts").drop_duplicates("ts", keep="last").set_index("ts")
+    # stable: rows sharing a time keep the book's write order, so the last is the newest
+    return eq.sort_values("ts", kind="stable").drop_duplicates("ts", keep="last").set_index("ts")
+
+
+def _opening_value(equity: pd.DataFrame) -> float | None:
+    """The first snapshot's account value (before any dedup: a rebalance's start at the same exchange time as its
+    end and the monitor run after it is where the period's P&L starts)."""
+    if equity.empty:
+        return None
+    eq = equity.assign(ts=pd.to_datetime(equity["ts"])).sort_values("ts", kind="stable")
+    return float(eq["account_value_usd"].iloc[0])
 
 
 def period_table(equity: pd.DataFrame, fills: pd.DataFrame, funding: pd.DataFrame, freq: str) -> pd.DataFrame:
@@ -162,7 +172,7 @@ def period_table(equity: pd.DataFrame, fills: pd.DataFrame, funding: pd.DataFram
     n = g["av"].count()
     keep = n > 0
     prev = end.shift(1)
-    prev.iloc[0] = av.iloc[0]
+    prev.iloc[0] = _opening_value(equity)
     pnl = end - prev.ffill()
 
     def _sum(frame: pd.DataFrame, tcol: str, vcol: str) -> pd.Series:
@@ -230,7 +240,8 @@ def render_report(equity: pd.DataFrame, band: pd.DataFrame | None, out_dir: Path
     ax = axes[1]
     if len(eq):
         dd = drawdown_series(eq["account_value_usd"].astype(float))
-        ax.fill_between(dd.index, -dd.to_numpy(), 0, color="tab:red", alpha=0.4, step="post")
+        ax.fill_between(dd.index, -dd.to_numpy(), 0, color="tab:red", alpha=0.3)
+        ax.plot(dd.index, -dd.to_numpy(), color="tab:red", marker=".")
     ax.set_ylabel("drawdown (%)")
     ax.grid(alpha=0.3)
     ax = axes[2]
@@ -252,7 +263,7 @@ def render_report(equity: pd.DataFrame, band: pd.DataFrame | None, out_dir: Path
     funding = funding if funding is not None else pd.DataFrame(columns=["time", "usdc"])
     if len(eq):
         av = eq["account_value_usd"].astype(float)
-        first, last = av.iloc[0], av.iloc[-1]
+        first, last = _opening_value(equity), av.iloc[-1]
         summary = pd.DataFrame({"item": [
             "period (UTC)", "account value (USD)", "P&L (USD)", "P&L (%)", "max drawdown (%)", "fees paid (USD)",
             "funding (USD, + received)", "gross exposure now (USD)", "net exposure now (USD)", "positions now",

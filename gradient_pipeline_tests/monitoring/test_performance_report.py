@@ -28,15 +28,17 @@ def _equity(n=30, start="2025-04-09 20:00"):
 
 def test_daily_and_weekly_tables_add_up_to_the_equity_change():
     eq = _equity()
+    # a rebalance's start snapshot at the first exchange time, written before the monitor's: P&L starts there
+    eq = pd.concat([eq.iloc[:1].assign(source="rebalance_start", account_value_usd=10_020.0), eq], ignore_index=True)
     fills = pd.DataFrame({"time": eq["ts"][:4], "fee_usd": [1.5, 1.0, 0.5, 0.25]})
     funding = pd.DataFrame({"time": eq["ts"][2:12], "usdc": [-0.1] * 10})
     daily = period_table(eq, fills, funding, "D")
     weekly = period_table(eq, fills, funding, "W")
-    total = eq["account_value_usd"].iloc[-1] - eq["account_value_usd"].iloc[0]
+    total = eq["account_value_usd"].iloc[-1] - 10_020.0
     for t in (daily, weekly):
         assert t["P&L (USD)"].sum() == pytest.approx(total, abs=0.05)
         assert t["fees (USD)"].sum() == pytest.approx(3.25) and t["funding (USD)"].sum() == pytest.approx(-1.0)
-        assert t["snapshots"].sum() == len(eq)
+        assert t["snapshots"].sum() == len(eq) - 1  # one row per exchange time: the newest
     assert list(daily["period (UTC)"][:2]) == ["2025-04-09", "2025-04-10"]
     assert weekly["period (UTC)"].iloc[0] == "2025-04-07 (week)"  # weeks start Monday (UTC)
     assert (daily["max drawdown (%)"] >= 0).all()
@@ -84,7 +86,7 @@ def test_partitions_are_bounded_by_the_configured_data_range(tmp_path):
     assert _keys_in_subprocess({"GRADIENT_CONFIG": str(cfg)}, tmp_path) == [6, "2025-04-09-20:00", "2025-04-10-16:00"]
     # the environment wins over the file (the demo's warm-up needs its longer history in-process)
     env = {"GRADIENT_CONFIG": str(cfg), "GRADIENT_PARTITIONS_START": "2025-04-01-00:00"}
-    assert _keys_in_subprocess(env, tmp_path) == [57, "2025-04-01-00:00", "2025-04-10-16:00"]
+    assert _keys_in_subprocess(env, tmp_path) == [59, "2025-04-01-00:00", "2025-04-10-16:00"]
 
 
 def test_ui_demo_environment_names_the_demo_and_its_windows(tmp_path):

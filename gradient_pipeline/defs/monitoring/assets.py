@@ -175,7 +175,7 @@ def _history_table(hist: pd.DataFrame, limit: int = 60) -> dg.MetadataValue:
     if hist.empty:
         return _table(pd.DataFrame(columns=["time_utc", "source", "account_value_usd", "drawdown_pct",
                                             "gross_exposure_usd", "net_exposure_usd", "n_positions"]))
-    h = hist.sort_values("ts").drop_duplicates("ts", keep="last").reset_index(drop=True)
+    h = hist.sort_values("ts", kind="stable").drop_duplicates("ts", keep="last").reset_index(drop=True)
     h["drawdown_pct"] = drawdown_series(h["account_value_usd"].astype(float)).to_numpy()
     h["time_utc"] = pd.to_datetime(h["ts"]).dt.strftime("%Y-%m-%d %H:%M")
     cols = ["time_utc", "source", "account_value_usd", "drawdown_pct", "gross_exposure_usd", "net_exposure_usd",
