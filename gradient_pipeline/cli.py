@@ -25,6 +25,12 @@ def _ui(args: argparse.Namespace) -> int:
     """Start the Dagster UI and daemon (`dagster dev`) with the project's DAGSTER_HOME."""
     from gradient_pipeline.dagster_home import PROJECT_ROOT, ensure_dagster_home
 
+    if args.demo:  # the last demo's home, configuration, book and traded windows (app/demo_book.py)
+        from gradient_pipeline.app.demo_book import demo_ui_env
+
+        env = demo_ui_env(args.demo_dir)
+        os.environ.update(env)
+        print("the last demo: " + ", ".join(f"{k}={v}" for k, v in sorted(env.items())))
     home = ensure_dagster_home()
     print(f"DAGSTER_HOME={home}")
     cmd = ["dagster", "dev", "-w", str(PROJECT_ROOT / "workspace.yaml"), "-p", str(args.port)]
@@ -41,6 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     ui = sub.add_parser("ui", help="start the Dagster UI + daemon (dagster dev) with the project's DAGSTER_HOME")
     ui.add_argument("--port", type=int, default=3000)
+    ui.add_argument("--demo", action="store_true",
+                    help="open the last demo: its Dagster home, configuration, book and traded windows only")
+    ui.add_argument("--demo-dir", default="data/demo", help="the demo's --workdir (default data/demo)")
     ui.set_defaults(handler=_ui)
     for name in COMMAND_MODULES:
         try:

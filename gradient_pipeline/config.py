@@ -77,6 +77,9 @@ class DataConfig(_Section):
     source: Literal["hyperliquid", "freqtrade"] = "hyperliquid"
     freqtrade_dir: str | None = Field(None, description="freqtrade data directory (…/futures) for source=freqtrade")
     partitions_start: str = Field("2023-01-01-00:00", description="first 4h partition key, UTC, %Y-%m-%d-%H:%M")
+    partitions_end: str | None = Field(
+        None, description="optional end of the 4h partitions (exclusive, UTC, %Y-%m-%d-%H:%M): bounds the UI's "
+        "partition range to a finite history such as the demo's; None: up to now")
     funding_lookback_hours: int = Field(8, gt=0, description="hours of funding re-fetched by each 4h update")
 
 

@@ -41,3 +41,21 @@ def find_demo(workdir: str | Path = DEFAULT_WORKDIR) -> DemoBook:
     if run_file.is_file():
         account = json.loads(run_file.read_text()).get("account")
     return DemoBook(work, cfg_path, str(db_path), account)
+
+
+def demo_ui_env(workdir: str | Path = DEFAULT_WORKDIR) -> dict[str, str]:
+    """The environment `gradient-pipeline ui --demo` starts Dagster with: the demo's Dagster home, configuration,
+    DuckDB file and partition range (its traded windows, from `demo_run.json`), so the UI's partitioned assets show
+    the demo's windows (all materialised) instead of years of missing partitions, and the dashboard assets read the
+    demo's book."""
+    demo = find_demo(workdir)
+    run = json.loads((demo.workdir / RUN_FILE).read_text()) if (demo.workdir / RUN_FILE).is_file() else {}
+    env = {"GRADIENT_CONFIG": str(demo.config_path), "GRADIENT_DUCKDB_PATH": demo.db_path}
+    if run.get("dagster_home"):
+        env["DAGSTER_HOME"] = str(run["dagster_home"])
+    if run.get("partitions_start") and run.get("partitions_end"):
+        env["GRADIENT_PARTITIONS_START"] = str(run["partitions_start"])
+        env["GRADIENT_PARTITIONS_END"] = str(run["partitions_end"])
+    if demo.account:
+        env["GRADIENT_ACCOUNT_ADDRESS"] = demo.account  # public; no key: the UI cannot trade the demo account
+    return env

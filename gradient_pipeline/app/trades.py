@@ -3,8 +3,9 @@
     gradient-pipeline trades [--since ISO] [--coin C] [--demo [--demo-dir DIR]] [--json] [--config FILE]
 
 Reads only the book (`gradient_pipeline.book.trades`): no exchange, no Dagster, works while both are down and after
-the demo's local exchange is gone (`--demo`). Times are UTC (the exchange clock). Funding payments are not in the
-book yet: the output says so instead of showing 0.
+the demo's local exchange is gone (`--demo`). Times are UTC (the exchange clock). Funding comes from the book's
+`funding_payments` (fetched by each monitor run); when it was never fetched into this book the output says n/a
+instead of showing 0.
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-FUNDING_NOTE = ("funding: not recorded in the operations book (funding payments are not ingested yet); "
-                "realised + unrealised − fees excludes funding")
+FUNDING_NOTE = ("funding: never fetched into this operations book (a monitor run fetches it: `monitor_job` or "
+                "`equity_sensor`); n/a, and net excludes funding")
 
 
 @dataclass
@@ -37,8 +38,8 @@ class TradesView:
     def totals(self) -> dict[str, float]:
         p = self.pnl
         t = {k: float(p[k].sum()) if len(p) else 0.0 for k in ("volume_usd", "realised_usd", "fees_usd",
-                                                                 "unrealised_usd")}
-        t["net_usd"] = t["realised_usd"] + t["unrealised_usd"] - t["fees_usd"]
+                                                                 "unrealised_usd", "funding_usd")}
+        t["net_usd"] = t["realised_usd"] + t["unrealised_usd"] + t["funding_usd"] - t["fees_usd"]
         return t
 
     def as_dict(self) -> dict:
@@ -48,7 +49,7 @@ class TradesView:
         return {"book": self.book, "since": self.since.isoformat() if self.since else None, "coin": self.coin,
                 "fills": records(self.fills), "pnl_by_coin": records(self.pnl), "totals": self.totals(),
                 "funding_recorded": self.funding_recorded,
-                "funding_usd": None,  # not in the book (funding_recorded False): unknown, not 0
+                "funding_usd": self.totals()["funding_usd"] if self.funding_recorded else None,  # never fetched: unknown
                 "unrealised_as_of": self.snapshot_ts.isoformat() if self.snapshot_ts else None,
                 "unrealised_source": self.snapshot_source, "dry_run_orders": records(self.dry_run),
                 "notes": self.notes}
@@ -71,15 +72,17 @@ def gather_trades(db_path: str, since: dt.datetime | None = None, coin: str | No
                   account: str | None = None) -> TradesView:
     from gradient_pipeline import book
     from gradient_pipeline.book import trades
+    from gradient_pipeline.book.funding import funding_synced
 
     with book.connect(db_path) as conn:
+        synced = funding_synced(conn, account)
         fl = trades.fills_list(conn, since, coin, account)
         pnl = trades.pnl_by_coin(conn, since, coin, account)
         dry = trades.dry_run_orders(conn, since, coin, account)
         snap_ts, snap_src, _ = trades.latest_positions_snapshot(conn, account)
     view = TradesView(book.redact_url(book.book_url(db_path)), since, coin, fl, pnl, dry, snap_ts, snap_src,
-                      trades.FUNDING_RECORDED)
-    if not trades.FUNDING_RECORDED:
+                      synced)
+    if not synced:
         view.notes.append(FUNDING_NOTE)
     if snap_ts is None:
         view.notes.append("unrealised: no positions snapshot in the book yet (shown as 0)")
@@ -89,6 +92,7 @@ def gather_trades(db_path: str, since: dt.datetime | None = None, coin: str | No
 def _usd(x) -> str:
     if x is None or (isinstance(x, float) and pd.isna(x)):
         return "—"
+    x = round(float(x), 2) + 0.0  # no "-0.00"
     return f"-{abs(x):,.2f}" if x < 0 else f"{x:,.2f}"
 
 
@@ -142,16 +146,17 @@ def render(view: TradesView, console=None) -> None:
     cols = ["coin", "fills", "volume", "realised", "unrealised", "funding", "fees", "net", "held size"]
     for name in cols:
         p.add_column(name, justify="left" if name == "coin" else "right")
-    funding = "n/a" if not view.funding_recorded else "0.00"
+    known = view.funding_recorded
     for r in view.pnl.itertuples():
-        net = r.realised_usd + r.unrealised_usd - r.fees_usd
-        p.add_row(r.coin, str(r.n_fills), _usd(r.volume_usd), _usd(r.realised_usd), _usd(r.unrealised_usd), funding,
-                  _usd(r.fees_usd), _usd(net), _num(r.szi) if r.szi else "flat")
+        net = r.realised_usd + r.unrealised_usd + (r.funding_usd if known else 0.0) - r.fees_usd
+        p.add_row(r.coin, str(r.n_fills), _usd(r.volume_usd), _usd(r.realised_usd), _usd(r.unrealised_usd),
+                  _usd(r.funding_usd) if known else "n/a", _usd(r.fees_usd), _usd(net), _num(r.szi) if r.szi else "flat")
     tot = view.totals()
     p.add_row("TOTAL", str(int(view.pnl["n_fills"].sum()) if len(view.pnl) else 0), _usd(tot["volume_usd"]),
-              _usd(tot["realised_usd"]), _usd(tot["unrealised_usd"]), funding, _usd(tot["fees_usd"]),
-              _usd(tot["net_usd"]), "", style="bold")
+              _usd(tot["realised_usd"]), _usd(tot["unrealised_usd"]), _usd(tot["funding_usd"]) if known else "n/a",
+              _usd(tot["fees_usd"]), _usd(tot["net_usd"]), "", style="bold")
     console.print(p)
+    console.print("net = realised + unrealised + funding (+ received, − paid) − fees")
     for note in view.notes:
         console.print(f"note: {note}")
 

@@ -88,11 +88,24 @@ def catch_up_high_water_mark(conn: Connection) -> float | None:
         return update_high_water_mark(conn, float(r[0]), r[1])
 
 
+_EPOCH = dt.datetime(1970, 1, 1)
+
+
+def newest_first():
+    """Snapshot order, newest first: exchange time, then when it was written (several snapshots can share one
+    exchange time — a replay clock, an emergency stop right after a monitor run — and the last written wins)."""
+    return (equity.c.ts.desc(), sa.func.coalesce(equity.c.recorded_at, _EPOCH).desc(), equity.c.source)
+
+
+def oldest_first():
+    return (equity.c.ts, sa.func.coalesce(equity.c.recorded_at, _EPOCH), equity.c.source)
+
+
 def latest_equity(conn: Connection) -> tuple[dt.datetime, float, str] | None:
     """The newest `equity` row (ts, account value, source), any source."""
     with unit(conn):
         r = conn.execute(sa.select(equity.c.ts, equity.c.account_value_usd, equity.c.source)
-                         .order_by(equity.c.ts.desc(), equity.c.source).limit(1)).first()
+                         .order_by(*newest_first()).limit(1)).first()
     return (r[0], float(r[1]), r[2]) if r else None
 
 
@@ -126,8 +139,9 @@ EQUITY_COLUMNS = ["ts", "source", "account_value_usd", "gross_exposure_usd", "ne
 
 
 def equity_history(conn: Connection, since: dt.datetime | None = None) -> pd.DataFrame:
-    """Equity rows (ts, source, account value, exposure) in time order; empty frame if none yet."""
-    stmt = sa.select(*[equity.c[c] for c in EQUITY_COLUMNS]).order_by(equity.c.ts, equity.c.source)
+    """Equity rows (ts, source, account value, exposure) in time order (ties in exchange time: in the order written,
+    so `drop_duplicates("ts", keep="last")` keeps the newest); empty frame if none yet."""
+    stmt = sa.select(*[equity.c[c] for c in EQUITY_COLUMNS]).order_by(*oldest_first())
     if since is not None:
         stmt = stmt.where(equity.c.ts >= _ts(since))
     with unit(conn):
@@ -145,8 +159,7 @@ def latest_positions(conn: Connection) -> pd.DataFrame:
     """Positions of the newest snapshot. The snapshot is the newest `equity` row (a flat account has an equity
     row and no position rows, so it correctly shows nothing), largest first."""
     with unit(conn):
-        last = conn.execute(sa.select(equity.c.ts, equity.c.source)
-                            .order_by(equity.c.ts.desc(), equity.c.source).limit(1)).first()
+        last = conn.execute(sa.select(equity.c.ts, equity.c.source).order_by(*newest_first()).limit(1)).first()
         if last is None:
             return pd.DataFrame(columns=POSITION_COLUMNS)
         rows = conn.execute(sa.select(*[positions.c[c] for c in POSITION_COLUMNS])

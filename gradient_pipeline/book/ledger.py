@@ -302,7 +302,8 @@ def snapshot(conn, ts_, source: str, rebalance_id: str | None, account_value: fl
                      "target_weight": target_weights.get(c, 0.0)}) for c, p in sorted(positions_.items())]
     eq = row({"ts": t, "source": source, "rebalance_id": rebalance_id, "account_value_usd": account_value,
               "total_ntl_pos_usd": total_ntl_pos, "gross_exposure_usd": sum(abs(v) for v in signed.values()),
-              "net_exposure_usd": sum(signed.values()), "n_positions": len(positions_)})
+              "net_exposure_usd": sum(signed.values()), "n_positions": len(positions_),
+              "recorded_at": now_utc()})
     with unit(conn, write=True):
         conn.execute(positions.delete().where(positions.c.ts == t, positions.c.source == source))
         if pos_rows:

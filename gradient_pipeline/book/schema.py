@@ -10,6 +10,7 @@ Tables
 - safety state: `halt_state` (append-only history, the newest row is the state), `high_water_mark`;
 - alerts: `alerts_state` (dedupe), `alerts_sent` (every attempt), `alert_deliveries` (per destination; the
   destination is identified by a hash of its URL, never the URL, which holds tokens);
+- funding: `funding_payments` (the account's hourly funding, from the venue's `userFunding`);
 - liveness and timing: `heartbeats` (e.g. the last drawdown evaluation, for a watchdog), `cycle_latency`.
 """
 
@@ -118,6 +119,7 @@ equity = sa.Table(
     sa.Column("gross_exposure_usd", USD),
     sa.Column("net_exposure_usd", USD),
     sa.Column("n_positions", sa.Integer),
+    sa.Column("recorded_at", TS),  # wall clock of the write (revision 0003): orders snapshots at one exchange time
 )
 
 high_water_mark = sa.Table(
@@ -198,5 +200,19 @@ cycle_latency = sa.Table(
     sa.Column("seconds", sa.Double, nullable=False),
     sa.Column("recorded_at", TS, nullable=False),
 )
+
+# ---------------------------------------------------------------------------------------------- revision 0003
+funding_payments = sa.Table(
+    "funding_payments", metadata,
+    sa.Column("account", sa.String(64), primary_key=True),  # master account address (public), lower case
+    sa.Column("coin", sa.String(32), primary_key=True),
+    sa.Column("time", TS, primary_key=True),               # exchange clock of the funding interval (hourly)
+    sa.Column("usdc", USD, nullable=False),                # + received, − paid (the venue's `delta.usdc`)
+    sa.Column("szi", sa.Double),                           # signed position size the payment was on
+    sa.Column("funding_rate", sa.Double),                  # the interval's rate (+: longs pay shorts)
+    sa.Column("hash", sa.String(80)),
+    sa.Column("ingested_at", TS, nullable=False),
+)
+sa.Index("ix_funding_payments_time", funding_payments.c.time)
 
 OPERATIONAL_TABLES = [t.name for t in metadata.sorted_tables]

@@ -7,8 +7,9 @@ P&L per coin, in USD:
 - fees: the sum of the fills' fees (USDC; positive = paid);
 - unrealised: the position's unrealised P&L in the newest positions snapshot of the book (a rebalance's end, a
   monitor run or an emergency stop) — as of that snapshot, not of now;
-- funding: **not recorded** — the book has no funding-payment table yet, so `FUNDING_RECORDED` is False and callers
-  must say so rather than show 0.
+- funding: the sum of the account's funding payments in `funding_payments` (+ received, − paid; `book/funding.py`,
+  fetched from the venue's `userFunding` by every monitor run). `funding_synced` tells whether funding was ever
+  fetched into this book: when not, callers must say so (n/a) rather than show 0.
 
 Filters: `since` (naive UTC or ISO text; fills strictly at or after it), `coin` (exact, case as the exchange spells
 it) and `account` (only rebalances of that master address: a PostgreSQL book can hold several accounts' runs;
@@ -27,11 +28,9 @@ from gradient_pipeline.book._values import ts
 from gradient_pipeline.book.engine import unit
 from gradient_pipeline.book.schema import equity, fills, orders, positions, rebalance_targets, rebalances
 
-FUNDING_RECORDED = False  # no funding payments in the book (see module docstring)
-
 FILL_COLUMNS = ["time", "coin", "side", "sz", "px", "notional_usd", "fee_usd", "liquidity", "closed_pnl_usd",
                 "rebalance_id", "tid"]
-PNL_COLUMNS = ["coin", "n_fills", "volume_usd", "realised_usd", "fees_usd", "unrealised_usd", "szi"]
+PNL_COLUMNS = ["coin", "n_fills", "volume_usd", "realised_usd", "fees_usd", "unrealised_usd", "funding_usd", "szi"]
 
 
 def _frame(conn: Connection, stmt, columns: list[str]) -> pd.DataFrame:
@@ -71,7 +70,9 @@ def latest_positions_snapshot(conn: Connection, account: str | None = None) -> t
     """(ts, source, positions) of the newest equity snapshot (a flat account has an equity row and no positions).
     With `account`, only snapshots taken by that account's rebalances or stops."""
     cols = ["coin", "szi", "entry_px", "position_value_usd", "unrealized_pnl_usd"]
-    stmt = sa.select(equity.c.ts, equity.c.source).order_by(equity.c.ts.desc(), equity.c.source).limit(1)
+    from gradient_pipeline.book.equity import newest_first
+
+    stmt = sa.select(equity.c.ts, equity.c.source).order_by(*newest_first()).limit(1)
     ids = _account_ids(account)
     if ids is not None:
         stmt = stmt.where(equity.c.rebalance_id.in_(ids))
@@ -87,8 +88,11 @@ def latest_positions_snapshot(conn: Connection, account: str | None = None) -> t
 
 def pnl_by_coin(conn: Connection, since: dt.datetime | str | None = None, coin: str | None = None,
                 account: str | None = None) -> pd.DataFrame:
-    """Per coin: fills, traded volume, realised P&L and fees over the filtered fills, plus the unrealised P&L and
-    size of the newest positions snapshot (coins held but not traded in the period appear with 0 fills)."""
+    """Per coin: fills, traded volume, realised P&L and fees over the filtered fills, funding payments over the same
+    period (+ received), plus the unrealised P&L and size of the newest positions snapshot (coins held or funded but
+    not traded in the period appear with 0 fills)."""
+    from gradient_pipeline.book.funding import funding_by_coin
+
     stmt = (sa.select(fills.c.coin, sa.func.count(), sa.func.sum(fills.c.notional_usd),
                       sa.func.sum(fills.c.closed_pnl_usd), sa.func.sum(fills.c.fee_usd))
             .group_by(fills.c.coin))
@@ -99,9 +103,11 @@ def pnl_by_coin(conn: Connection, since: dt.datetime | str | None = None, coin: 
         held = held[held["coin"] == coin]
     held = held.rename(columns={"unrealized_pnl_usd": "unrealised_usd"})[["coin", "unrealised_usd", "szi"]]
     out = traded.merge(held, on="coin", how="outer")
+    funded = funding_by_coin(conn, since, coin, account)[["coin", "funding_usd"]]
+    out = out.merge(funded, on="coin", how="outer")
     for c in ("n_fills",):
-        out[c] = out[c].fillna(0).astype(int)
-    for c in ("volume_usd", "realised_usd", "fees_usd", "unrealised_usd", "szi"):
+        out[c] = out[c].astype(float).fillna(0).astype(int)
+    for c in ("volume_usd", "realised_usd", "fees_usd", "unrealised_usd", "funding_usd", "szi"):
         out[c] = out[c].astype(float).fillna(0.0)
     return out[PNL_COLUMNS].sort_values("coin", key=lambda s: s.str.lower()).reset_index(drop=True)
 

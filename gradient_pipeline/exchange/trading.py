@@ -461,6 +461,14 @@ class TradingClient:
     def user_fills(self) -> list[dict]:
         return list(self.info.user_fills(self.account_address))
 
+    def user_funding(self, start_ms: int, end_ms: int | None = None) -> list[dict]:
+        """The account's funding payments (`userFunding`) from `start_ms` (inclusive), one page, oldest first:
+        `[{"time", "hash", "delta": {"type": "funding", "coin", "usdc", "szi", "fundingRate"}}]`."""
+        rows = self.info.user_funding_history(self.account_address, int(start_ms), end_ms)
+        if not isinstance(rows, list):
+            raise ValueError(f"userFunding for {self.account_address}: expected a list, got {str(rows)[:200]}")
+        return rows
+
     def all_mids(self) -> dict[str, float]:
         return {k: float(v) for k, v in self.info.all_mids().items() if not k.startswith("@")}
 

@@ -7,13 +7,19 @@
 3. warm up: one single-run backfill of `trading_window_job` (market data → returns → scores → target_weights, with
    their checks) over the history the strategy needs;
 4. each cycle: the schedule's request for the window that just closed (`window_run_request`) → run it; the
-   sensor's rebalance request for that run (`rebalance_run_request`) → run `rebalance_job`; advance the clock 4h;
-5. print positions, exposure, PnL, orders and fills, and where to look in the UI.
+   sensor's rebalance request for that run (`rebalance_run_request`) → run `rebalance_job`; `monitor_job` (equity
+   snapshot, funding payments, dashboard assets: one point per cycle on their Plots tabs); advance the clock 4h;
+5. `performance_report_job` (the HTML report), then print positions, exposure, PnL, orders and fills, and where
+   to look (`status --demo`, `trades --demo`, `ui --demo`).
+The configuration bounds the partitions to the traded windows (`data.partitions_end`; `demo_run.json` records the
+range), so `gradient-pipeline ui --demo` shows the demo's windows rather than years of "missing" partitions.
+The console shows progress (rich) and the story; Dagster's DEBUG events and beta notices stay in the instance.
 Runs land in DAGSTER_HOME (default `.dagster_home`), so `gradient-pipeline ui` / `dagster dev` shows them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -29,14 +35,21 @@ DEFAULT_START = "2025-04-10 00:05"  # > 1024 bars after the extract's first cand
 WARMUP_START = "2024-10-01-00:00"
 
 
+_console = None  # the rich console of the running demo's progress display (None: plain print)
+
+
 def _say(msg: str) -> None:
-    print(msg, flush=True)
+    if _console is not None:
+        _console.print(msg, highlight=False, markup=False, soft_wrap=True)
+    else:
+        print(msg, flush=True)
 
 
 def run_demo(cycles: int = 6, start: str | None = None, workdir: str = "data/demo", capital: float = 10_000.0) -> dict:
     import eth_account
 
     from gradient_pipeline.dagster_home import ensure_dagster_home
+    from gradient_pipeline.timegrid import latest_complete_bar_open
     from gradient_pipeline.demo_data import FUTURES_DIR
     from gradient_pipeline.localexchange.server import run_in_background
 
@@ -54,19 +67,23 @@ def run_demo(cycles: int = 6, start: str | None = None, workdir: str = "data/dem
     handle = run_in_background(FUTURES_DIR, t0, accounts={master.address: capital},
                                agents={agent.address: master.address}, rate_limit_per_minute=1_000_000)
     try:
+        first_bar = latest_complete_bar_open(handle.now())  # the first cycle's window (as window_run_request)
+        traded = (partition_key(first_bar), partition_key(first_bar + cycles * BAR))  # [first, end) of the cycles
         config = {
             "mode": "paper",
             "capital_usd": capital,
             "exchange_base_url": handle.base_url,
             "duckdb_path": str(work / "gradient_demo.duckdb"),
-            "data": {"source": "hyperliquid", "partitions_start": WARMUP_START},
+            "data": {"source": "hyperliquid", "partitions_start": WARMUP_START, "partitions_end": traded[1]},
             "rate_limit": {"budget_per_minute": 1_000_000},
         }
         cfg_path = work / "gradient_demo.json"
         cfg_path.write_text(json.dumps(config, indent=2))
         # for `status --demo` / `trades --demo` (app/demo_book.py): the account is public, the key is not written
+        # and for `ui --demo`: the traded windows bound the UI's partitions
         (work / "demo_run.json").write_text(json.dumps({"account": master.address, "dagster_home": str(home),
-                                                        "started_at": pd.Timestamp.now(tz="UTC").isoformat()}))
+                                                        "started_at": pd.Timestamp.now(tz="UTC").isoformat(),
+                                                        "partitions_start": traded[0], "partitions_end": traded[1]}))
         os.environ.update({
             "GRADIENT_CONFIG": str(cfg_path),
             "GRADIENT_DUCKDB_PATH": config["duckdb_path"],
@@ -92,32 +109,56 @@ def run_demo(cycles: int = 6, start: str | None = None, workdir: str = "data/dem
 
         first = window_run_request(handle.now()).partition_key
         warm_end = partition_key(parse_partition_key(first) - BAR)
-        tic = time.monotonic()
-        _say(f"warm-up: market data and targets {WARMUP_START} … {warm_end} (history the strategy needs)")
-        warm_up(WARMUP_START, warm_end)
-        _say(f"warm-up done in {time.monotonic() - tic:.0f}s")
-
+        monitor_job = defs.resolve_job_def("monitor_job")
+        report_job = defs.resolve_job_def("performance_report_job")
         cycles_out = []
-        for i in range(cycles):
-            now = handle.now()
-            req = window_run_request(now)
-            data = window_job.execute_in_process(instance=instance, partition_key=req.partition_key, run_config=QUIET,
-                                                 tags={**req.tags, "gradient/demo": f"cycle-{i + 1}"},
-                                                 raise_on_error=False)
-            if not data.success:
-                _say(f"cycle {i + 1} [{now}]: window {req.partition_key} data run failed; no rebalance")
-                cycles_out.append({"window": req.partition_key, "status": "data run failed"})
-            else:
-                rreq = rebalance_run_request(req.partition_key, data.run_id)
-                reb = rebalance_job.execute_in_process(instance=instance, run_config={**rreq.run_config, **QUIET},
-                                                       tags={**rreq.tags, "gradient/demo": f"cycle-{i + 1}"},
-                                                       raise_on_error=False)
-                out = reb.output_for_node("rebalance") if reb.success else {"status": "run failed"}
-                _say(f"cycle {i + 1} [{now}]: window {req.partition_key} → rebalance {out['status']} "
-                     f"({out.get('orders', 0)} orders)")
-                cycles_out.append({"window": req.partition_key, **out})
-            handle.advance(4)
+        with _progress() as progress:
+            task = progress.add_task("warm-up", total=cycles + 2)
+            tic = time.monotonic()
+            _say(f"warm-up: market data and targets {WARMUP_START} … {warm_end} (history the strategy needs)")
+            warm_up(WARMUP_START, warm_end)
+            _say(f"warm-up done in {time.monotonic() - tic:.0f}s")
+            progress.advance(task)
+            for i in range(cycles):
+                now = handle.now()
+                req = window_run_request(now)
+                progress.update(task, description=f"cycle {i + 1}/{cycles} {req.partition_key}")
+                tags = {"gradient/demo": f"cycle-{i + 1}"}
+                data = window_job.execute_in_process(instance=instance, partition_key=req.partition_key,
+                                                     run_config=QUIET, tags={**req.tags, **tags}, raise_on_error=False)
+                if not data.success:
+                    _say(f"cycle {i + 1} [{now}]: window {req.partition_key} data run failed; no rebalance")
+                    _say_failures(data)
+                    cycles_out.append({"window": req.partition_key, "status": "data run failed"})
+                else:
+                    rreq = rebalance_run_request(req.partition_key, data.run_id)
+                    reb = rebalance_job.execute_in_process(instance=instance, run_config={**rreq.run_config, **QUIET},
+                                                           tags={**rreq.tags, **tags}, raise_on_error=False)
+                    out = reb.output_for_node("rebalance") if reb.success else {"status": "run failed"}
+                    if not reb.success:
+                        _say_failures(reb)
+                    _say(f"cycle {i + 1} [{now}]: window {req.partition_key} → rebalance {out['status']} "
+                         f"({out.get('orders', 0)} orders)")
+                    cycles_out.append({"window": req.partition_key, **out})
+                mon = monitor_job.execute_in_process(instance=instance, run_config=QUIET, tags=tags,
+                                                     raise_on_error=False)
+                if not mon.success:
+                    _say(f"cycle {i + 1}: monitor_job FAILED (dashboard not updated)")
+                    _say_failures(mon)
+                progress.advance(task)
+                handle.advance(4)
+            progress.update(task, description="performance report")
+            rep = report_job.execute_in_process(instance=instance, run_config=QUIET, tags={"gradient/demo": "report"},
+                                                raise_on_error=False)
+            if not rep.success:
+                _say("performance_report_job FAILED")
+                _say_failures(rep)
+            progress.advance(task)
+            progress.update(task, description="done")
         summary = _summary(config["duckdb_path"], capital, home, master.address, workdir)
+        if rep.success:
+            html = rep.asset_materializations_for_node("performance_report")[0].metadata["report_html"].value
+            _say(f"performance report (HTML: tables and charts): {html}")
         summary["cycles"] = cycles_out
         return summary
     finally:
@@ -145,6 +186,35 @@ def warm_up(first_key: str, last_key: str) -> None:
     if not result.success:
         failed = [e.message for e in result.all_events if e.is_step_failure]
         raise RuntimeError(f"warm-up of {first_key} … {last_key} failed: {failed[:1]}")
+
+
+def _say_failures(result) -> None:
+    """Which step or check failed and why (the first line of each error), from a run's events."""
+    for ev in result.all_events:
+        if ev.is_step_failure:
+            _say(f"  step {ev.step_key} failed: {ev.step_failure_data.error.message.strip().splitlines()[0]}")
+    for ev in result.get_asset_check_evaluations():
+        if not ev.passed:
+            why = ev.metadata.get("reason") or ev.metadata.get("detail") or ev.description
+            _say(f"  check {ev.check_name} on {ev.asset_key.to_user_string()} FAILED: "
+                 f"{getattr(why, 'value', why) or 'no reason given'}")
+
+
+@contextlib.contextmanager
+def _progress():
+    """A rich progress bar for the demo's steps; `_say` prints above it while it runs."""
+    global _console
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    console = Console(highlight=False)
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=console) as progress:
+        _console = console
+        try:
+            yield progress
+        finally:
+            _console = None
 
 
 def _quiet_dagster_warnings() -> None:
@@ -203,7 +273,8 @@ def _summary(db_path: str, capital: float, home: Path, account: str, workdir: st
               "look again later (offline, from the book; the local exchange is gone once the demo ends):",
               f"  uv run gradient-pipeline status --demo{demo_dir}   account, positions vs targets, last rebalance",
               f"  uv run gradient-pipeline trades --demo{demo_dir}   every fill, P&L per coin",
-              (f"  DAGSTER_HOME={home} uv run gradient-pipeline ui   →  Runs (tag gradient/demo), asset "
-               "executed_orders, jobs trading_window_job and rebalance_job")]
+              (f"  uv run gradient-pipeline ui --demo{demo_dir}   Dagster UI on the demo (DAGSTER_HOME={home}, its "
+               "windows only): group monitoring — fills, live_positions, live_exposure, pnl_and_drawdown (Plots "
+               "tab: one point per cycle), performance_report; Runs tagged gradient/demo")]
     print("\n".join(lines), flush=True)
     return {"account_value": av, "pnl": pnl, "rebalances": reb.to_dict("records")}

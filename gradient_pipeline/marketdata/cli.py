@@ -61,9 +61,14 @@ def _backfill(args: argparse.Namespace) -> int:
     note = " (end clipped to the source's newest complete window)" if plan.clipped_end else ""
     print(f"backfill {plan.first_key} … {plan.last_key}: {plan.windows} windows from {plan.source}{note}")
     print(f"DAGSTER_HOME={home}")
-    with dg.DagsterInstance.get() as instance:
-        from gradient_pipeline.warmup import quiet_dagster
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+    from gradient_pipeline.warmup import quiet_dagster
+
+    # one Dagster run (single-run backfill): a spinner with the elapsed time while it works (on a terminal)
+    with dg.DagsterInstance.get() as instance, Progress(SpinnerColumn(), TextColumn("{task.description}"),
+                                                        TimeElapsedColumn(), transient=True) as progress:
+        progress.add_task(f"candles, funding, universe for {plan.windows} windows (one run)", total=None)
         result = run_backfill(defs, plan, instance, source, args.path, prune=args.prune,
                               loggers_config=quiet_dagster(args.verbose))
     return report(summarize(result))

@@ -9,7 +9,8 @@ Nothing leaves 127.0.0.1. The drill:
    then injects a crash at the exchange in two steps (longs −60 %: past the warning level; shorts +70 %: past
    the stop level), snapshots after each and lets `drawdown_sensor` decide: it launches `drawdown_warning_job`,
    then `emergency_stop_job`, exactly as the daemon would;
-4. shows the flatten, the alerts, the halt (`status`) and that a rebalance is refused while halted.
+4. shows the flatten, the alerts, the halt (`status`) and that a rebalance is refused while halted; a last
+   `monitor_job` puts the flat book on the dashboard assets (live_positions and live_exposure show 0).
 The drill's ledger and configuration live in `<workdir>` (default `.drill`), never in your live DuckDB file.
 """
 
@@ -89,6 +90,10 @@ def _run_drill(workdir: str = ".drill", capital: float = 10_000.0) -> int:
     from gradient_pipeline.exchange.trading import OrderRequest, make_cloid, round_price, round_size
     from gradient_pipeline.localexchange.server import run_in_background
 
+    from gradient_pipeline.warmup import quiet_dagster
+
+    quiet_dagster(0)  # Dagster's beta notices are for developers; the drill's story is the console
+    quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}  # DEBUG/INFO stay in the instance
     home = ensure_dagster_home()
     work = Path(workdir).resolve()
     if work.exists():
@@ -140,7 +145,8 @@ def _run_drill(workdir: str = ".drill", capital: float = 10_000.0) -> int:
 
         def run(name: str, run_config: dict | None = None, tags: dict | None = None):
             job = defs.resolve_job_def(name)
-            res = job.execute_in_process(run_config=run_config or {}, instance=instance, raise_on_error=False,
+            res = job.execute_in_process(run_config={**(run_config or {}), **quiet}, instance=instance,
+                                         raise_on_error=False,
                                          tags={**(tags or {}), "gradient/drill": "true"})
             _say(f"  run {name} {res.run_id[:8]}: {'success' if res.success else 'FAILED'}")
             return res
@@ -180,6 +186,13 @@ def _run_drill(workdir: str = ".drill", capital: float = 10_000.0) -> int:
         window = client.server_time().floor("4h") - __import__("pandas").Timedelta(hours=4)
         result = Rebalancer(cfg, client, str(db)).run(window, {"BTC": 0.1, "ETH": -0.1}, {"BTC": 1e9, "ETH": 1e9})
         _say(f"\na rebalance while halted: {result.status} — {result.reason}")
+        # the dashboard assets read the book's newest snapshot: one more monitor run after the flatten, so the UI's
+        # live_positions / live_exposure show the flat account (0 positions), not the pre-stop book
+        res = run("monitor_job")
+        pos = res.asset_materializations_for_node("live_positions")[0].metadata
+        exp = res.asset_materializations_for_node("live_exposure")[0].metadata
+        _say(f"dashboard after the stop: live_positions {pos['n_positions'].value} positions, live_exposure gross "
+             f"${exp['gross_usd'].value:,.2f}")
         _say("\nstatus after the stop:")
         _say(render(gather_status(cfg, str(db), trading=trading)))
         _say(f"\nalerts received: {len(receiver.received)}; the drill's ledger is {db}")

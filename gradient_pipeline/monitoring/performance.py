@@ -100,7 +100,7 @@ def live_bar_equity(equity: pd.DataFrame, freq: str = "4h") -> pd.Series:
     """Account value at the end of each bar (last snapshot inside the bar), indexed by bar open time."""
     if equity.empty:
         return pd.Series(dtype=float)
-    s = equity.set_index(pd.to_datetime(equity["ts"]))["account_value_usd"].sort_index()
+    s = equity.set_index(pd.to_datetime(equity["ts"]))["account_value_usd"].sort_index(kind="stable")
     return s.resample(freq, label="left", closed="left").last().dropna()
 
 
@@ -159,12 +159,90 @@ def load_backtest_net(conn: duckdb.DuckDBPyConnection, since=None) -> pd.Series 
     return pd.Series(df["net"].to_numpy(dtype=float), index=pd.DatetimeIndex(df["ts"]), name="net")
 
 
+# ------------------------------------------------------------------------------------------------ tables
+
+
+def _curve(equity: pd.DataFrame) -> pd.DataFrame:
+    """One row per snapshot time (the latest source wins), sorted, indexed by ts."""
+    if equity.empty:
+        return pd.DataFrame(columns=["account_value_usd", "gross_exposure_usd", "net_exposure_usd", "n_positions"])
+    eq = equity.copy()
+    eq["ts"] = pd.to_datetime(eq["ts"])
+    # stable: rows sharing a time keep the book's write order, so the last is the newest
+    return eq.sort_values("ts", kind="stable").drop_duplicates("ts", keep="last").set_index("ts")
+
+
+def _opening_value(equity: pd.DataFrame) -> float | None:
+    """The first snapshot's account value (before any dedup: a rebalance's start at the same exchange time as its
+    end and the monitor run after it is where the period's P&L starts)."""
+    if equity.empty:
+        return None
+    eq = equity.assign(ts=pd.to_datetime(equity["ts"])).sort_values("ts", kind="stable")
+    return float(eq["account_value_usd"].iloc[0])
+
+
+def period_table(equity: pd.DataFrame, fills: pd.DataFrame, funding: pd.DataFrame, freq: str) -> pd.DataFrame:
+    """Per UTC period (`"D"` day, `"W-MON"`-style week starting Monday: pass `"W"`): equity at the end, P&L in USD
+    and % (vs the previous period's end; the first period vs its first snapshot), fees paid (USD), funding
+    (USD, + received), max drawdown within the period from the running high (%), mean gross exposure (% of equity)."""
+    from gradient_pipeline.monitoring.equity import drawdown_series
+
+    eq = _curve(equity)
+    cols = ["period (UTC)", "equity end (USD)", "P&L (USD)", "P&L (%)", "fees (USD)", "funding (USD)",
+            "max drawdown (%)", "gross exposure (% of equity)", "snapshots"]
+    if eq.empty:
+        return pd.DataFrame(columns=cols)
+    rule = "W-MON" if freq == "W" else "D"  # W-MON bins closed and labelled left: [Monday, next Monday)
+    av = eq["account_value_usd"].astype(float)
+    dd = drawdown_series(av)
+    gross_pct = 100 * eq["gross_exposure_usd"].astype(float) / av.where(av != 0)
+    g = pd.DataFrame({"av": av, "dd": dd, "gross": gross_pct}).resample(rule, label="left", closed="left")
+    end = g["av"].last()
+    n = g["av"].count()
+    keep = n > 0
+    prev = end.shift(1)
+    prev.iloc[0] = _opening_value(equity)
+    pnl = end - prev.ffill()
+
+    def _sum(frame: pd.DataFrame, tcol: str, vcol: str) -> pd.Series:
+        if frame is None or frame.empty:
+            return pd.Series(0.0, index=end.index)
+        s = frame.set_index(pd.to_datetime(frame[tcol]))[vcol].astype(float).sort_index()
+        r = s.resample(rule, label="left", closed="left").sum()
+        return r.reindex(end.index, fill_value=0.0)
+
+    out = pd.DataFrame({
+        "period (UTC)": [t.strftime("%Y-%m-%d") + (" (week)" if rule != "D" else "") for t in end.index],
+        "equity end (USD)": end.round(2).to_numpy(),
+        "P&L (USD)": pnl.round(2).to_numpy(),
+        "P&L (%)": (100 * pnl / prev.ffill()).round(3).to_numpy(),
+        "fees (USD)": _sum(fills, "time", "fee_usd").round(2).to_numpy(),
+        "funding (USD)": _sum(funding, "time", "usdc").round(2).to_numpy(),
+        "max drawdown (%)": g["dd"].max().round(2).to_numpy(),
+        "gross exposure (% of equity)": g["gross"].mean().round(1).to_numpy(),
+        "snapshots": n.to_numpy(),
+    })[keep.to_numpy()]
+    return out.reset_index(drop=True)
+
+
+def _html_table(df: pd.DataFrame) -> str:
+    if df.empty:
+        return "<p><i>no rows</i></p>"
+    pct_cols = {c: (lambda v: f"{v + 0.0:,.3f}") for c in df.columns if "(%)" in c and c != "max drawdown (%)"}
+    return df.to_html(index=False, border=0, classes="t", na_rep="n/a", formatters=pct_cols,
+                      float_format=lambda v: f"{v + 0.0:,.2f}")
+
+
 # ------------------------------------------------------------------------------------------------ charts
 
 
-def render_report(equity: pd.DataFrame, band: pd.DataFrame | None, out_dir: Path, title: str) -> tuple[Path, Path]:
-    """Four charts (equity with the backtest band, drawdown, exposure, live vs backtest) → PNG + HTML files."""
+def render_report(equity: pd.DataFrame, band: pd.DataFrame | None, out_dir: Path, title: str,
+                  fills: pd.DataFrame | None = None, funding: pd.DataFrame | None = None,
+                  band_note: str = "", generated_at: pd.Timestamp | None = None) -> tuple[Path, Path]:
+    """Charts (equity with the backtest band, drawdown, exposure; UTC dates with years, units on every axis) and
+    tables (summary, daily and weekly P&L with fees, funding, drawdown and exposure) → PNG + one HTML file."""
     import base64
+    import html as _html
 
     import matplotlib
 
@@ -172,46 +250,81 @@ def render_report(equity: pd.DataFrame, band: pd.DataFrame | None, out_dir: Path
     import matplotlib.pyplot as plt
 
     from gradient_pipeline.monitoring.equity import drawdown_series
+    from gradient_pipeline.research.charts import utc_time_axis
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    eq = equity.copy()
-    eq["ts"] = pd.to_datetime(eq["ts"])
-    eq = eq.sort_values("ts").drop_duplicates("ts", keep="last").set_index("ts")
+    eq = _curve(equity)
     fig, axes = plt.subplots(3, 1, figsize=(10, 9), sharex=True)
     ax = axes[0]
     if len(eq):
-        ax.plot(eq.index, eq["account_value_usd"], label="live account value", color="tab:blue")
+        ax.plot(eq.index, eq["account_value_usd"], label="live account value", color="tab:blue", marker=".")
     if band is not None and len(band):
         ax.plot(band.index, band["expected"], label="backtest expectation", color="tab:green", linestyle="--")
-        ax.fill_between(band.index, band["lower"], band["upper"], color="tab:green", alpha=0.15, label="±band")
-    ax.set_ylabel("USD")
+        ax.fill_between(band.index, band["lower"], band["upper"], color="tab:green", alpha=0.15,
+                        label="expectation band")
+    ax.set_ylabel("account value (USD)")
     ax.set_title(title)
     ax.legend(loc="best", fontsize=8)
+    ax.grid(alpha=0.3)
     ax = axes[1]
     if len(eq):
-        dd = drawdown_series(eq["account_value_usd"])
-        ax.fill_between(dd.index, -dd.to_numpy(), 0, color="tab:red", alpha=0.4)
-    ax.set_ylabel("drawdown %")
+        dd = drawdown_series(eq["account_value_usd"].astype(float))
+        ax.fill_between(dd.index, -dd.to_numpy(), 0, color="tab:red", alpha=0.3)
+        ax.plot(dd.index, -dd.to_numpy(), color="tab:red", marker=".")
+    ax.set_ylabel("drawdown (%)")
+    ax.grid(alpha=0.3)
     ax = axes[2]
     if len(eq):
-        ax.plot(eq.index, eq["gross_exposure_usd"], label="gross", color="tab:purple")
-        ax.plot(eq.index, eq["net_exposure_usd"], label="net", color="tab:orange")
+        ax.plot(eq.index, eq["gross_exposure_usd"], label="gross", color="tab:purple", marker=".")
+        ax.plot(eq.index, eq["net_exposure_usd"], label="net (long − short)", color="tab:orange", marker=".")
         ax.legend(loc="best", fontsize=8)
-    ax.set_ylabel("exposure USD")
-    fig.autofmt_xdate()
+    ax.set_ylabel("exposure (USD)")
+    ax.grid(alpha=0.3)
+    utc_time_axis(ax)
     fig.tight_layout()
     png = out_dir / "performance_report.png"
     fig.savefig(png, dpi=90)
     plt.close(fig)
     b64 = base64.b64encode(png.read_bytes()).decode()
-    last = eq.iloc[-1] if len(eq) else None
-    summary = (
-        f"<p>Account value ${last['account_value_usd']:,.2f}; snapshots {len(eq)}; "
-        f"max drawdown {drawdown_series(eq['account_value_usd']).max():.2f}%.</p>" if last is not None else "<p>No equity yet.</p>"
-    )
+
+    fills = fills if fills is not None else pd.DataFrame(columns=["time", "fee_usd"])
+    funding_known = funding is not None
+    funding = funding if funding is not None else pd.DataFrame(columns=["time", "usdc"])
+    if len(eq):
+        av = eq["account_value_usd"].astype(float)
+        first, last = _opening_value(equity), av.iloc[-1]
+        summary = pd.DataFrame({"item": [
+            "period (UTC)", "account value (USD)", "P&L (USD)", "P&L (%)", "max drawdown (%)", "fees paid (USD)",
+            "funding (USD, + received)", "gross exposure now (USD)", "net exposure now (USD)", "positions now",
+            "snapshots"], "value": [
+            f"{eq.index[0]:%Y-%m-%d %H:%M} → {eq.index[-1]:%Y-%m-%d %H:%M}", f"{last:,.2f}", f"{last - first:+,.2f}",
+            f"{100 * (last - first) / first:+.3f}" if first else "n/a", f"{drawdown_series(av).max():.2f}",
+            f"{float(fills['fee_usd'].sum()):,.2f}",
+            f"{float(funding['usdc'].sum()):+,.2f}" if funding_known else "n/a (not fetched)",
+            f"{float(eq['gross_exposure_usd'].iloc[-1]):,.2f}", f"{float(eq['net_exposure_usd'].iloc[-1]):+,.2f}",
+            f"{int(eq['n_positions'].iloc[-1])}", f"{len(eq)}"]})
+    else:
+        summary = pd.DataFrame({"item": ["snapshots"], "value": ["0 (no equity snapshot in the book yet)"]})
+    daily = period_table(equity, fills, funding, "D")
+    weekly = period_table(equity, fills, funding, "W")
+    gen = (generated_at or pd.Timestamp.now(tz="UTC").tz_localize(None)).strftime("%Y-%m-%d %H:%M")
+    t = _html.escape(title)
+    style = ("body{font-family:sans-serif;margin:2em;max-width:1100px} table.t{border-collapse:collapse;"
+             "font-size:13px} table.t td,table.t th{padding:3px 8px;border-bottom:1px solid #ddd;text-align:right}"
+             " table.t td:first-child,table.t th:first-child{text-align:left} .note{color:#555}")
     html = out_dir / "performance_report.html"
     html.write_text(
-        f"<!doctype html><html><head><meta charset='utf-8'><title>{title}</title></head><body>"
-        f"<h1>{title}</h1>{summary}<img alt='performance charts' src='data:image/png;base64,{b64}'/></body></html>"
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{t}</title><style>{style}</style></head><body>"
+        f"<h1>{t}</h1><p class='note'>Generated {gen} UTC from the operations book's equity snapshots, fills and "
+        "funding payments. Times are UTC (exchange clock); money in USD.</p>"
+        f"<h2>Summary</h2>{_html_table(summary)}"
+        f"<h2>Charts</h2><p class='note'>Backtest expectation band: {_html.escape(band_note or 'none')}</p>"
+        f"<img alt='equity with the backtest band, drawdown and exposure' src='data:image/png;base64,{b64}'/>"
+        f"<h2>Daily P&amp;L (UTC days)</h2>{_html_table(daily)}"
+        f"<h2>Weekly P&amp;L (weeks starting Monday, UTC)</h2>{_html_table(weekly)}"
+        "<p class='note'>P&amp;L: change in account value (realised, unrealised, fees and funding included). "
+        "Fees: paid on fills. Funding: + received, − paid. Drawdown: from the running high of the snapshots. "
+        "Gross exposure: Σ|position value| ÷ account value, mean over the period's snapshots.</p>"
+        "</body></html>"
     )
     return png, html

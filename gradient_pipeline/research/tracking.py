@@ -44,7 +44,7 @@ each term being (paper's effect − backtest's effect) on the window's P&L in US
 The tracking error is the standard deviation of the per-window difference (USD and bp of the starting
 capital), annualised with √(windows per year). `write_latest` stores the summary as ``tracking_error.json``
 beside the DuckDB file (the data directory), where the daily underperformance check reads its σ
-(`monitoring.performance.load_tracking_sigma`).
+(`monitoring.performance.underperformance_sigma`).
 """
 
 from __future__ import annotations

@@ -50,13 +50,13 @@ def test_trades_lists_every_fill_and_pnl_per_coin(paper, monkeypatch, capsys):
         assert pnl[r.coin]["szi"] == pytest.approx(r.szi)
     assert pnl["SOL"]["unrealised_usd"] == 0.0 and pnl["SOL"]["szi"] == 0.0 and pnl["SOL"]["realised_usd"] != 0.0
     assert out["funding_recorded"] is False and out["funding_usd"] is None
-    assert any("funding: not recorded" in n for n in out["notes"])
+    assert any("funding: never fetched" in n for n in out["notes"])
 
     # the table: every coin, the rebalance ids, the funding caveat (not a 0)
     assert main(["trades"]) == 0
     text = capsys.readouterr().out
     assert "fills (%d)" % len(fills) in text and "TOTAL" in text and "n/a" in text
-    assert "funding: not recorded" in text
+    assert "funding: never fetched" in text
     for rid in set(fills["rebalance_id"]):
         assert rid in text
 
@@ -68,6 +68,35 @@ def test_trades_lists_every_fill_and_pnl_per_coin(paper, monkeypatch, capsys):
     assert main(["trades", "--since", str(cut), "--json"]) == 0
     late = json.loads(capsys.readouterr().out)
     assert 0 < len(late["fills"]) < len(fills)
+
+
+def test_trades_show_funding_fetched_into_the_book(paper, monkeypatch, capsys):
+    from gradient_pipeline import book
+    from gradient_pipeline.book.funding import sync_account_funding, sync_funding
+
+    _two_rebalances(paper)
+    paper.handle.advance(8)  # eight hourly funding payments on the held positions
+    client = trading_client(paper.cfg)
+    with book.connect(paper.db_path) as conn:
+        # pages of 5 (the venue caps a page at 500): followed from the last stored time until a short page
+        first = sync_funding(conn, client.account_address, lambda start: client.user_funding(start)[:5], page_size=5)
+        again = sync_account_funding(conn, client)  # nothing new: keyed by (account, coin, time)
+    paid = client.user_funding(0)
+    assert first == len(paid) >= 8 * len(FLIPPED) and again == 0
+    monkeypatch.setenv("GRADIENT_DUCKDB_PATH", paper.db_path)
+    assert main(["trades", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["funding_recorded"] is True and not any("funding" in n for n in out["notes"])
+    pnl = {r["coin"]: r for r in out["pnl_by_coin"]}
+    for coin in FLIPPED:
+        want = sum(float(f["delta"]["usdc"]) for f in paid if f["delta"]["coin"] == coin)
+        assert want != 0.0 and pnl[coin]["funding_usd"] == pytest.approx(want, abs=1e-9)
+    t = out["totals"]
+    assert out["funding_usd"] == pytest.approx(sum(float(f["delta"]["usdc"]) for f in paid), abs=1e-9)
+    assert t["net_usd"] == pytest.approx(t["realised_usd"] + t["unrealised_usd"] + t["funding_usd"] - t["fees_usd"])
+    assert main(["trades"]) == 0
+    text = capsys.readouterr().out
+    assert "n/a" not in text and "net = realised + unrealised + funding" in text
 
 
 def test_trades_rejects_a_bad_since(paper, monkeypatch, capsys):

@@ -94,3 +94,23 @@ def test_halt_history_is_append_only(book_conn):
     hist = halt.halt_history(book_conn)
     assert [(h.halted, h.reason) for h in hist] == [(False, "resumed by operator"), (True, "first")]
     assert all(isinstance(h.since, dt.datetime) for h in hist)
+
+
+def test_snapshots_at_one_exchange_time_the_last_written_wins(book_conn):
+    """A replay clock (demo, drill) or a stop right after a monitor run writes several snapshots at one exchange
+    time: the dashboard must show the newest — flat after a flatten — and the history keeps them in write order."""
+    from gradient_pipeline.book.equity import equity_history, latest_equity, latest_positions
+    from gradient_pipeline.book.trades import latest_positions_snapshot
+    from gradient_pipeline.exchange.trading import Position
+
+    t = "2025-04-20 00:05"
+    held = {"BTC": Position("BTC", 0.01, 80_000.0, 800.0, -5.0), "ETH": Position("ETH", -0.5, 1_600.0, 800.0, 3.0)}
+    ledger.snapshot(book_conn, t, "monitor", None, 9_000.0, 1_600.0, held)
+    ledger.snapshot(book_conn, t, "emergency_stop", None, 8_990.0, 0.0, {})  # alphabetically first, written last
+    assert latest_equity(book_conn)[1:] == (8_990.0, "emergency_stop")
+    assert latest_positions(book_conn).empty
+    assert latest_positions_snapshot(book_conn)[2].empty
+    assert list(equity_history(book_conn)["source"]) == ["monitor", "emergency_stop"]
+    ledger.snapshot(book_conn, t, "monitor", None, 8_989.0, 0.0, {})  # the monitor after the stop: flat
+    assert latest_equity(book_conn)[1:] == (8_989.0, "monitor")
+    assert list(equity_history(book_conn)["source"]) == ["emergency_stop", "monitor"]

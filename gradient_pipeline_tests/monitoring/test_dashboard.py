@@ -25,6 +25,7 @@ def test_dashboard_metadata_and_performance_report(paper_account):
     defs = _defs(gradient)
     ex = paper_account.exchange
     with book.connect(paper_account.db_path) as conn:
+        ledger.ingest_fills(conn, trading.user_fills())  # as a rebalance records its fills
         ledger.start_rebalance(conn, "rb-1", "2025-04-30 20:00", "paper", "local", paper_account.address, 10_000.0)
         ledger.finish_rebalance(conn, "rb-1", "complete", None)
         ledger.start_rebalance(conn, "rb-2", "2025-05-01 00:00", "paper", "local", paper_account.address, 10_000.0)
@@ -36,22 +37,50 @@ def test_dashboard_metadata_and_performance_report(paper_account):
             r = defs.resolve_job_def("monitor_job").execute_in_process(instance=instance)
             assert r.success
         md = {a: r.asset_materializations_for_node(a)[0].metadata
-              for a in ("equity_snapshot", "live_positions", "live_exposure", "pnl_and_drawdown", "recent_rebalances")}
+              for a in ("equity_snapshot", "live_positions", "live_exposure", "pnl_and_drawdown", "fills",
+                        "recent_rebalances")}
         # numbers the UI plots (FloatMetadataValue / IntMetadataValue), consistent with the exchange
         state = trading.account_state()
         assert isinstance(md["equity_snapshot"]["account_value_usd"], dg.FloatMetadataValue)
-        assert abs(md["equity_snapshot"]["account_value_usd"].value - state.account_value) < 1e-6
+        assert abs(md["equity_snapshot"]["account_value_usd"].value - state.account_value) <= 0.005
         exp = md["live_exposure"]
         longs = sum(p.position_value for p in state.positions.values() if p.szi > 0)
         shorts = sum(p.position_value for p in state.positions.values() if p.szi < 0)
-        assert abs(exp["long_usd"].value - longs) < 1e-6 and abs(exp["short_usd"].value - shorts) < 1e-6
-        assert abs(exp["gross_usd"].value - (longs + shorts)) < 1e-6 and abs(exp["net_usd"].value - (longs - shorts)) < 1e-6
-        assert 0.3 < exp["leverage"].value < 0.4
+        assert abs(exp["long_usd"].value - longs) <= 0.005 and abs(exp["short_usd"].value - shorts) <= 0.005
+        assert abs(exp["gross_usd"].value - (longs + shorts)) <= 0.005
+        assert abs(exp["net_usd"].value - (longs - shorts)) <= 0.005
+        assert 0.3 < exp["leverage_x"].value < 0.4
+        # rounded for display: USD to cents, percent to 3 dp (no 0.35000000000000003 / -3.47e-17)
+        for asset in ("equity_snapshot", "live_exposure", "pnl_and_drawdown", "fills"):
+            for key, v in md[asset].items():
+                if key.endswith("_usd"):
+                    assert round(v.value, 2) == v.value, (asset, key, v.value)
+                if key.endswith("_pct"):
+                    assert round(v.value, 3) == v.value, (asset, key, v.value)
         pos = md["live_positions"]
         assert pos["n_positions"].value == 4 and pos["n_long"].value == 2 and pos["n_short"].value == 2
         assert sorted(rec.data["coin"] for rec in pos["positions"].value.records) == sorted(BOOK)
         pnl = md["pnl_and_drawdown"]
         assert isinstance(pnl["drawdown_pct"], dg.FloatMetadataValue) and pnl["drawdown_pct"].value >= 0
+        # funding: 28 hours of hourly payments on the four open positions, fetched from userFunding into the book
+        paid = trading.user_funding(0)
+        assert len(paid) >= 4 * 27
+        total = sum(float(f["delta"]["usdc"]) for f in paid)
+        assert total != 0.0
+        assert abs(pnl["funding_usd"].value - total) <= 0.01
+        fl = md["fills"]
+        assert abs(fl["funding_usd"].value - total) <= 0.01
+        rows = {rec.data["coin"]: rec.data for rec in fl["pnl_by_coin"].value.records}
+        assert set(rows) == set(BOOK)
+        for coin, r in rows.items():
+            coin_paid = sum(float(f["delta"]["usdc"]) for f in paid if f["delta"]["coin"] == coin)
+            assert abs(r["funding_usd"] - coin_paid) <= 0.01
+            assert abs(r["net_usd"] - (r["realised_usd"] + r["unrealised_usd"] + r["funding_usd"] - r["fees_usd"])) <= 0.02
+        assert fl["n_fills"].value == len(trading.user_fills()) == len(fl["recent_fills"].value.records)
+        # one equity_snapshot materialisation per snapshot: the Plots tab's series
+        events = instance.fetch_materializations(dg.AssetKey("equity_snapshot"), limit=100).records
+        assert len(events) == 8
+        assert len(pnl["equity_history"].value.records) == 8
         reb = md["recent_rebalances"]
         assert reb["n_complete_last20"].value == 1 and reb["n_refused_last20"].value == 1
         assert reb["last_status"].value == "refused"
@@ -69,6 +98,13 @@ def test_dashboard_metadata_and_performance_report(paper_account):
     chart = rep["chart"].value
     assert chart.startswith("![performance](data:image/png;base64,")
     assert base64.b64decode(chart.split(",", 1)[1].rstrip(")"))[:4] == b"\x89PNG"
-    assert "data:image/png;base64," in html.read_text()
+    text = html.read_text()
+    assert "data:image/png;base64," in text
+    # tables with units, the band's σ source said
+    for heading in ("Daily P&amp;L (UTC days)", "Weekly P&amp;L", "funding (USD)", "fees (USD)", "max drawdown (%)",
+                    "gross exposure (% of equity)", "2025-05-01"):
+        assert heading in text, heading
+    assert "no paper-vs-backtest tracking run is stored" in text
+    assert "no paper-vs-backtest tracking run is stored" in rep["expectation_band"].value
     assert rep["n_snapshots"].value == 8 and rep["backtest_available"].value is True
     assert rep["compared_bars"].value >= 6 and isinstance(rep["z_vs_backtest"], dg.FloatMetadataValue)
