@@ -36,7 +36,7 @@ def _say(msg: str) -> None:
 def run_demo(cycles: int = 6, start: str | None = None, workdir: str = "data/demo", capital: float = 10_000.0) -> dict:
     import eth_account
 
-    from gradient_pipeline.dagster_home import ensure_dagster_home
+    from gradient_pipeline.app.dagster_home import ensure_dagster_home
     from gradient_pipeline.demo_data import FUTURES_DIR
     from gradient_pipeline.localexchange.server import run_in_background
 

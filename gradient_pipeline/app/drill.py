@@ -84,7 +84,7 @@ def _run_drill(workdir: str = ".drill", capital: float = 10_000.0) -> int:
     import dagster as dg
     import eth_account
 
-    from gradient_pipeline.dagster_home import ensure_dagster_home
+    from gradient_pipeline.app.dagster_home import ensure_dagster_home
     from gradient_pipeline.demo_data import FUTURES_DIR
     from gradient_pipeline.exchange.trading import OrderRequest, make_cloid, round_price, round_size
     from gradient_pipeline.localexchange.server import run_in_background

@@ -1,5 +1,7 @@
-"""`gradient-pipeline` command line. Each domain adds its own subcommands in `<domain>/cli.py`
-(`add_commands(subparsers)`); handlers import their heavy modules lazily so `--help` stays fast."""
+"""`gradient-pipeline` command line (entry point: `gradient_pipeline/cli.py`, which calls `main` here). Each module
+in `COMMAND_MODULES` adds its subcommands via `add_commands(subparsers)`: the Dagster-free domains keep theirs in
+`<domain>/cli.py`; commands that launch Dagster runs or wire several domains live here in `app/`. Handlers import
+their heavy modules lazily so `--help` stays fast."""
 
 from __future__ import annotations
 
@@ -11,19 +13,19 @@ import sys
 # Domains that contribute subcommands. A module that is not there yet is skipped.
 COMMAND_MODULES = (
     "gradient_pipeline.localexchange.cli",
-    "gradient_pipeline.marketdata.cli",
+    "gradient_pipeline.app.marketdata_cli",
     "gradient_pipeline.research.cli",
-    "gradient_pipeline.execution.cli",
-    "gradient_pipeline.monitoring.cli",
+    "gradient_pipeline.app.execution_cli",
+    "gradient_pipeline.app.monitoring_cli",
     "gradient_pipeline.book.cli",
     "gradient_pipeline.app.cli",
-    "gradient_pipeline.warmup",  # warm-up: deployment step 1
+    "gradient_pipeline.app.warmup",  # warm-up: deployment step 1
 )
 
 
 def _ui(args: argparse.Namespace) -> int:
     """Start the Dagster UI and daemon (`dagster dev`) with the project's DAGSTER_HOME."""
-    from gradient_pipeline.dagster_home import PROJECT_ROOT, ensure_dagster_home
+    from gradient_pipeline.app.dagster_home import PROJECT_ROOT, ensure_dagster_home
 
     home = ensure_dagster_home()
     print(f"DAGSTER_HOME={home}")

@@ -42,7 +42,7 @@ def _backfill(args: argparse.Namespace) -> int:
         raise ValueError("--start is required (or use --demo)")
     if args.path and (args.source or "freqtrade") != "freqtrade":
         raise ValueError("--path is only for --source freqtrade")
-    from gradient_pipeline.dagster_home import ensure_dagster_home
+    from gradient_pipeline.app.dagster_home import ensure_dagster_home
 
     home = ensure_dagster_home()
     import warnings
@@ -62,7 +62,7 @@ def _backfill(args: argparse.Namespace) -> int:
     print(f"backfill {plan.first_key} … {plan.last_key}: {plan.windows} windows from {plan.source}{note}")
     print(f"DAGSTER_HOME={home}")
     with dg.DagsterInstance.get() as instance:
-        from gradient_pipeline.warmup import quiet_dagster
+        from gradient_pipeline.app.warmup import quiet_dagster
 
         result = run_backfill(defs, plan, instance, source, args.path, prune=args.prune,
                               loggers_config=quiet_dagster(args.verbose))

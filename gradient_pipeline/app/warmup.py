@@ -97,7 +97,7 @@ def _warm_up(args: argparse.Namespace) -> int:
     if args.chunk_days <= 0:
         raise ValueError(f"--chunk-days must be positive, got {args.chunk_days}")
     quiet = quiet_dagster(args.verbose)
-    from gradient_pipeline.dagster_home import ensure_dagster_home
+    from gradient_pipeline.app.dagster_home import ensure_dagster_home
 
     home = ensure_dagster_home()
     import dagster as dg
