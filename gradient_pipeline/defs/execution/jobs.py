@@ -24,7 +24,7 @@ from pydantic import Field
 from gradient_pipeline.defs.execution.gate import checks_refusal, window_refusal
 from gradient_pipeline.defs.execution.latency import cycle_latency, latency_metadata
 from gradient_pipeline.defs.resources import GradientResource
-from gradient_pipeline.defs.signals.tables import target_window
+from gradient_pipeline.signals.tables import target_window
 from gradient_pipeline.book import ledger
 from gradient_pipeline.execution.runner import (
     RebalanceBusy,
