@@ -4,6 +4,7 @@ inside a function, parsed with `ast` — so a lazy import cannot slip a dependen
 from __future__ import annotations
 
 import ast
+import re
 from collections import defaultdict
 from pathlib import Path
 
@@ -126,3 +127,16 @@ def test_imports_of_resolves_relative_and_function_level_imports(tmp_path):
     source = root / "monitoring" / "x.py"
     source.write_text("def f():\n    from ..execution import runner\n    import gradient_pipeline.defs\n")
     assert {"gradient_pipeline.execution.runner", "gradient_pipeline.defs"} <= imports_of(source, root)
+
+
+def test_run_tags_have_one_home():
+    """Every `gradient/...` run-tag name is spelled once, in `gradient_pipeline/runtags.py`."""
+    tag = re.compile(r"gradient/[a-z_]+")
+    bad = []
+    for path in sorted(PACKAGE_DIR.rglob("*.py")):
+        if path.name == "runtags.py" and path.parent == PACKAGE_DIR:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and tag.fullmatch(node.value):
+                bad.append(f"{path.relative_to(PACKAGE_DIR.parent)}:{node.lineno}: {node.value!r}")
+    assert not bad, "use gradient_pipeline.runtags instead of a literal run-tag name:\n" + "\n".join(bad)

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from gradient_pipeline import runtags
 from gradient_pipeline.timegrid import BAR, parse_partition_key, partition_key
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}  # runs still log fully to the instance
@@ -102,7 +103,7 @@ def run_demo(cycles: int = 6, start: str | None = None, workdir: str = "data/dem
             now = handle.now()
             req = window_run_request(now)
             data = window_job.execute_in_process(instance=instance, partition_key=req.partition_key, run_config=QUIET,
-                                                 tags={**req.tags, "gradient/demo": f"cycle-{i + 1}"},
+                                                 tags={**req.tags, runtags.DEMO: f"cycle-{i + 1}"},
                                                  raise_on_error=False)
             if not data.success:
                 _say(f"cycle {i + 1} [{now}]: window {req.partition_key} data run failed; no rebalance")
@@ -110,7 +111,7 @@ def run_demo(cycles: int = 6, start: str | None = None, workdir: str = "data/dem
             else:
                 rreq = rebalance_run_request(req.partition_key, data.run_id)
                 reb = rebalance_job.execute_in_process(instance=instance, run_config={**rreq.run_config, **QUIET},
-                                                       tags={**rreq.tags, "gradient/demo": f"cycle-{i + 1}"},
+                                                       tags={**rreq.tags, runtags.DEMO: f"cycle-{i + 1}"},
                                                        raise_on_error=False)
                 out = reb.output_for_node("rebalance") if reb.success else {"status": "run failed"}
                 _say(f"cycle {i + 1} [{now}]: window {req.partition_key} → rebalance {out['status']} "

@@ -22,6 +22,8 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+from gradient_pipeline import runtags
+
 DRILL_START = "2025-04-20 00:05"
 LONGS = {"BTC": 700.0, "SOL": 600.0, "AVAX": 500.0}
 SHORTS = {"ETH": -700.0, "DOGE": -600.0, "ADA": -500.0}
@@ -141,7 +143,7 @@ def _run_drill(workdir: str = ".drill", capital: float = 10_000.0) -> int:
         def run(name: str, run_config: dict | None = None, tags: dict | None = None):
             job = defs.resolve_job_def(name)
             res = job.execute_in_process(run_config=run_config or {}, instance=instance, raise_on_error=False,
-                                         tags={**(tags or {}), "gradient/drill": "true"})
+                                         tags={**(tags or {}), runtags.DRILL: "true"})
             _say(f"  run {name} {res.run_id[:8]}: {'success' if res.success else 'FAILED'}")
             return res
 
