@@ -17,7 +17,7 @@ from gradient_pipeline.defs.resources import GradientResource
 from gradient_pipeline.signals import steps, tables
 from gradient_pipeline.marketdata import tables as market
 from gradient_pipeline.storage.db import replace_rows
-from gradient_pipeline.timegrid import BAR, parse_partition_key, partition_key, utc_naive
+from gradient_pipeline.timegrid import parse_partition_key, partition_key, utc_naive
 
 GROUP = "signals"
 
@@ -165,11 +165,6 @@ def _targets_metadata(out: steps.StepOutput, n: int) -> dict:
         "top_longs": fmt(longs),
         "top_shorts": fmt(shorts),
     }
-
-
-def partition_window(key: str) -> tuple[pd.Timestamp, pd.Timestamp]:
-    t = parse_partition_key(key)
-    return t, t + BAR
 
 
 __all__ = ["returns", "momentum_scores", "target_weights", "partition_key"]
