@@ -83,10 +83,10 @@ def pytest_pyfunc_call(pyfuncitem):
 # from where it lives and what it uses (below), so nobody has to remember to mark a new test; an explicit
 # `@pytest.mark.integration` / `e2e` on a test wins. `uv run pytest` (no -m) still runs every tier.
 TIERS = ("unit", "integration", "e2e")
-# A test module that imports one of these (anywhere in the file) drives Dagster, a server or a subprocess.
+# A test module that imports one of these (anywhere in the file) drives Dagster, a server or another process.
 INTEGRATION_IMPORTS = ("dagster", "gradient_pipeline.definitions", "gradient_pipeline.defs", "subprocess",
                        "gradient_pipeline.localexchange.server", "gradient_pipeline.localexchange.app", "uvicorn",
-                       "gradient_pipeline.cli", "gradient_pipeline.app")
+                       "gradient_pipeline.cli", "gradient_pipeline.app", "multiprocessing")
 # A test that uses one of these fixtures (directly or through another fixture) starts a real component or reads
 # the full recorded history (`freqtrade_dir`: 186 perps, years of 4h bars — seconds per test, not milliseconds).
 INTEGRATION_FIXTURES = frozenset({"local_exchange_factory", "freqtrade_dir"})
@@ -113,7 +113,7 @@ def item_tier(item) -> str:
     explicit = [t for t in TIERS if item.get_closest_marker(t)]
     if explicit:
         return explicit[-1]
-    tier = module_tier(Path(str(item.fspath)))
+    tier = module_tier(Path(str(item.path)))
     if tier == "unit":
         params = getattr(getattr(item, "callspec", None), "params", {})
         if INTEGRATION_FIXTURES & set(getattr(item, "fixturenames", ())) or params.get("book_backend") == "postgresql":
@@ -129,12 +129,16 @@ def pytest_collection_modifyitems(config, items):
 
 
 def pytest_ignore_collect(collection_path: Path, config):
-    """`-m unit`: do not even import the modules whose every test is integration or e2e."""
+    """`-m unit`: do not even import the modules whose every test is integration or e2e, nor the conftest of a
+    directory that holds no unit module (importing Dagster alone costs seconds)."""
     if (config.getoption("markexpr", "") or "").strip() != "unit":
         return None
+    if collection_path.is_dir():
+        modules = list(collection_path.rglob("test_*.py"))
+        return True if modules and all(module_tier(m) != "unit" for m in modules) else None
     if collection_path.suffix == ".py" and collection_path.name.startswith("test_"):
         return True if module_tier(collection_path) != "unit" else None
-    return True if collection_path == E2E_DIR else None
+    return None
 
 
 # ------------------------------------------------------------------------------------------- operations book

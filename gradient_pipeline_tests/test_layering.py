@@ -4,6 +4,7 @@ inside a function, parsed with `ast` — so a lazy import cannot slip a dependen
 from __future__ import annotations
 
 import ast
+import functools
 import re
 from collections import defaultdict
 from pathlib import Path
@@ -26,13 +27,18 @@ def _module_name(path: Path, root: Path = PACKAGE_DIR) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
+@functools.lru_cache(maxsize=None)
+def parsed(path: Path) -> ast.Module:
+    return ast.parse(path.read_text(), str(path))
+
+
 def imports_of(path: Path, root: Path = PACKAGE_DIR) -> set[str]:
     """Absolute names of every module `path` (a file under `root`) imports: relative imports resolved; `from a
     import b` yields `a.b` as well as `a`, since `b` may be a submodule."""
     name = _module_name(path, root)
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     found: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+    for node in ast.walk(parsed(path)):
         if isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
@@ -46,6 +52,7 @@ def imports_of(path: Path, root: Path = PACKAGE_DIR) -> set[str]:
     return found
 
 
+@functools.lru_cache(maxsize=1)
 def all_modules() -> dict[str, set[str]]:
     return {_module_name(p): imports_of(p) for p in sorted(PACKAGE_DIR.rglob("*.py"))}
 
@@ -136,7 +143,7 @@ def test_run_tags_have_one_home():
     for path in sorted(PACKAGE_DIR.rglob("*.py")):
         if path.name == "runtags.py" and path.parent == PACKAGE_DIR:
             continue
-        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        for node in ast.walk(parsed(path)):
             if isinstance(node, ast.Constant) and isinstance(node.value, str) and tag.fullmatch(node.value):
                 bad.append(f"{path.relative_to(PACKAGE_DIR.parent)}:{node.lineno}: {node.value!r}")
     assert not bad, "use gradient_pipeline.runtags instead of a literal run-tag name:\n" + "\n".join(bad)
