@@ -79,9 +79,9 @@ def pytest_pyfunc_call(pyfuncitem):
 # ------------------------------------------------------------------------------------------------ test tiers
 # `unit` (pure code on small inputs, in-process, no server, no Dagster run: `uv run pytest -m unit` is the edit
 # loop), `integration` (a real component: the local exchange over HTTP, PostgreSQL, a Dagster instance or run, the
-# CLI, the full recorded data set) and `e2e` (gradient_pipeline_tests/e2e: daemons on a replay clock). Every test gets exactly one,
-# from where it lives and what it uses (below), so nobody has to remember to mark a new test; an explicit
-# `@pytest.mark.integration` / `e2e` on a test wins. `uv run pytest` (no -m) still runs every tier.
+# CLI, the full recorded data set) and `e2e` (gradient_pipeline_tests/e2e: daemons on a replay clock). Every test
+# gets exactly one, from where it lives and what it uses (below), so nobody has to remember to mark a new test; an
+# explicit `@pytest.mark.integration` / `e2e` on a test wins. `uv run pytest` (no -m) still runs every tier.
 TIERS = ("unit", "integration", "e2e")
 # A test module that imports one of these (anywhere in the file) drives Dagster, a server or another process.
 INTEGRATION_IMPORTS = ("dagster", "gradient_pipeline.definitions", "gradient_pipeline.defs", "subprocess",
