@@ -22,7 +22,7 @@ def main() -> None:
     args = ap.parse_args()
     n = 3 if args.quick else args.schedules
     logging.disable(logging.CRITICAL)
-    from gradient_pipeline.monitoring.simulate import simulate
+    from gradient_pipeline.app.simulate import simulate
 
     t0 = time.monotonic()
     violations = simulate(n, args.seed, args.windows)

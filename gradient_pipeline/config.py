@@ -316,6 +316,12 @@ class GradientConfig(BaseModel):
     def resolved_duckdb_path(self) -> Path:
         return Path(self.duckdb_path).expanduser()
 
+    @property
+    def tracking_error_path(self) -> Path:
+        """The latest paper-vs-backtest tracking summary, ``tracking_error.json`` beside the DuckDB file: written by
+        `gradient-pipeline research track`, read by the underperformance check and the performance report."""
+        return self.resolved_duckdb_path.parent / "tracking_error.json"
+
 
 def _format_errors(err: ValidationError, source: str) -> str:
     lines = [f"invalid configuration in {source}:"]

@@ -45,11 +45,6 @@ def floor_bar(ts) -> pd.Timestamp:
     return utc_naive(ts).floor(f"{BAR_HOURS}h")
 
 
-def is_on_grid(ts) -> bool:
-    t = utc_naive(ts)
-    return t == t.floor(f"{BAR_HOURS}h")
-
-
 def latest_complete_bar_open(now) -> pd.Timestamp:
     """Open time of the newest candle whose close time (open + 4h) is at or before `now`."""
     return floor_bar(now) - BAR

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import contextvars
+import functools
 import os
 import uuid
 from pathlib import Path
@@ -54,22 +56,89 @@ def local_exchange_factory(freqtrade_dir):
         h.stop()
 
 
-@pytest.fixture(autouse=True)
-def _fresh_dagster_defs_state_context():
-    """Start and end every test with no "current" Dagster definitions-state storage.
+@pytest.hookimpl(wrapper=True)
+def pytest_pyfunc_call(pyfuncitem):
+    """Run every test body in its own copy of the `contextvars` context (stdlib), so a context variable a test
+    leaves set cannot reach the next test. Dagster keeps the entered instance's defs-state storage in one: an
+    in-process run that fails inside `with instance_for_test()` used to leave it pointing at a disposed instance,
+    and the next test's `materialize()` died with "Attempted to resolve undefined DagsterInstance weakref"."""
+    original = pyfuncitem.obj
+    ctx = contextvars.copy_context()
 
-    Dagster 1.13 keeps the entered instance's defs-state storage in a ContextVar. An in-process run that fails inside
-    `with instance_for_test()` can leave it set after the instance is disposed; the next test's `materialize()` then
-    dies with "Attempted to resolve undefined DagsterInstance weakref". Tests must not leak into each other that way.
-    """
-    from dagster._core.storage.defs_state.base import _current_storage
+    @functools.wraps(original)
+    def in_own_context(*args, **kwargs):
+        return ctx.run(original, *args, **kwargs)
 
-    token = _current_storage.set(None)
-    yield
+    pyfuncitem.obj = in_own_context
     try:
-        _current_storage.reset(token)
-    except ValueError:  # set in another context; make sure nothing stale survives
-        _current_storage.set(None)
+        return (yield)
+    finally:
+        pyfuncitem.obj = original
+
+
+# ------------------------------------------------------------------------------------------------ test tiers
+# `unit` (pure code on small inputs, in-process, no server, no Dagster run: `uv run pytest -m unit` is the edit
+# loop), `integration` (a real component: the local exchange over HTTP, PostgreSQL, a Dagster instance or run, the
+# CLI, the full recorded data set) and `e2e` (gradient_pipeline_tests/e2e: daemons on a replay clock). Every test
+# gets exactly one, from where it lives and what it uses (below), so nobody has to remember to mark a new test; an
+# explicit `@pytest.mark.integration` / `e2e` on a test wins. `uv run pytest` (no -m) still runs every tier.
+TIERS = ("unit", "integration", "e2e")
+# A test module that imports one of these (anywhere in the file) drives Dagster, a server or another process.
+INTEGRATION_IMPORTS = ("dagster", "gradient_pipeline.definitions", "gradient_pipeline.defs", "subprocess",
+                       "gradient_pipeline.localexchange.server", "gradient_pipeline.localexchange.app", "uvicorn",
+                       "gradient_pipeline.cli", "gradient_pipeline.app", "multiprocessing")
+# A test that uses one of these fixtures (directly or through another fixture) starts a real component or reads
+# the full recorded history (`freqtrade_dir`: 186 perps, years of 4h bars — seconds per test, not milliseconds).
+INTEGRATION_FIXTURES = frozenset({"local_exchange_factory", "freqtrade_dir"})
+E2E_DIR = Path(__file__).resolve().parent / "e2e"
+
+
+@functools.lru_cache(maxsize=None)
+def module_tier(path: Path) -> str:
+    """The tier of every test in the file at `path`, read from its source without importing it (so that
+    `-m unit` can skip collecting integration modules, whose imports alone cost seconds)."""
+    import ast
+
+    if E2E_DIR in path.parents:
+        return "e2e"
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                 else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+        if any(n == m or n.startswith(m + ".") for n in names for m in INTEGRATION_IMPORTS):
+            return "integration"
+    return "unit"
+
+
+def item_tier(item) -> str:
+    explicit = [t for t in TIERS if item.get_closest_marker(t)]
+    if explicit:
+        return explicit[-1]
+    tier = module_tier(Path(str(item.path)))
+    if tier == "unit":
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if INTEGRATION_FIXTURES & set(getattr(item, "fixturenames", ())) or params.get("book_backend") == "postgresql":
+            tier = "integration"
+    return tier
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        tier = item_tier(item)
+        if not item.get_closest_marker(tier):
+            item.add_marker(getattr(pytest.mark, tier))
+
+
+def pytest_ignore_collect(collection_path: Path, config):
+    """`-m unit`: do not even import the modules whose every test is integration or e2e, nor the conftest of a
+    directory that holds no unit module (importing Dagster alone costs seconds)."""
+    if (config.getoption("markexpr", "") or "").strip() != "unit":
+        return None
+    if collection_path.is_dir():
+        modules = list(collection_path.rglob("test_*.py"))
+        return True if modules and all(module_tier(m) != "unit" for m in modules) else None
+    if collection_path.suffix == ".py" and collection_path.name.startswith("test_"):
+        return True if module_tier(collection_path) != "unit" else None
+    return None
 
 
 # ------------------------------------------------------------------------------------------- operations book

@@ -11,7 +11,7 @@ import sys
 import dagster as dg
 import sqlalchemy as sa
 
-from gradient_pipeline.dagster_home import DEV_TEMPLATE, ensure_dagster_home
+from gradient_pipeline.app.dagster_home import DEV_TEMPLATE, ensure_dagster_home
 from gradient_pipeline_tests.conftest import REPO_ROOT, pg_database
 
 PRODUCTION = REPO_ROOT / "deploy" / "dagster.production.yaml"

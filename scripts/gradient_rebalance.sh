@@ -49,7 +49,7 @@ import sys
 
 import dagster as dg
 
-from gradient_pipeline.dagster_home import ensure_dagster_home
+from gradient_pipeline.app.dagster_home import ensure_dagster_home
 from gradient_pipeline.definitions import defs
 
 ensure_dagster_home()

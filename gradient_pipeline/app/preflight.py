@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 PASS, WARN, FAIL = "PASS", "WARN", "FAIL"
 EXIT_CODES = {PASS: 0, WARN: 1, FAIL: 2}
 
-from gradient_pipeline.monitoring.drill import DRILL_HEARTBEAT  # recorded by a drill that ends flat and halted
+from gradient_pipeline.app.drill import DRILL_HEARTBEAT  # recorded by a drill that ends flat and halted
 DRILL_MAX_AGE = dt.timedelta(days=30)
 AGENT_EXPIRY_WARN = dt.timedelta(days=14)
 CLOCK_WARN_S, CLOCK_FAIL_S = 2.0, 10.0

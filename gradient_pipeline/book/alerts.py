@@ -17,10 +17,6 @@ from gradient_pipeline.book.halt import utcnow
 from gradient_pipeline.book.schema import alert_deliveries, alerts_sent, alerts_state
 
 
-def ensure_alert_tables(conn: Connection) -> None:
-    """Kept for callers of the old module: the schema is migrated when the book is opened."""
-
-
 def destination_id(url: str) -> str:
     """A stable, non-reversible id of an alert destination (sha256 of the URL, 16 hex digits)."""
     return hashlib.sha256(url.strip().encode()).hexdigest()[:16]

@@ -39,10 +39,6 @@ def drawdown_pct(equity_usd: float, hwm: float) -> float:
     return max(0.0, (hwm - equity_usd) / hwm * 100.0)
 
 
-def ensure_hwm_table(conn: Connection) -> None:
-    """Kept for callers of the old module: the schema is migrated when the book is opened."""
-
-
 def high_water_mark(conn: Connection) -> tuple[float, dt.datetime] | None:
     with unit(conn):
         r = conn.execute(sa.select(hwm_table.c.hwm_usd, hwm_table.c.hwm_ts).where(hwm_table.c.name == "account")).first()

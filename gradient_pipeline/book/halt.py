@@ -43,10 +43,6 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
-def ensure_halt_table(conn: Connection) -> None:
-    """Kept for callers of the old module: the schema is migrated when the book is opened."""
-
-
 _NEWEST = sa.select(halt_state.c.halted, halt_state.c.reason, halt_state.c.source, halt_state.c.changed_at).order_by(
     halt_state.c.id.desc())
 

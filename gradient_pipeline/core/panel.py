@@ -47,17 +47,6 @@ class Panel:
             self.funding[start:stop],
         )
 
-    def select_coins(self, coins) -> "Panel":
-        idx = [self.coins.index(c) for c in coins]
-        return Panel(
-            self.times,
-            tuple(self.coins[i] for i in idx),
-            self.close[:, idx],
-            self.notional[:, idx],
-            self.delisted[:, idx],
-            self.funding[:, idx],
-        )
-
     def truncate(self, last_open) -> "Panel":
         """Only bars with open time <= last_open (what was known once that candle closed)."""
         stop = int(self.times.searchsorted(pd.Timestamp(last_open), side="right"))
@@ -151,11 +140,3 @@ def long_to_wide(frame: pd.DataFrame, value: str, times: pd.DatetimeIndex, coins
         out[r[ok], c[ok].astype(np.int64)] = frame[value].to_numpy(np.float64)[ok]
     return out
 
-
-def wide_to_long(times: pd.DatetimeIndex, coins, **arrays: np.ndarray) -> pd.DataFrame:
-    """``[bar, coin]`` arrays → long frame ``ts, coin, <name>...`` (all cells; filter afterwards)."""
-    T, N = len(times), len(coins)
-    data = {"ts": np.repeat(times.values, N), "coin": np.tile(np.asarray(coins, dtype=object), T)}
-    for name, a in arrays.items():
-        data[name] = a.reshape(T * N)
-    return pd.DataFrame(data)

@@ -57,7 +57,7 @@ to the coin's szDecimals and prices move between planning and checking; anything
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -343,8 +343,3 @@ def _decide(breaches: list[Breach], cfg: GradientConfig, scale: float, exposure:
         reasons.append("no single scale factor in (0, 1) satisfies every limit")
     return RiskDecision(False, False, 0.0, reasons, breaches, exposure)
 
-
-def breaches_frame(breaches: Iterable[Breach]) -> pd.DataFrame:
-    """Breaches as a frame (for DuckDB or Dagster table metadata)."""
-    return pd.DataFrame([b.as_dict() for b in breaches],
-                        columns=["rule", "coin", "value", "limit", "scalable", "message"])

@@ -16,7 +16,7 @@ Rules (Hyperliquid's, plus the strategy's):
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from gradient_pipeline.exchange.trading import (
     is_valid_price,
@@ -216,6 +216,3 @@ def validate_plan(
             problems.append(f"{where}: limit below mid − slippage cap")
     return problems
 
-
-def with_tif_price(order: PlannedOrder, limit_px: float) -> PlannedOrder:
-    return replace(order, limit_px=limit_px)

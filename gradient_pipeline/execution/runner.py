@@ -469,7 +469,7 @@ class Rebalancer:
     def _resolve_retrying(self, cloid: str, coin: str) -> str | None:
         """`_resolve` (look up, cancel if resting) with a few backoff retries. If it still fails the order stays
         unresolved in the ledger: the round ends the run `failed` and the next run cancels it before sending."""
-        from gradient_pipeline.monitoring.flatten import Backoff
+        from gradient_pipeline.backoff import Backoff
 
         policy = Backoff(self.cfg.rate_limit.backoff_base_s, self.cfg.rate_limit.backoff_max_s)
         for failures in range(1, RESOLVE_TRIES + 1):

@@ -187,11 +187,6 @@ def replace_keys(conn: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFram
         conn.unregister("_replace_keys")
 
 
-def read_repairs(conn: duckdb.DuckDBPyConnection, start=None, end=None, coins: Iterable[str] | None = None) -> pd.DataFrame:
-    where, params = _where(start, end, coins)
-    return conn.execute(f"SELECT * FROM market_data_repairs WHERE {where} ORDER BY coin, ts", params).df()
-
-
 def _refuse_outside(table: str, frame: pd.DataFrame, lo: pd.Timestamp, hi: pd.Timestamp) -> None:
     outside = frame[(frame["ts"] < lo) | (frame["ts"] >= hi)]
     if len(outside):

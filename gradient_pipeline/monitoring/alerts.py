@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from sqlalchemy.engine import Connection
 
 from gradient_pipeline.book import alerts as store
-from gradient_pipeline.book.alerts import clear_alert, ensure_alert_tables, is_active  # noqa: F401 - re-exported
+from gradient_pipeline.book.alerts import clear_alert, is_active  # noqa: F401 - re-exported
 from gradient_pipeline.book.halt import utcnow
 from gradient_pipeline.config import PRIVATE_KEY_ENV_VAR, GradientConfig
 
@@ -193,10 +193,3 @@ def raise_alert(conn: Connection, alert: Alert, cfg: GradientConfig) -> Delivery
         store.mark_sent(conn, alert.key, alert.kind)
     return Delivery(alert.key, status, title, body)
 
-
-def set_condition(conn: Connection, alert: Alert, active: bool, cfg: GradientConfig) -> Delivery | None:
-    """Raise `alert` when the condition holds, clear its key when it does not (the usual evaluator call)."""
-    if active:
-        return raise_alert(conn, alert, cfg)
-    clear_alert(conn, alert.key)
-    return None

@@ -235,7 +235,8 @@ def _open_trading_retrying(cfg: GradientConfig, report: FlattenReport, say: Call
     mainnet not allowed) are not retried."""
     from gradient_pipeline.exchange.trading import TradingConfigError
     from gradient_pipeline.monitoring.account import open_trading
-    from gradient_pipeline.monitoring.flatten import Backoff, halt_text
+    from gradient_pipeline.backoff import Backoff
+    from gradient_pipeline.monitoring.flatten import halt_text
 
     policy = Backoff.from_config(cfg)
     failures = 0

@@ -24,7 +24,6 @@ from gradient_pipeline.book.equity import (  # noqa: F401 - storage lives in the
     EquityState,
     catch_up_high_water_mark,
     drawdown_pct,
-    ensure_hwm_table,
     equity_history,
     equity_state,
     high_water_mark,

@@ -24,32 +24,14 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
+from gradient_pipeline.backoff import Backoff
 from gradient_pipeline.config import GradientConfig
 
 log = logging.getLogger(__name__)
 
 PROGRESS_PAUSE_S = 0.2  # after an order round that went through: let fills settle before re-reading positions
 MAX_KEPT_ERRORS = 50  # a long outage must not grow the report without bound; the count is kept separately
-
-
-@dataclass(frozen=True)
-class Backoff:
-    """Capped exponential backoff (pure): delay after `failures` consecutive failed passes."""
-
-    initial_s: float = 0.5
-    max_s: float = 30.0
-    factor: float = 2.0
-
-    def delay(self, failures: int) -> float:
-        if failures <= 0:
-            return 0.0
-        return min(self.max_s, self.initial_s * self.factor ** (failures - 1))
-
-    @classmethod
-    def from_config(cls, cfg: GradientConfig) -> Backoff:
-        return cls(cfg.risk.flatten_backoff_initial_s, cfg.risk.flatten_backoff_max_s)
 
 
 def open_text(remaining: dict[str, float] | None) -> str:

@@ -7,7 +7,6 @@ Re-exported here so monitoring code keeps one import path: `set_halt`, `clear_ha
 from gradient_pipeline.book.halt import (  # noqa: F401
     HaltStatus,
     clear_halt,
-    ensure_halt_table,
     halt_history,
     halt_reason,
     halt_status,

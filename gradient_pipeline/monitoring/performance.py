@@ -33,15 +33,14 @@ import pandas as pd
 from gradient_pipeline.storage.db import table_exists
 
 MIN_BARS = 6  # one day of 4h bars before the comparison means anything
-TRACKING_FILE = "tracking_error.json"
 
 log = logging.getLogger(__name__)
 
 
 def tracking_path(cfg) -> Path:
-    """The latest tracking run's summary: ``tracking_error.json`` beside the configured DuckDB file (the data
-    directory). Written by `gradient-pipeline research track` (research/tracking.py), read here."""
-    return Path(cfg.resolved_duckdb_path).expanduser().parent / TRACKING_FILE
+    """The latest tracking run's summary (`Config.tracking_error_path`, beside the DuckDB file). Written by
+    `gradient-pipeline research track` (research/tracking.py), read here."""
+    return cfg.tracking_error_path
 
 
 @dataclass(frozen=True)

@@ -283,6 +283,3 @@ def _decide(report: StatusReport, cfg: GradientConfig, live_read_ok: bool) -> No
         report.drawdown_pct = drawdown_pct(report.account_value, max(marks))
         report.drawdown_reason = f"from the book's last snapshot, not live ({d.reason})"
 
-
-def now_text() -> str:
-    return f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M:%S} UTC"

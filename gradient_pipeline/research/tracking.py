@@ -70,7 +70,6 @@ DEFAULT_START = "2025-06-01 00:00"
 COMPONENTS = ("fees", "slippage", "timing", "skipped_small", "rounding", "funding", "sizing", "unfilled",
               "residual")
 BARS_PER_YEAR = 365.25 * 6
-LATEST_FILE = "tracking_error.json"  # == monitoring.performance.TRACKING_FILE
 ENV_KEYS = ("GRADIENT_PRIVATE_KEY", "GRADIENT_ACCOUNT_ADDRESS", "GRADIENT_BOOK_URL")
 EXECUTIONS = {"ioc": "taker", "passive": "passive_first"}
 
@@ -83,10 +82,8 @@ class TrackingResult:
 
 def latest_path(cfg) -> Path:
     """Where the latest tracking summary lives: ``tracking_error.json`` beside the configured DuckDB file (one
-    definition: `monitoring.performance.tracking_path`, the reader's)."""
-    from gradient_pipeline.monitoring.performance import tracking_path
-
-    return tracking_path(cfg)
+    definition: `Config.tracking_error_path`, read by `monitoring.performance.underperformance_sigma`)."""
+    return cfg.tracking_error_path
 
 
 def write_latest(cfg, summary: dict) -> Path:

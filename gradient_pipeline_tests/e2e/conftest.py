@@ -8,10 +8,6 @@ import os
 import pytest
 
 
-def pytest_configure(config):
-    config.addinivalue_line("markers", "e2e: end-to-end test of the deployed path (daemon, schedule, sensors)")
-
-
 def pytest_collection_modifyitems(config, items):
     if os.environ.get("GRADIENT_E2E") == "1":
         return

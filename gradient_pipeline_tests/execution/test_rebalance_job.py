@@ -19,7 +19,7 @@ from gradient_pipeline.defs.execution.definitions import defs as execution_defs
 from gradient_pipeline.defs.execution.jobs import rebalance_run_config
 from gradient_pipeline.defs.partitions import four_hourly
 from gradient_pipeline.defs.resources import GradientResource
-from gradient_pipeline.defs.signals import tables as signal_tables
+from gradient_pipeline.signals import tables as signal_tables
 from gradient_pipeline.execution.runner import rebalance_lock
 from gradient_pipeline import book
 from gradient_pipeline.book import ledger

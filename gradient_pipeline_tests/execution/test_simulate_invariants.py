@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import duckdb
 
-from gradient_pipeline.monitoring.simulate import check_invariants
+from gradient_pipeline.app.simulate import check_invariants
 from gradient_pipeline_tests.execution.test_runner_paper import run
 
 

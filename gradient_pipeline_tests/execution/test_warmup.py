@@ -9,7 +9,7 @@ import duckdb
 import pandas as pd
 
 from gradient_pipeline.demo_data import FUTURES_DIR
-from gradient_pipeline.warmup import plan_chunks
+from gradient_pipeline.app.warmup import plan_chunks
 
 
 def test_chunks_cover_the_range_in_order_without_overlap():

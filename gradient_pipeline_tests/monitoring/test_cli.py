@@ -161,7 +161,7 @@ def test_drawdown_drill_shows_warning_stop_flatten_alert_and_halt(tmp_path):
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     from gradient_pipeline import book
     from gradient_pipeline.book.heartbeats import last_beat
-    from gradient_pipeline.monitoring.drill import DRILL_HEARTBEAT
+    from gradient_pipeline.app.drill import DRILL_HEARTBEAT
 
     with book.connect(live_db) as conn:
         assert last_beat(conn, DRILL_HEARTBEAT) is not None  # what `preflight` checks

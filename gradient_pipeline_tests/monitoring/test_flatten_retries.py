@@ -11,7 +11,7 @@ import duckdb
 import pytest
 
 from gradient_pipeline.monitoring.emergency import emergency_stop
-from gradient_pipeline.monitoring.flatten import Backoff
+from gradient_pipeline.backoff import Backoff
 from gradient_pipeline.monitoring.halt import is_halted
 from gradient_pipeline_tests.monitoring.conftest import BOOK, open_book, write_config
 from gradient_pipeline_tests.monitoring.test_cli import run_cli

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 
-from gradient_pipeline.monitoring.simulate import schedule_seed, simulate
+from gradient_pipeline.app.simulate import schedule_seed, simulate
 
 
 def test_a_few_seeded_schedules_hold_every_invariant():

@@ -10,7 +10,6 @@ import pytest
 
 from gradient_pipeline.config import parse_config
 from gradient_pipeline.monitoring.performance import (
-    TRACKING_FILE,
     compare,
     tracking_path,
     underperformance_sigma,
@@ -36,7 +35,7 @@ def _live(bt, lag_per_bar):
 
 def test_sigma_comes_from_the_stored_tracking_run(cfg):
     path = tracking_path(cfg)
-    assert path == cfg.resolved_duckdb_path.parent / TRACKING_FILE
+    assert path == cfg.resolved_duckdb_path.parent / "tracking_error.json"
     path.parent.mkdir(parents=True)
     path.write_text(json.dumps({"tracking_error_bp": 2.5, "windows": 60, "start": "2025-06-01 00:00:00",
                                 "execution": "ioc", "created_at": "2026-01-01 00:00:00"}))

@@ -73,7 +73,7 @@ def test_cli_writes_the_table_and_stores_the_sigma(freqtrade_dir, tmp_path, monk
                "--start", START, "--config", str(cfg_file), "--out", str(tmp_path / "out")])
     assert rc == 0
     assert (tmp_path / "out" / "research-track" / "tracking_windows.csv").exists()
-    stored = json.loads((tmp_path / "data" / tracking.LATEST_FILE).read_text())
+    stored = json.loads((tmp_path / "data" / "tracking_error.json").read_text())
     assert stored["windows"] == 2 and stored["tracking_error_bp"] >= 0
     assert "tracking error per 4h window" in capsys.readouterr().out
 

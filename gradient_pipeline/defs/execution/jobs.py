@@ -24,7 +24,7 @@ from pydantic import Field
 from gradient_pipeline.defs.execution.gate import checks_refusal, window_refusal
 from gradient_pipeline.defs.execution.latency import cycle_latency, latency_metadata
 from gradient_pipeline.defs.resources import GradientResource
-from gradient_pipeline.defs.signals.tables import target_window
+from gradient_pipeline.signals.tables import target_window
 from gradient_pipeline.book import ledger
 from gradient_pipeline.execution.runner import (
     RebalanceBusy,
@@ -39,6 +39,7 @@ from gradient_pipeline.timegrid import (
     parse_partition_key,
     partition_key,
 )
+from gradient_pipeline import runtags
 
 EXECUTED_ORDERS = dg.AssetKey("executed_orders")
 
@@ -51,9 +52,9 @@ executed_orders = dg.AssetSpec(
     kinds={"sqlalchemy"},
 )
 
-REBALANCE_TAGS = {"gradient/exclusive": "rebalance", "gradient/duckdb": "writer"}
-OUTCOME_TAG = "gradient/outcome"  # traded | skipped (refused/failed runs fail)
-SKIP_REASON_TAG = "gradient/skip_reason"
+REBALANCE_TAGS = {runtags.EXCLUSIVE: "rebalance", **runtags.DUCKDB_WRITER}
+OUTCOME_TAG = runtags.OUTCOME
+SKIP_REASON_TAG = runtags.SKIP_REASON
 
 
 def mark_skipped(context, reason: str) -> dict:
@@ -173,7 +174,7 @@ def rebalance(context: dg.OpExecutionContext, gradient: GradientResource, target
     try:
         result = runner.run(window, targets, adv)
     except RebalanceBusy as busy:
-        context.instance.add_run_tags(context.run_id, {"gradient/skipped": "another rebalance is running"})
+        context.instance.add_run_tags(context.run_id, {runtags.SKIPPED: "another rebalance is running"})
         context.log.warning(f"skipped: {busy}")
         return mark_skipped(context, str(busy))
     if result.status == "refused" and (result.reason or "").startswith("trading halted"):

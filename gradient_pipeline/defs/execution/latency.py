@@ -27,10 +27,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from gradient_pipeline import runtags
+
 MARKET_DATA_STEPS = frozenset({"candles", "funding", "universe"})
 PHASES = ("close_to_tick", "window_queue", "window_startup", "refresh", "signals", "sensor_pickup", "queue_wait",
           "run_startup", "trading")
-TICK_LAG_TAG = "gradient/tick_lag_s"
+TICK_LAG_TAG = runtags.TICK_LAG_S
 
 
 @dataclass(frozen=True)
@@ -124,7 +126,7 @@ def cycle_latency(instance, rebalance_run_id: str, first_ack: float | None) -> d
     """The breakdown for a rebalance run, reading its upstream window run (tag `gradient/upstream_run`)."""
     rebalance = run_timeline(instance, rebalance_run_id)
     run = instance.get_run_by_id(rebalance_run_id)
-    upstream_id = run.tags.get("gradient/upstream_run") if run else None
+    upstream_id = run.tags.get(runtags.UPSTREAM_RUN) if run else None
     window = run_timeline(instance, upstream_id) if upstream_id else None
     tick_lag = None
     if upstream_id:

@@ -42,18 +42,19 @@ from gradient_pipeline.defs.execution.jobs import (
 from gradient_pipeline.defs.partitions import PARTITIONS_START
 from gradient_pipeline.defs.resources import GradientResource
 from gradient_pipeline.timegrid import BAR, latest_complete_bar_open, parse_partition_key, partition_key, utc_naive
+from gradient_pipeline import runtags
 
 log = logging.getLogger(__name__)
 
-WINDOW_TAG = "gradient/window"
-WINDOW_CLOSE_TAG = "gradient/window_close"  # exchange-clock close of the window (latency starts here)
+WINDOW_TAG = runtags.WINDOW
+WINDOW_CLOSE_TAG = runtags.WINDOW_CLOSE
 # Trading runs jump the run queue ahead of monitor/report runs waiting for the same DuckDB writer slot.
 TRADING_PRIORITY = {"dagster/priority": "10"}
 
 trading_window_job = dg.define_asset_job(
     "trading_window_job",
     selection=dg.AssetSelection.assets("target_weights").upstream(),
-    tags={"gradient/duckdb": "writer"},
+    tags=runtags.DUCKDB_WRITER,
     # One process for every step: per-step process start-up (5–7 s each) dominated the signal steps, and the
     # market-data steps gain nothing from running in parallel — they share one exchange budget.
     executor_def=dg.in_process_executor,
@@ -145,7 +146,7 @@ def rebalance_run_request(window_key: str, upstream_run_id: str) -> dg.RunReques
         run_key=f"rebalance-{window_key}-{upstream_run_id}",
         run_config=rebalance_run_config(window_key),
         tags={**REBALANCE_TAGS, **TRADING_PRIORITY, WINDOW_TAG: window_key, WINDOW_CLOSE_TAG: close.isoformat(),
-              "gradient/upstream_run": upstream_run_id},
+              runtags.UPSTREAM_RUN: upstream_run_id},
     )
 
 

@@ -21,6 +21,7 @@ from gradient_pipeline.config import GradientConfig
 from gradient_pipeline.defs.partitions import four_hourly
 from gradient_pipeline.marketdata.sources import open_source
 from gradient_pipeline.timegrid import BAR, BAR_HOURS, partition_key, utc_naive
+from gradient_pipeline import runtags
 
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
@@ -85,7 +86,7 @@ def run_backfill(
     job = defs.resolve_job_def("market_data_job")
     op_config = {"source": source or "", "freqtrade_dir": path or "", "prune": bool(prune)}
     run_config = {**(loggers_config or {}), "ops": {name: {"config": op_config} for name in ASSETS}}
-    tags = {RANGE_START_TAG: plan.first_key, RANGE_END_TAG: plan.last_key, "gradient/command": "backfill"}
+    tags = {RANGE_START_TAG: plan.first_key, RANGE_END_TAG: plan.last_key, runtags.COMMAND: "backfill"}
     kwargs = {"resources": resources} if resources else {}
     return job.execute_in_process(run_config=run_config, instance=instance, tags=tags, raise_on_error=False, **kwargs)
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import dagster as dg
 
 from gradient_pipeline.defs.partitions import four_hourly
+from gradient_pipeline import runtags
 
-WRITER_TAGS = {"gradient/duckdb": "writer"}  # serialised by dagster.yaml: one DuckDB writer at a time
+WRITER_TAGS = runtags.DUCKDB_WRITER  # serialised by dagster.yaml: one DuckDB writer at a time
 
 market_data_job = dg.define_asset_job(
     "market_data_job",

@@ -14,13 +14,14 @@ from pydantic import Field
 
 from gradient_pipeline.defs.monitoring.assets import DASHBOARD_ASSETS, performance_report
 from gradient_pipeline.defs.resources import GradientResource
+from gradient_pipeline import runtags
 
-WRITER = {"gradient/duckdb": "writer"}
+WRITER = runtags.DUCKDB_WRITER
 
 monitor_job = dg.define_asset_job(
     "monitor_job",
     selection=dg.AssetSelection.assets(*DASHBOARD_ASSETS),
-    tags={"gradient/kind": "monitor"},
+    tags={runtags.KIND: "monitor"},
     description="Equity snapshot from the exchange + dashboard assets (positions, exposure, PnL/drawdown, rebalances).",
 )
 
@@ -87,7 +88,7 @@ def emergency_flatten(context: dg.OpExecutionContext, config: DrawdownConfig, gr
         raise dg.Failure(f"emergency stop could not set the halt: {report.halt_note}", allow_retries=False)
 
 
-@dg.job(tags={"gradient/kind": "emergency"},
+@dg.job(tags={runtags.KIND: "emergency"},
         description="Emergency stop: halt, cancel, flatten (launched by drawdown_sensor at the stop level).")
 def emergency_stop_job():
     emergency_flatten()
@@ -174,7 +175,7 @@ def manual_emergency_flatten(context: dg.OpExecutionContext, config: ManualStopC
         raise dg.Failure(f"emergency stop could not set the halt: {report.halt_note}", allow_retries=False)
 
 
-@dg.job(tags={"gradient/kind": "emergency"},
+@dg.job(tags={runtags.KIND: "emergency"},
         description="Manual emergency stop from the UI: halt trading, cancel every open order, close every position "
         "(reduce-only IOC), alert. Needs no config (optional: reason). Same as `gradient-pipeline emergency-stop "
         "--flatten-all`; recorded in the halt history with source `ui`. Undo with resume_trading_job.")
@@ -224,7 +225,7 @@ def resume_trading(context: dg.OpExecutionContext, config: ResumeConfig, gradien
                         f"to ${report.account_value:,.2f}")
 
 
-@dg.job(tags={"gradient/kind": "resume"},
+@dg.job(tags={runtags.KIND: "resume"},
         description=f"Resume trading after a stop, from the UI: set confirm to {RESUME_WORD} (exactly) or the run "
         "fails and nothing changes. Clears the halt (source `ui`) and re-bases the drawdown high-water mark to the "
         "current account value, like `gradient-pipeline resume`.")

@@ -32,6 +32,7 @@ from gradient_pipeline.defs.monitoring.jobs import (
     send_alert_job,
 )
 from gradient_pipeline.defs.resources import GradientResource
+from gradient_pipeline import runtags
 
 log = logging.getLogger(__name__)
 
@@ -105,14 +106,14 @@ def drawdown_decision(gradient: GradientResource, instance: dg.DagsterInstance |
                                  "still flattening" + notes)
         cfgd = {"ops": {"emergency_flatten": run_config["ops"]["{op}"]}}
         return dg.RunRequest(run_key=f"emergency-stop-{stamp}", job_name=emergency_stop_job.name, run_config=cfgd,
-                             tags={"gradient/drawdown_pct": f"{d.drawdown_pct:.2f}"})
+                             tags={runtags.DRAWDOWN_PCT: f"{d.drawdown_pct:.2f}"})
     if d.level == "warn":
         if result.warned:
             return dg.SkipReason(f"{d.reason}: warning already sent (re-arms below "
                                  f"{cfg.risk.drawdown_warn_pct:g}%)" + notes)
         cfgd = {"ops": {"send_drawdown_warning": run_config["ops"]["{op}"]}}
         return dg.RunRequest(run_key=f"drawdown-warn-{stamp}", job_name=drawdown_warning_job.name, run_config=cfgd,
-                             tags={"gradient/drawdown_pct": f"{d.drawdown_pct:.2f}"})
+                             tags={runtags.DRAWDOWN_PCT: f"{d.drawdown_pct:.2f}"})
     return dg.SkipReason(d.reason + notes)
 
 

@@ -1,6 +1,6 @@
 """Strategy assets: `returns` → `momentum_scores` → `target_weights`, 4h-partitioned, written to DuckDB.
 
-Thin shell over `defs.signals.steps` (window logic, Dagster-free) and `core` (the kernels the backtest uses).
+Thin shell over `signals.steps` (window logic, Dagster-free) and `core` (the kernels the backtest uses).
 A single-run backfill computes its whole range in one pass; a one-window run reads only the bar before it
 (stored state) and the candles it needs, so its cost does not grow with the stored history.
 """
@@ -14,10 +14,10 @@ from gradient_pipeline.core.portfolio import PortfolioParams
 from gradient_pipeline.core.signals import SignalParams
 from gradient_pipeline.defs.partitions import four_hourly
 from gradient_pipeline.defs.resources import GradientResource
-from gradient_pipeline.defs.signals import steps, tables
+from gradient_pipeline.signals import steps, tables
 from gradient_pipeline.marketdata import tables as market
 from gradient_pipeline.storage.db import replace_rows
-from gradient_pipeline.timegrid import BAR, parse_partition_key, partition_key, utc_naive
+from gradient_pipeline.timegrid import parse_partition_key, partition_key, utc_naive
 
 GROUP = "signals"
 
@@ -165,11 +165,6 @@ def _targets_metadata(out: steps.StepOutput, n: int) -> dict:
         "top_longs": fmt(longs),
         "top_shorts": fmt(shorts),
     }
-
-
-def partition_window(key: str) -> tuple[pd.Timestamp, pd.Timestamp]:
-    t = parse_partition_key(key)
-    return t, t + BAR
 
 
 __all__ = ["returns", "momentum_scores", "target_weights", "partition_key"]

@@ -7,7 +7,7 @@ import pandas as pd
 
 from gradient_pipeline.core.portfolio import PortfolioParams
 from gradient_pipeline.defs.resources import GradientResource
-from gradient_pipeline.defs.signals import tables
+from gradient_pipeline.signals import tables
 from gradient_pipeline.defs.signals.assets import target_weights
 from gradient_pipeline.storage.db import table_exists
 from gradient_pipeline.timegrid import BAR, parse_partition_key, partition_key

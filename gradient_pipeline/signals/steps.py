@@ -21,7 +21,7 @@ from gradient_pipeline.core.panel import long_to_wide, panel_from_frames
 from gradient_pipeline.core.portfolio import INFO_FIELDS, PortfolioParams, check_weights, rank_order, target_path
 from gradient_pipeline.core.signals import SignalParams, SignalState, score_step, trailing_adv, vol_step
 from gradient_pipeline.core.strategy import targets_long
-from gradient_pipeline.defs.signals import tables
+from gradient_pipeline.signals import tables
 from gradient_pipeline.marketdata import tables as market
 from gradient_pipeline.timegrid import BAR, bar_range, now_utc, utc_naive
 

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from gradient_pipeline import runtags
 from gradient_pipeline.timegrid import BAR, BAR_HOURS, parse_partition_key, partition_key, utc_naive
 
 RANGE_START_TAG = "dagster/asset_partition_range_start"
@@ -97,7 +98,7 @@ def _warm_up(args: argparse.Namespace) -> int:
     if args.chunk_days <= 0:
         raise ValueError(f"--chunk-days must be positive, got {args.chunk_days}")
     quiet = quiet_dagster(args.verbose)
-    from gradient_pipeline.dagster_home import ensure_dagster_home
+    from gradient_pipeline.app.dagster_home import ensure_dagster_home
 
     home = ensure_dagster_home()
     import dagster as dg
@@ -144,7 +145,7 @@ def _warm_up(args: argparse.Namespace) -> int:
                 result = job.execute_in_process(
                     instance=instance, run_config=run_config, raise_on_error=False,
                     tags={RANGE_START_TAG: chunk.first_key, RANGE_END_TAG: chunk.last_key,
-                          "gradient/command": "warm-up"})
+                          runtags.COMMAND: "warm-up"})
             if not result.success:
                 progress.stop()
                 console.print(f"[red]run {result.run_id} for {chunk.first_key} … {chunk.last_key} FAILED[/red]")

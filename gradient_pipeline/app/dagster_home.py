@@ -16,7 +16,7 @@ import os
 import shutil
 from pathlib import Path
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parents[2]  # gradient_pipeline/app/ -> the checkout
 DEV_TEMPLATE = PROJECT_ROOT / "dagster.yaml"
 
 log = logging.getLogger(__name__)

@@ -37,7 +37,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _rebalance(args: argparse.Namespace) -> int:
-    from gradient_pipeline.dagster_home import ensure_dagster_home
+    from gradient_pipeline.app.dagster_home import ensure_dagster_home
 
     home = ensure_dagster_home()
     import dagster as dg
@@ -66,7 +66,7 @@ def _rebalance(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from gradient_pipeline.execution.demo import run_demo
+    from gradient_pipeline.app.demo import run_demo
 
     run_demo(cycles=args.cycles, start=args.start, workdir=args.workdir, capital=args.capital)
     return 0

@@ -42,7 +42,7 @@ def _backfill(args: argparse.Namespace) -> int:
         raise ValueError("--start is required (or use --demo)")
     if args.path and (args.source or "freqtrade") != "freqtrade":
         raise ValueError("--path is only for --source freqtrade")
-    from gradient_pipeline.dagster_home import ensure_dagster_home
+    from gradient_pipeline.app.dagster_home import ensure_dagster_home
 
     home = ensure_dagster_home()
     import warnings
@@ -63,7 +63,7 @@ def _backfill(args: argparse.Namespace) -> int:
     print(f"DAGSTER_HOME={home}")
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-    from gradient_pipeline.warmup import quiet_dagster
+    from gradient_pipeline.app.warmup import quiet_dagster
 
     # one Dagster run (single-run backfill): a spinner with the elapsed time while it works (on a terminal)
     with dg.DagsterInstance.get() as instance, Progress(SpinnerColumn(), TextColumn("{task.description}"),

@@ -28,6 +28,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from gradient_pipeline import runtags
 from gradient_pipeline.timegrid import BAR, parse_partition_key, partition_key
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}  # runs still log fully to the instance
@@ -48,7 +49,7 @@ def _say(msg: str) -> None:
 def run_demo(cycles: int = 6, start: str | None = None, workdir: str = "data/demo", capital: float = 10_000.0) -> dict:
     import eth_account
 
-    from gradient_pipeline.dagster_home import ensure_dagster_home
+    from gradient_pipeline.app.dagster_home import ensure_dagster_home
     from gradient_pipeline.timegrid import latest_complete_bar_open
     from gradient_pipeline.demo_data import FUTURES_DIR
     from gradient_pipeline.localexchange.server import run_in_background
@@ -123,7 +124,7 @@ def run_demo(cycles: int = 6, start: str | None = None, workdir: str = "data/dem
                 now = handle.now()
                 req = window_run_request(now)
                 progress.update(task, description=f"cycle {i + 1}/{cycles} {req.partition_key}")
-                tags = {"gradient/demo": f"cycle-{i + 1}"}
+                tags = {runtags.DEMO: f"cycle-{i + 1}"}
                 data = window_job.execute_in_process(instance=instance, partition_key=req.partition_key,
                                                      run_config=QUIET, tags={**req.tags, **tags}, raise_on_error=False)
                 if not data.success:
@@ -148,7 +149,7 @@ def run_demo(cycles: int = 6, start: str | None = None, workdir: str = "data/dem
                 progress.advance(task)
                 handle.advance(4)
             progress.update(task, description="performance report")
-            rep = report_job.execute_in_process(instance=instance, run_config=QUIET, tags={"gradient/demo": "report"},
+            rep = report_job.execute_in_process(instance=instance, run_config=QUIET, tags={runtags.DEMO: "report"},
                                                 raise_on_error=False)
             if not rep.success:
                 _say("performance_report_job FAILED")

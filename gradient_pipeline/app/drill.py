@@ -23,6 +23,8 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+from gradient_pipeline import runtags
+
 DRILL_START = "2025-04-20 00:05"
 LONGS = {"BTC": 700.0, "SOL": 600.0, "AVAX": 500.0}
 SHORTS = {"ETH": -700.0, "DOGE": -600.0, "ADA": -500.0}
@@ -85,12 +87,12 @@ def _run_drill(workdir: str = ".drill", capital: float = 10_000.0) -> int:
     import dagster as dg
     import eth_account
 
-    from gradient_pipeline.dagster_home import ensure_dagster_home
+    from gradient_pipeline.app.dagster_home import ensure_dagster_home
     from gradient_pipeline.demo_data import FUTURES_DIR
     from gradient_pipeline.exchange.trading import OrderRequest, make_cloid, round_price, round_size
     from gradient_pipeline.localexchange.server import run_in_background
 
-    from gradient_pipeline.warmup import quiet_dagster
+    from gradient_pipeline.app.warmup import quiet_dagster
 
     quiet_dagster(0)  # Dagster's beta notices are for developers; the drill's story is the console
     quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}  # DEBUG/INFO stay in the instance
@@ -147,7 +149,7 @@ def _run_drill(workdir: str = ".drill", capital: float = 10_000.0) -> int:
             job = defs.resolve_job_def(name)
             res = job.execute_in_process(run_config={**(run_config or {}), **quiet}, instance=instance,
                                          raise_on_error=False,
-                                         tags={**(tags or {}), "gradient/drill": "true"})
+                                         tags={**(tags or {}), runtags.DRILL: "true"})
             _say(f"  run {name} {res.run_id[:8]}: {'success' if res.success else 'FAILED'}")
             return res
 

@@ -133,7 +133,7 @@ def _watchdog(args) -> int:
 def _simulate(args) -> int:
     import logging
 
-    from gradient_pipeline.monitoring.simulate import simulate
+    from gradient_pipeline.app.simulate import simulate
 
     logging.disable(logging.CRITICAL)  # faults are the point here: the summary says what happened
     violations = simulate(args.schedules, args.seed, args.windows, args.schedule)
@@ -141,7 +141,7 @@ def _simulate(args) -> int:
 
 
 def _drill(args) -> int:
-    from gradient_pipeline.monitoring.drill import run_drill
+    from gradient_pipeline.app.drill import run_drill
 
     return run_drill(args.workdir)
 

@@ -1,0 +1,27 @@
+"""Capped exponential backoff, shared by the emergency flatten loop (`monitoring/flatten.py`) and the rebalance's
+order look-up retries (`execution/runner.py`). It lives below both so neither imports the other."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from gradient_pipeline.config import GradientConfig
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Capped exponential backoff (pure): delay after `failures` consecutive failed passes."""
+
+    initial_s: float = 0.5
+    max_s: float = 30.0
+    factor: float = 2.0
+
+    def delay(self, failures: int) -> float:
+        if failures <= 0:
+            return 0.0
+        return min(self.max_s, self.initial_s * self.factor ** (failures - 1))
+
+    @classmethod
+    def from_config(cls, cfg: GradientConfig) -> Backoff:
+        """The emergency flatten's policy (`risk.flatten_backoff_*`)."""
+        return cls(cfg.risk.flatten_backoff_initial_s, cfg.risk.flatten_backoff_max_s)
