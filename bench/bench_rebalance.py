@@ -49,7 +49,7 @@ def rebalance_seconds(n_coins: int, repeat: int) -> tuple[list[float], int]:
 
     from gradient_pipeline.config import parse_config
     from gradient_pipeline.execution.runner import Rebalancer
-    from gradient_pipeline.execution.session import trading_client
+    from gradient_pipeline.exchange.hyperliquid.factory import trading_client
     from gradient_pipeline.localexchange.server import run_in_background
 
     coins = sorted({p.name.split("_")[0] for p in FREQTRADE.glob("*_USDC_USDC-4h-futures.feather")})

@@ -85,8 +85,8 @@ def check_mode(ctx: PreflightContext) -> CheckResult:
 
 def _open_client(ctx: PreflightContext):
     if ctx.client is None:
-        from gradient_pipeline.exchange.client import HyperliquidClient
-        from gradient_pipeline.exchange.trading import TradingClient, account_address_from_env, load_wallet_from_env
+        from gradient_pipeline.exchange.hyperliquid.client import HyperliquidClient
+        from gradient_pipeline.exchange.hyperliquid.trading import TradingClient, account_address_from_env, load_wallet_from_env
 
         wallet = load_wallet_from_env() if ctx.cfg.sends_orders else None
         ctx.signer_address = wallet.address if wallet is not None else None
@@ -151,7 +151,7 @@ def check_builder(ctx: PreflightContext) -> CheckResult:
     fee on every trade. The adapter is the only code that builds order actions."""
     import inspect
 
-    from gradient_pipeline.exchange import trading
+    from gradient_pipeline.exchange.hyperliquid import trading
 
     source = inspect.getsource(trading.TradingClient.bulk_orders)
     if "builder=" in source.replace(" ", "") and "builder=None" not in source.replace(" ", ""):
@@ -183,7 +183,7 @@ def refresh_weight(n_coins: int, cfg) -> int:
     """Σ request weight of one 4h market-data refresh, priced by the client's own limiter (`WeightLimiter`): per coin
     one candleSnapshot (the closed and the forming candle) and one fundingHistory (the look-back hours), plus the
     universe snapshot."""
-    from gradient_pipeline.exchange.ratelimit import WeightLimiter
+    from gradient_pipeline.exchange.hyperliquid.ratelimit import WeightLimiter
 
     limiter = WeightLimiter(cfg.rate_limit)
 

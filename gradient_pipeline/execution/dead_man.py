@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterator
 
 from hyperliquid.utils.signing import get_timestamp_ms
 
-from gradient_pipeline.exchange.errors import ActionRefusedError
+from gradient_pipeline.exchange.hyperliquid.errors import ActionRefusedError
 
 log = logging.getLogger(__name__)
 

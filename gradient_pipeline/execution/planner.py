@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, replace
 
-from gradient_pipeline.exchange.trading import (
+from gradient_pipeline.exchange.hyperliquid.trading import (
     is_valid_price,
     is_valid_size,
     round_price,

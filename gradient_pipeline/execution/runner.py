@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from gradient_pipeline.config import GradientConfig
-from gradient_pipeline.exchange.trading import (
+from gradient_pipeline.exchange.hyperliquid.trading import (
     ACTION_REFUSED,
     AccountState,
     OrderOutcome,

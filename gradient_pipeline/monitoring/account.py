@@ -8,8 +8,8 @@ shared rate limiter), so monitoring spends the same request budget as trading.
 from __future__ import annotations
 
 from gradient_pipeline.config import GradientConfig
-from gradient_pipeline.exchange.client import HyperliquidClient
-from gradient_pipeline.exchange.trading import TradingClient, account_address_from_env, load_wallet_from_env
+from gradient_pipeline.exchange.hyperliquid.client import HyperliquidClient
+from gradient_pipeline.exchange.hyperliquid.trading import TradingClient, account_address_from_env, load_wallet_from_env
 
 
 def open_trading(cfg: GradientConfig, signer: bool = False) -> TradingClient:

@@ -148,7 +148,7 @@ def _account_mode(client, account_address: str) -> str:
     """`userAbstraction`, cached per (exchange, account) for an hour so a tick costs one account read."""
     import time
 
-    from gradient_pipeline.exchange.errors import ExchangeRequestError
+    from gradient_pipeline.exchange.hyperliquid.errors import ExchangeRequestError
 
     key = (client.base_url, account_address.lower())
     hit = _MODE_CACHE.get(key)
@@ -170,8 +170,8 @@ def read_equity(cfg: GradientConfig, account_address: str, client=None):
     `equity_from_states`. The mode itself is read once an hour."""
     from dataclasses import replace
 
-    from gradient_pipeline.exchange.client import HyperliquidClient
-    from gradient_pipeline.exchange.trading import SPOT_COLLATERAL_MODES, equity_from_states, parse_account_state
+    from gradient_pipeline.exchange.hyperliquid.client import HyperliquidClient
+    from gradient_pipeline.exchange.hyperliquid.trading import SPOT_COLLATERAL_MODES, equity_from_states, parse_account_state
 
     client = client or HyperliquidClient.from_config(cfg)
     mode = _account_mode(client, account_address)

@@ -44,7 +44,7 @@ def account_address() -> str | None:
     if addr:
         return addr
     if os.environ.get(PRIVATE_KEY_ENV_VAR, "").strip():
-        from gradient_pipeline.exchange.trading import load_wallet_from_env
+        from gradient_pipeline.exchange.hyperliquid.trading import load_wallet_from_env
 
         return load_wallet_from_env().address
     return None

@@ -86,7 +86,7 @@ def _run_drill(workdir: str = ".drill", capital: float = 10_000.0) -> int:
 
     from gradient_pipeline.dagster_home import ensure_dagster_home
     from gradient_pipeline.demo_data import FUTURES_DIR
-    from gradient_pipeline.exchange.trading import OrderRequest, make_cloid, round_price, round_size
+    from gradient_pipeline.exchange.hyperliquid.trading import OrderRequest, make_cloid, round_price, round_size
     from gradient_pipeline.localexchange.server import run_in_background
 
     home = ensure_dagster_home()
@@ -174,7 +174,7 @@ def _run_drill(workdir: str = ".drill", capital: float = 10_000.0) -> int:
         snapshot_and_sense("after step 2")
 
         from gradient_pipeline.execution.runner import Rebalancer
-        from gradient_pipeline.execution.session import trading_client
+        from gradient_pipeline.exchange.hyperliquid.factory import trading_client
 
         client = trading_client(cfg)
         window = client.server_time().floor("4h") - __import__("pandas").Timedelta(hours=4)

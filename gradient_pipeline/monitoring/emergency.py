@@ -31,7 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from gradient_pipeline.config import GradientConfig
-from gradient_pipeline.exchange.trading import OrderRequest, TradingClient, make_cloid, round_price
+from gradient_pipeline.exchange.hyperliquid.trading import OrderRequest, TradingClient, make_cloid, round_price
 from gradient_pipeline.monitoring import halt as halt_mod
 from gradient_pipeline import book
 from gradient_pipeline.book import ledger
@@ -233,7 +233,7 @@ def emergency_stop(
 def _open_trading_retrying(cfg: GradientConfig, report: FlattenReport, say: Callable[[str], None]) -> TradingClient:
     """Connect (the client reads `meta` on construction) with the flatten's backoff; configuration errors (no key,
     mainnet not allowed) are not retried."""
-    from gradient_pipeline.exchange.trading import TradingConfigError
+    from gradient_pipeline.exchange.hyperliquid.trading import TradingConfigError
     from gradient_pipeline.monitoring.account import open_trading
     from gradient_pipeline.monitoring.flatten import Backoff, halt_text
 

@@ -140,7 +140,7 @@ def run_schedule(handle, index: int, seed: int, windows: int, workdir: Path, rec
     import pandas as pd
 
     from gradient_pipeline.execution.runner import Rebalancer
-    from gradient_pipeline.execution.session import trading_client
+    from gradient_pipeline.exchange.hyperliquid.factory import trading_client
     from gradient_pipeline.monitoring.alerts import raise_alert
     from gradient_pipeline.monitoring.drawdown_check import check_drawdown
     from gradient_pipeline.monitoring.emergency import emergency_stop

@@ -7,7 +7,7 @@ from hyperliquid.utils.signing import float_to_wire
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gradient_pipeline.exchange.trading import (
+from gradient_pipeline.exchange.hyperliquid.trading import (
     OrderRequest,
     classify_order_response,
     is_valid_price,

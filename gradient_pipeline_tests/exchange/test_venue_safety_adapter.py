@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 from hyperliquid.utils.signing import get_timestamp_ms
 
-from gradient_pipeline.exchange.errors import ActionRefusedError
-from gradient_pipeline.exchange.trading import OrderRequest, TradingClient, equity_from_states, make_cloid, round_price
+from gradient_pipeline.exchange.hyperliquid.errors import ActionRefusedError
+from gradient_pipeline.exchange.hyperliquid.trading import OrderRequest, TradingClient, equity_from_states, make_cloid, round_price
 
 START = "2025-03-01 00:05"
 COINS = ["BTC", "ETH"]

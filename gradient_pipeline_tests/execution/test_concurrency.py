@@ -15,7 +15,7 @@ from gradient_pipeline.book import ledger
 from gradient_pipeline.defs.monitoring.sensors import drawdown_decision
 from gradient_pipeline.defs.resources import GradientResource
 from gradient_pipeline.execution.runner import Rebalancer
-from gradient_pipeline.execution.session import trading_client
+from gradient_pipeline.exchange.hyperliquid.factory import trading_client
 from gradient_pipeline.monitoring.emergency import emergency_stop
 from gradient_pipeline.monitoring.equity import record_equity
 from gradient_pipeline.monitoring.halt import is_halted

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from gradient_pipeline.execution.session import trading_client
+from gradient_pipeline.exchange.hyperliquid.factory import trading_client
 from gradient_pipeline_tests.execution.conftest import ADV, TARGETS, WINDOW
 from gradient_pipeline_tests.execution.test_faults import assert_consistent
 from gradient_pipeline_tests.execution.test_runner_paper import (
@@ -24,7 +24,7 @@ CHILD = """
 import json, sys
 from gradient_pipeline.config import load_config
 from gradient_pipeline.execution.runner import Rebalancer
-from gradient_pipeline.execution.session import trading_client
+from gradient_pipeline.exchange.hyperliquid.factory import trading_client
 cfg = load_config(sys.argv[1])
 targets, adv = json.loads(sys.argv[2]), json.loads(sys.argv[3])
 print("result", Rebalancer(cfg, trading_client(cfg), cfg.duckdb_path).run(sys.argv[4], targets, adv), flush=True)

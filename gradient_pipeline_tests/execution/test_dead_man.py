@@ -13,7 +13,7 @@ import threading
 import time
 
 from gradient_pipeline.execution.dead_man import NOT_ARMED, DeadManSwitch
-from gradient_pipeline.execution.session import trading_client
+from gradient_pipeline.exchange.hyperliquid.factory import trading_client
 from gradient_pipeline_tests.execution.conftest import ADV, TARGETS, WINDOW
 from gradient_pipeline_tests.execution.test_crash_restart import CHILD
 from gradient_pipeline_tests.execution.test_runner_paper import run

@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 
 from gradient_pipeline.execution.runner import known_capital
-from gradient_pipeline.execution.session import trading_client
+from gradient_pipeline.exchange.hyperliquid.factory import trading_client
 from gradient_pipeline_tests.execution.conftest import TARGETS
 from gradient_pipeline_tests.execution.test_faults import assert_consistent
 from gradient_pipeline_tests.execution.test_runner_paper import assert_at_target, ledger, run

@@ -5,11 +5,11 @@ import pandas as pd
 import pytest
 
 from gradient_pipeline.config import MAINNET_API_URL, ConfigError, parse_config
-from gradient_pipeline.exchange.client import HyperliquidClient
-from gradient_pipeline.exchange.trading import TradingClient, TradingConfigError
+from gradient_pipeline.exchange.hyperliquid.client import HyperliquidClient
+from gradient_pipeline.exchange.hyperliquid.trading import TradingClient, TradingConfigError
 from gradient_pipeline import book
 from gradient_pipeline.book import ledger
-from gradient_pipeline.execution.session import trading_client
+from gradient_pipeline.exchange.hyperliquid.factory import trading_client
 
 
 def test_mainnet_needs_mode_and_flag():

@@ -98,7 +98,7 @@ def write_config(path: Path, base_url: str, db_path: Path, **overrides) -> Gradi
 
 def open_book(trading, book: dict[str, float]) -> None:
     """Open `book` (coin -> signed USD) with IOC orders through the real SDK."""
-    from gradient_pipeline.exchange.trading import OrderRequest, make_cloid, round_price, round_size
+    from gradient_pipeline.exchange.hyperliquid.trading import OrderRequest, make_cloid, round_price, round_size
 
     mids = trading.all_mids()
     orders = []

@@ -145,7 +145,7 @@ def _ledger_rebalance(conn, rid, finished, mid_px_by_coin, fills):
 
 
 def test_slippage_and_drift_alerts_from_the_snapshot_review(conn, alert_receiver):
-    from gradient_pipeline.exchange.trading import AccountState, Position
+    from gradient_pipeline.exchange.hyperliquid.trading import AccountState, Position
     from gradient_pipeline.monitoring.equity import EquityState
 
     fills = [

@@ -121,7 +121,7 @@ def test_drawdown_warning_then_emergency_stop_flatten_halt_resume(paper_account,
 
 def _assert_rebalance_refused(paper_account):
     runner_mod = pytest.importorskip("gradient_pipeline.execution.runner")
-    from gradient_pipeline.execution.session import trading_client
+    from gradient_pipeline.exchange.hyperliquid.factory import trading_client
 
     client = trading_client(paper_account.cfg)
     before = len(client.user_fills())

@@ -10,7 +10,7 @@ import pytest
 from gradient_pipeline import book
 
 from gradient_pipeline.config import parse_config
-from gradient_pipeline.exchange.trading import OrderRequest, make_cloid, round_price
+from gradient_pipeline.exchange.hyperliquid.trading import OrderRequest, make_cloid, round_price
 from gradient_pipeline.monitoring.emergency import emergency_stop
 from gradient_pipeline.monitoring.halt import halt_status
 from gradient_pipeline_tests.monitoring.conftest import BOOK, open_book

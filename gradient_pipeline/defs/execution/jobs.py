@@ -32,7 +32,7 @@ from gradient_pipeline.execution.runner import (
     load_targets,
     rebalance_id_for,
 )
-from gradient_pipeline.execution.session import trading_client
+from gradient_pipeline.exchange.hyperliquid.factory import trading_client
 from gradient_pipeline.storage.db import table_exists
 from gradient_pipeline.timegrid import (
     latest_complete_bar_open,

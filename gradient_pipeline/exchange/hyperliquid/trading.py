@@ -39,8 +39,8 @@ from gradient_pipeline.config import (
     MAINNET_API_URL,
     PRIVATE_KEY_ENV_VAR,
 )
-from gradient_pipeline.exchange.client import HyperliquidClient
-from gradient_pipeline.exchange.errors import (
+from gradient_pipeline.exchange.hyperliquid.client import HyperliquidClient
+from gradient_pipeline.exchange.hyperliquid.errors import (
     ActionRefusedError,
     ExchangeRequestError,
     ExchangeUnavailableError,

@@ -11,8 +11,8 @@ from __future__ import annotations
 import logging
 
 from gradient_pipeline.config import MAINNET_API_URL, GradientConfig
-from gradient_pipeline.exchange.client import HyperliquidClient, shared_ledger_path
-from gradient_pipeline.exchange.trading import (
+from gradient_pipeline.exchange.hyperliquid.client import HyperliquidClient, shared_ledger_path
+from gradient_pipeline.exchange.hyperliquid.trading import (
     TradingClient,
     TradingConfigError,
     account_address_from_env,
