@@ -85,13 +85,13 @@ def check_mode(ctx: PreflightContext) -> CheckResult:
 
 def _open_client(ctx: PreflightContext):
     if ctx.client is None:
-        from gradient_pipeline.exchange.hyperliquid.client import HyperliquidClient
-        from gradient_pipeline.exchange.hyperliquid.trading import TradingClient, account_address_from_env, load_wallet_from_env
+        from gradient_pipeline.exchange.hyperliquid.factory import load_wallet_from_env
+        from gradient_pipeline.venue.registry import open_venue
 
         wallet = load_wallet_from_env() if ctx.cfg.sends_orders else None
         ctx.signer_address = wallet.address if wallet is not None else None
-        # Read-only: preflight never signs. The wallet is used for its public address only.
-        ctx.client = TradingClient(HyperliquidClient.from_config(ctx.cfg), None, account_address_from_env(wallet))
+        # Read-only: preflight never signs (the one factory, signer=False); the wallet gives its public address.
+        ctx.client = open_venue(ctx.cfg, signer=False)
     return ctx.client
 
 
@@ -156,7 +156,7 @@ def check_builder(ctx: PreflightContext) -> CheckResult:
     source = inspect.getsource(trading.TradingClient.bulk_orders)
     if "builder=" in source.replace(" ", "") and "builder=None" not in source.replace(" ", ""):
         return CheckResult("no builder fee on orders", FAIL, "the adapter sets a builder on orders",
-                           "remove the builder from exchange/trading.py")
+                           "remove the builder from exchange/hyperliquid/trading.py")
     return CheckResult("no builder fee on orders", PASS, "orders are sent without a builder field")
 
 

@@ -8,7 +8,7 @@ from a formula). This module answers "what would the live system have done": at 
    close; `backtest.drawdown_stop: false` turns it off): flatten everything and stay halted for the rest of
    the run, as live does until an operator resumes;
 3. plans the orders with **`execution.planner.plan_orders`** — the live planner: sizes = weight × account
-   value at the rebalance (what the execution runner passes; ``capital_usd`` is the starting account) / price floored to the lot size (the local exchange's ``sz_decimals_for``), the $10 minimum
+   value at the rebalance (what the execution runner passes; ``capital_usd`` is the starting account) / price floored to the lot size (the local exchange's ``instrument_for``), the $10 minimum
    plus buffer for opening/increasing orders, dust targets flat, reduce-only closes allowed below $10;
 4. checks the plan with **`core.risk.check_plan`** — the live pre-trade risk check (per-order ADV limit
    ``risk.max_order_adv_pct``, ``max_order_notional_usd``, position cap, side gross, leverage, net exposure
@@ -43,7 +43,7 @@ from gradient_pipeline.core.panel import Panel
 from gradient_pipeline.core.risk import check_plan, scale_targets
 from gradient_pipeline.core.strategy import StrategyParams, run_strategy
 from gradient_pipeline.execution.planner import PlanParams, plan_orders
-from gradient_pipeline.localexchange.market import sz_decimals_for
+from gradient_pipeline.localexchange.market import instrument_for
 from gradient_pipeline.timegrid import BAR, utc_naive
 
 EXTRA_FIELDS = ("n_orders", "n_skipped_small", "skipped_small_usd", "refused", "scale", "clipped_usd",
@@ -199,7 +199,7 @@ def run_as_live(panel: Panel, cfg, start, end=None, capital_usd: float | None = 
             if any(not (m > 0) for m in mids.values()):  # a target without any price yet: cannot plan (live refuses)
                 row["refused"] = 1.0
                 names = set()
-            szd = {c: sz_decimals_for(mids[c]) for c in names}
+            szd = {c: instrument_for(c, mids[c]) for c in names}
             decision = None
             if names:
                 plan = plan_orders(targets, positions, mids, szd, float(eq), pp)

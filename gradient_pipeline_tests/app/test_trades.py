@@ -27,7 +27,7 @@ def test_trades_lists_every_fill_and_pnl_per_coin(paper, monkeypatch, capsys):
     _two_rebalances(paper)
     monkeypatch.setenv("GRADIENT_DUCKDB_PATH", paper.db_path)
     fills = book_frame(paper.db_path, "SELECT * FROM fills")
-    exchange_fills = trading_client(paper.cfg).user_fills()
+    exchange_fills = trading_client(paper.cfg).fills_since()
     assert len(fills) == len(exchange_fills) > len(TARGETS)
 
     assert main(["trades", "--json"]) == 0
@@ -37,9 +37,9 @@ def test_trades_lists_every_fill_and_pnl_per_coin(paper, monkeypatch, capsys):
     pnl = {r["coin"]: r for r in out["pnl_by_coin"]}
     assert set(pnl) == set(TARGETS) | set(FLIPPED)
     for coin, r in pnl.items():  # realised and fees are the exchange's own figures, summed per coin
-        ex = [f for f in exchange_fills if f["coin"] == coin]
-        assert r["realised_usd"] == pytest.approx(sum(float(f["closedPnl"]) for f in ex), abs=1e-9)
-        assert r["fees_usd"] == pytest.approx(sum(float(f["fee"]) for f in ex), abs=1e-9)
+        ex = [f for f in exchange_fills if f.coin == coin]
+        assert r["realised_usd"] == pytest.approx(sum(f.closed_pnl_usd for f in ex), abs=1e-9)
+        assert r["fees_usd"] == pytest.approx(sum(f.fee_usd for f in ex), abs=1e-9)
         assert r["n_fills"] == len(ex)
     # unrealised from the last snapshot (the second rebalance's end): closed coins are flat with 0
     end = book_frame(paper.db_path, "SELECT coin, unrealized_pnl_usd, szi FROM positions WHERE source = "
@@ -85,7 +85,7 @@ def test_dry_run_orders_are_listed_as_not_sent(paper_factory, monkeypatch, capsy
     assert "orders planned and recorded, none sent" in result.summary() and "orders sent" not in result.summary()
     would = [m for m in said if m.startswith("dry run, NOT sent:")]
     assert sorted(m.split()[6] for m in would) == sorted(TARGETS)  # one line per order: side, size, coin, limit
-    assert trading_client(cfg).user_fills() == []
+    assert trading_client(cfg).fills_since() == []
     monkeypatch.setenv("GRADIENT_DUCKDB_PATH", p.db_path)
     assert main(["trades", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)

@@ -43,7 +43,7 @@ print("result", Rebalancer(cfg, trading_client(cfg), cfg.duckdb_path).run(sys.ar
     ],
 )
 def test_kill_between_orders_then_resume(paper, tmp_path, where):
-    cfg = paper.config(execution={"batch_size": 1, "request_timeout_s": 60.0})
+    cfg = paper.config(execution={"batch_size": 1}, rate_limit={"request_timeout_s": 60.0})
     cfg_path = tmp_path / "gradient.json"
     cfg_path.write_text(json.dumps(cfg.model_dump()))
     if where == "lookup_after_first_order":
@@ -59,7 +59,7 @@ def test_kill_between_orders_then_resume(paper, tmp_path, where):
     observer = trading_client(cfg)  # one client: its meta is fetched once (polling must not burn the rate limit)
 
     def fills_seen() -> int:
-        return len(observer.user_fills())
+        return len(observer.fills_since())
 
     try:
         deadline = time.monotonic() + 60

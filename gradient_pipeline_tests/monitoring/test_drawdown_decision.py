@@ -114,7 +114,7 @@ def test_stop_fires_within_two_ticks_while_a_long_rebalance_runs_and_a_writer_ho
         from gradient_pipeline.config import parse_config
 
         slow = parse_config({**paper_account.cfg.model_dump(),
-                             "execution": {**paper_account.cfg.execution.model_dump(), "request_timeout_s": 60.0}})
+                             "rate_limit": {**paper_account.cfg.rate_limit.model_dump(), "request_timeout_s": 60.0}})
         client = trading_client(slow)
         window = client.server_time().floor("4h") - __import__("pandas").Timedelta(hours=4)
         result = {}

@@ -1,14 +1,9 @@
-"""The trading half of the Hyperliquid adapter: account reads with the master address, signed order actions,
-and the classification of every order outcome.
+"""The Hyperliquid trading client: account reads with the master address and signed order actions, through
+`hyperliquid-python-sdk` (`Exchange` for signed actions, its `Info` for account reads) with a configurable base
+URL, so paper (local exchange), testnet and mainnet share this code. Implements `venue.ExecutionVenue`.
 
-Everything goes through `hyperliquid-python-sdk` (`Exchange` for signed actions, its `Info` for account reads)
-with a configurable base URL, so paper (local exchange), testnet and mainnet share this code.
-
-Outcome taxonomy (after nautilus' command-outcome policy):
-- definitive: `filled`, `partial` (IOC filled less than sent; the rest is cancelled), `resting`, `rejected`
-  (the exchange answered with an error for this order, or refused the whole request before processing it: HTTP 4xx);
-- `ambiguous`: timeout, connection error, 5xx, unparseable body — the order may or may not exist. The caller
-  must look it up by client order id (`order_status`) before sending anything for that coin again.
+Payloads are parsed in `payloads.py`, instrument rules live in `rounding.py`, and `factory.py` builds the client
+from the configuration and the environment.
 
 Secrets: the API-wallet key comes only from `GRADIENT_PRIVATE_KEY` and is held inside the SDK's `LocalAccount`;
 this module never formats it into a message, a log line or a repr.
@@ -17,348 +12,48 @@ this module never formats it into a message, a log line or a repr.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
-import math
-import os
 import threading
-from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
-from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+from dataclasses import replace
 
-import eth_account
-import requests
 from eth_account.signers.local import LocalAccount
 from hyperliquid.exchange import Exchange
-from hyperliquid.utils.error import ClientError, ServerError
-from hyperliquid.utils.signing import float_to_wire, get_timestamp_ms
+from hyperliquid.utils.signing import get_timestamp_ms
 from hyperliquid.utils.types import Cloid
 
-from gradient_pipeline.config import (
-    ACCOUNT_ADDRESS_ENV_VAR,
-    MAINNET_API_URL,
-    PRIVATE_KEY_ENV_VAR,
-)
+from gradient_pipeline.config import MAINNET_API_URL
 from gradient_pipeline.exchange.hyperliquid.client import HyperliquidClient
-from gradient_pipeline.exchange.hyperliquid.errors import (
-    ActionRefusedError,
-    ExchangeRequestError,
-    ExchangeUnavailableError,
-    RateLimitedError,
+from gradient_pipeline.exchange.hyperliquid.errors import ExchangeRequestError
+from gradient_pipeline.exchange.hyperliquid.payloads import (
+    SPOT_COLLATERAL_MODES,
+    STANDARD_MODES,
+    cancel_succeeded,
+    classify_order_response,
+    equity_from_states,
+    funding_total_usd,
+    outcome,
+    parse_account_state,
+    parse_fill,
+    parse_open_order,
+    parse_order_status,
+    require_ok,
+    transport_error,
+)
+from gradient_pipeline.exchange.hyperliquid.rounding import HyperliquidInstrument, instruments_from_meta
+from gradient_pipeline.venue.errors import TradingConfigError
+from gradient_pipeline.venue.model import (
+    AccountEquity,
+    AccountState,
+    Fill,
+    OpenOrder,
+    OrderLookup,
+    OrderOutcome,
+    OrderRequest,
 )
 
 log = logging.getLogger(__name__)
 
-PERP_MAX_DECIMALS = 6
-PRICE_SIG_FIGS = 5
-
-
-ACTION_REFUSED = "action refused: "  # prefix of a whole-request error (signature, nonce, account), not one order's
-
 DEFAULT_EXPIRES_AFTER_S = 30.0  # a signed order/cancel that has not landed within this is refused by the venue
-
-# `userAbstraction` answers. In these two modes the collateral sits in the spot balance (spotClearinghouseState)
-# and the perp clearinghouseState reports ~zero: equity must be read from both (reference §10).
-STANDARD_MODES = frozenset({"default", "disabled", "dexAbstraction"})
-SPOT_COLLATERAL_MODES = frozenset({"unifiedAccount", "portfolioMargin"})
-COLLATERAL_COINS = frozenset({"USDC"})  # spot balances counted as equity in the unified / portfolio-margin modes
-
-
-class TradingConfigError(RuntimeError):
-    """Missing/invalid key or address, or a network this configuration may not reach."""
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Rounding (pure). Hyperliquid: size to szDecimals; price ≤ 5 significant figures and ≤ 6 − szDecimals decimals;
-# integer prices are always valid. Buys round up and sells down, so a rounded limit is never less aggressive
-# than asked; sizes floor, so a reduce-only order never exceeds the position it closes.
-# ---------------------------------------------------------------------------------------------------------------
-
-
-def round_size(sz: float, sz_decimals: int) -> float:
-    """Floor |sz| to the coin's lot size (sign kept)."""
-    q = Decimal(1).scaleb(-sz_decimals)
-    d = Decimal(repr(abs(sz))).quantize(q, rounding=ROUND_FLOOR)
-    return float(d) if sz >= 0 else -float(d)
-
-
-def price_decimals(px: float, sz_decimals: int) -> int:
-    """Decimals allowed for a perp price of this magnitude."""
-    d = Decimal(repr(px))
-    magnitude = d.adjusted()  # floor(log10(px))
-    return max(0, min(PERP_MAX_DECIMALS - sz_decimals, PRICE_SIG_FIGS - 1 - magnitude))
-
-
-def round_price(px: float, sz_decimals: int, is_buy: bool) -> float:
-    """A valid perp limit price at or beyond `px` in the order's direction (buys up, sells down)."""
-    if not px > 0:
-        raise ValueError(f"price must be positive, got {px!r}")
-    rounding = ROUND_CEILING if is_buy else ROUND_FLOOR
-    decimals = price_decimals(px, sz_decimals)
-    out = Decimal(repr(px)).quantize(Decimal(1).scaleb(-decimals), rounding=rounding)
-    # Rounding up can add a digit (99999.5 -> 100000): re-check the significant figures at the new magnitude.
-    decimals2 = price_decimals(float(out), sz_decimals)
-    if decimals2 < decimals:
-        out = out.quantize(Decimal(1).scaleb(-decimals2), rounding=rounding)
-    if out <= 0:  # a sell rounded down to zero: use the smallest valid tick instead
-        out = Decimal(1).scaleb(-decimals)
-    return float(out)
-
-
-def is_valid_price(px: float, sz_decimals: int) -> bool:
-    d = Decimal(float_to_wire(px))
-    if d == d.to_integral_value():
-        return True
-    decimals = -d.as_tuple().exponent
-    sig = len(d.normalize().as_tuple().digits)
-    return decimals <= PERP_MAX_DECIMALS - sz_decimals and sig <= PRICE_SIG_FIGS
-
-
-def is_valid_size(sz: float, sz_decimals: int) -> bool:
-    d = Decimal(float_to_wire(sz))
-    return d > 0 and -d.as_tuple().exponent <= sz_decimals
-
-
-def make_cloid(rebalance_id: str, coin: str, leg: str, attempt: int) -> Cloid:
-    """Deterministic client order id: the same (rebalance, coin, leg, attempt) always maps to the same 128 bits,
-    so a resumed rebalance can find what an earlier process sent."""
-    digest = hashlib.sha256(f"{rebalance_id}|{coin}|{leg}|{attempt}".encode()).hexdigest()
-    return Cloid("0x" + digest[:32])
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Value objects
-# ---------------------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class OrderRequest:
-    """One order, already rounded and validated by the planner."""
-
-    coin: str
-    is_buy: bool
-    sz: float
-    limit_px: float
-    reduce_only: bool
-    cloid: str
-    tif: str = "Ioc"  # Ioc | Alo | Gtc
-
-
-@dataclass(frozen=True)
-class OrderOutcome:
-    """What the exchange (or the transport) said about one order."""
-
-    cloid: str
-    kind: str  # filled | partial | resting | rejected | ambiguous
-    oid: int | None = None
-    filled_sz: float = 0.0
-    avg_px: float | None = None
-    error: str | None = None
-
-    @property
-    def definitive(self) -> bool:
-        return self.kind != "ambiguous"
-
-
-@dataclass(frozen=True)
-class Position:
-    coin: str
-    szi: float
-    entry_px: float | None
-    position_value: float
-    unrealized_pnl: float
-
-
-@dataclass(frozen=True)
-class AccountState:
-    """Positions and account value. `account_value` is the account's equity in every account mode (see
-    `TradingClient.account_state`); `mode` is the `userAbstraction` answer it was read under."""
-
-    account_value: float
-    total_ntl_pos: float
-    positions: dict[str, Position] = field(default_factory=dict)
-    time_ms: int | None = None
-    mode: str = "default"
-
-
-@dataclass(frozen=True)
-class AccountEquity:
-    """Equity of one account, read correctly for its mode.
-
-    - standard (`default`, also `disabled` / `dexAbstraction`): the perp `marginSummary.accountValue`;
-    - `unifiedAccount` / `portfolioMargin`: spot USDC `total` (the cash, margin in use included as `hold`) plus the
-      unrealised PnL of the perp positions — the perp accountValue is ~zero there, so it is not used.
-    """
-
-    equity: float
-    mode: str
-    perp_account_value: float
-    spot_collateral: float
-    unrealized_pnl: float
-
-
-def equity_from_states(mode: str, perp_state: dict, spot_state: dict | None) -> AccountEquity:
-    """Pure: the account's equity from its mode and the raw clearinghouseState / spotClearinghouseState answers."""
-    summary = perp_state.get("marginSummary") or {}
-    perp_value = float(summary.get("accountValue", 0.0))
-    upnl = sum(float(p["position"].get("unrealizedPnl", 0.0)) for p in perp_state.get("assetPositions", []))
-    spot = 0.0
-    for bal in (spot_state or {}).get("balances", []):
-        if bal.get("coin") in COLLATERAL_COINS:
-            spot += float(bal.get("total", 0.0))
-    if mode in SPOT_COLLATERAL_MODES:
-        if spot_state is None:
-            raise ValueError(f"account mode {mode}: equity needs spotClearinghouseState")
-        equity = spot + upnl
-    else:
-        equity = perp_value
-    if not math.isfinite(equity):
-        raise ValueError(f"account equity is not finite ({equity!r}) in mode {mode}")
-    return AccountEquity(equity, mode, perp_value, spot, upnl)
-
-
-@dataclass(frozen=True)
-class OrderLookup:
-    """`orderStatus` by client id. `status` is the exchange's word (open, filled, canceled, …) or `unknown`."""
-
-    cloid: str
-    status: str
-    oid: int | None = None
-    orig_sz: float | None = None
-    remaining_sz: float | None = None
-
-    @property
-    def exists(self) -> bool:
-        return self.status != "unknown"
-
-    @property
-    def is_open(self) -> bool:
-        return self.status == "open"
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Response parsing (pure)
-# ---------------------------------------------------------------------------------------------------------------
-
-
-def classify_order_response(resp, orders: list[OrderRequest]) -> list[OrderOutcome]:
-    """Map an `/exchange` order response to one outcome per order, in order."""
-    if not isinstance(resp, dict):
-        return [OrderOutcome(o.cloid, "ambiguous", error=f"unparseable response: {str(resp)[:200]}") for o in orders]
-    if resp.get("status") == "err":
-        # The whole action was refused before any order was processed (bad signature, nonce, …).
-        msg = ACTION_REFUSED + str(resp.get("response"))
-        return [OrderOutcome(o.cloid, "rejected", error=msg) for o in orders]
-    if "error" in resp and "status" not in resp:  # SDK: body was not JSON
-        return [OrderOutcome(o.cloid, "ambiguous", error=str(resp["error"])[:300]) for o in orders]
-    try:
-        statuses = resp["response"]["data"]["statuses"]
-    except (KeyError, TypeError):
-        return [OrderOutcome(o.cloid, "ambiguous", error=f"unexpected response shape: {str(resp)[:200]}") for o in orders]
-    if len(statuses) == 1 and len(orders) > 1 and isinstance(statuses[0], dict) and "error" in statuses[0]:
-        statuses = statuses * len(orders)  # batch-level pre-validation error, reported once
-    if len(statuses) != len(orders):
-        return [
-            OrderOutcome(o.cloid, "ambiguous", error=f"{len(statuses)} statuses for {len(orders)} orders")
-            for o in orders
-        ]
-    out = []
-    for order, st in zip(orders, statuses):
-        if isinstance(st, dict) and "filled" in st:
-            f = st["filled"]
-            total = float(f.get("totalSz", 0))
-            kind = "filled" if total >= order.sz - 1e-12 else "partial"
-            out.append(OrderOutcome(order.cloid, kind, oid=f.get("oid"), filled_sz=total, avg_px=float(f["avgPx"])))
-        elif isinstance(st, dict) and "resting" in st:
-            out.append(OrderOutcome(order.cloid, "resting", oid=st["resting"].get("oid")))
-        elif isinstance(st, dict) and "error" in st:
-            out.append(OrderOutcome(order.cloid, "rejected", error=str(st["error"])))
-        else:
-            out.append(OrderOutcome(order.cloid, "ambiguous", error=f"unknown status {st!r}"[:300]))
-    return out
-
-
-def parse_account_state(state: dict) -> AccountState:
-    positions = {}
-    for item in state.get("assetPositions", []):
-        p = item["position"]
-        szi = float(p["szi"])
-        if szi == 0:
-            continue
-        positions[p["coin"]] = Position(
-            coin=p["coin"],
-            szi=szi,
-            entry_px=float(p["entryPx"]) if p.get("entryPx") is not None else None,
-            position_value=float(p.get("positionValue", 0.0)),
-            unrealized_pnl=float(p.get("unrealizedPnl", 0.0)),
-        )
-    summary = state.get("marginSummary", {})
-    return AccountState(
-        account_value=float(summary.get("accountValue", 0.0)),
-        total_ntl_pos=float(summary.get("totalNtlPos", 0.0)),
-        positions=positions,
-        time_ms=state.get("time"),
-    )
-
-
-def parse_order_status(cloid: str, resp) -> OrderLookup:
-    if not isinstance(resp, dict) or resp.get("status") != "order":
-        return OrderLookup(cloid, "unknown")
-    o = resp["order"]
-    inner = o.get("order", {})
-    return OrderLookup(
-        cloid=cloid,
-        status=str(o.get("status")),
-        oid=inner.get("oid"),
-        orig_sz=float(inner["origSz"]) if inner.get("origSz") is not None else None,
-        remaining_sz=float(inner["sz"]) if inner.get("sz") is not None else None,
-    )
-
-
-def _transport_error(err: Exception) -> tuple[str, str]:
-    """(kind, message) for an exception raised while sending. The message never contains request bodies."""
-    if isinstance(err, ExchangeUnavailableError):
-        return ("ambiguous" if err.may_have_executed else "rejected"), str(err)[:300]
-    if isinstance(err, (RateLimitedError, ExchangeRequestError)):
-        return "rejected", str(err)[:300]  # refused before processing (429 after retries, 4xx)
-    if isinstance(err, ClientError):
-        # A 4xx means the request was refused before processing (429 rate limit, 422 malformed body).
-        return "rejected", f"HTTP {err.status_code}: {str(err.error_message)[:200]}"
-    if isinstance(err, ServerError):
-        return "ambiguous", f"HTTP {err.status_code} from exchange"
-    if isinstance(err, requests.Timeout):
-        return "ambiguous", "timeout waiting for the exchange"
-    if isinstance(err, requests.ConnectionError):
-        return "ambiguous", "connection error (the request may have reached the exchange)"
-    if isinstance(err, ValueError):
-        return "ambiguous", f"unparseable response: {type(err).__name__}"
-    return "ambiguous", f"{type(err).__name__} while sending"
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# The client
-# ---------------------------------------------------------------------------------------------------------------
-
-
-def load_wallet_from_env() -> LocalAccount:
-    key = os.environ.get(PRIVATE_KEY_ENV_VAR, "").strip()
-    if not key:
-        raise TradingConfigError(f"{PRIVATE_KEY_ENV_VAR} is not set (the API wallet's private key; env only)")
-    try:
-        return eth_account.Account.from_key(key)
-    except Exception:  # noqa: BLE001 - the library's message could echo the key
-        raise TradingConfigError(f"{PRIVATE_KEY_ENV_VAR} is not a valid secp256k1 private key") from None
-
-
-def account_address_from_env(wallet: LocalAccount | None = None) -> str:
-    addr = os.environ.get(ACCOUNT_ADDRESS_ENV_VAR, "").strip()
-    if not addr:
-        if wallet is None:
-            raise TradingConfigError(f"{ACCOUNT_ADDRESS_ENV_VAR} is not set (the master account address)")
-        return wallet.address  # trading directly with the master key (no API wallet)
-    if not (addr.startswith("0x") and len(addr) == 42):
-        raise TradingConfigError(f"{ACCOUNT_ADDRESS_ENV_VAR} is not a 0x-prefixed 20-byte address")
-    return addr
 
 
 class TradingClient:
@@ -387,9 +82,8 @@ class TradingClient:
         self.base_url = client.base_url
         self.account_address = account_address
         self.meta = client.meta()
-        self.sz_decimals = {a["name"]: int(a["szDecimals"]) for a in self.meta["universe"]}
-        self.max_leverage = {a["name"]: int(a.get("maxLeverage", 1)) for a in self.meta["universe"]}
-        self.delisted = {a["name"] for a in self.meta["universe"] if a.get("isDelisted")}
+        self._instruments = instruments_from_meta(self.meta)
+        self.sz_decimals = {c: i.sz_decimals for c, i in self._instruments.items()}  # Hyperliquid's own lot rule
         self.info = client.info()
         self._sdk = client.build_exchange(wallet, account_address=account_address) if wallet is not None else None
         if expires_after_s is not None and not expires_after_s > 0:
@@ -455,11 +149,24 @@ class TradingClient:
             raise ValueError(f"extraAgents for {self.account_address}: expected a list, got {str(rows)[:200]}")
         return rows
 
-    def open_orders(self) -> list[dict]:
-        return list(self.info.open_orders(self.account_address))
+    def instruments(self) -> dict[str, HyperliquidInstrument]:
+        """Every perp's rules (lot size, price precision, $10 minimum, max leverage, delisting) from `meta`."""
+        return self._instruments
 
-    def user_fills(self) -> list[dict]:
-        return list(self.info.user_fills(self.account_address))
+    def open_orders(self) -> list[OpenOrder]:
+        return [parse_open_order(o) for o in self.info.open_orders(self.account_address)]
+
+    def fills_since(self, start_ms: int | None = None) -> list[Fill]:
+        """The account's fills (`userFills`: the newest 2000; `userFillsByTime` from `start_ms`), oldest first."""
+        if start_ms is None:
+            rows = self.info.user_fills(self.account_address)
+        else:
+            rows = self.info.user_fills_by_time(self.account_address, int(start_ms))
+        return sorted((parse_fill(r) for r in rows), key=lambda f: (f.time_ms, f.tid))
+
+    def funding_usd(self, start_ms: int, end_ms: int) -> float:
+        """Funding received (+) or paid (−) between two times (`userFunding`)."""
+        return funding_total_usd(self.info.user_funding_history(self.account_address, int(start_ms), int(end_ms)))
 
     def all_mids(self) -> dict[str, float]:
         return {k: float(v) for k, v in self.info.all_mids().items() if not k.startswith("@")}
@@ -496,14 +203,14 @@ class TradingClient:
         at_ms = _to_epoch_ms(at)
         with self._signed() as sdk:
             resp = sdk.schedule_cancel(at_ms)
-        _require_ok(resp, f"scheduleCancel at {at_ms}")
+        require_ok(resp, f"scheduleCancel at {at_ms}")
         return at_ms
 
     def clear_schedule_cancel(self) -> None:
         """Disarm the dead-man switch (a scheduleCancel without a time)."""
         with self._signed() as sdk:
             resp = sdk.schedule_cancel(None)
-        _require_ok(resp, "scheduleCancel (clear)")
+        require_ok(resp, "scheduleCancel (clear)")
 
     def bulk_orders(self, orders: list[OrderRequest]) -> list[OrderOutcome]:
         """Send one signed batch. Never raises for exchange or transport trouble: every order gets an outcome."""
@@ -526,22 +233,22 @@ class TradingClient:
             with self._signed() as signer:
                 resp = signer.bulk_orders(reqs)
         except Exception as err:  # noqa: BLE001 - classified below; nothing escapes unclassified
-            kind, msg = _transport_error(err)
+            kind, msg = transport_error(err)
             log.warning("order batch of %d: %s (%s)", len(orders), kind, msg)
-            return [OrderOutcome(o.cloid, kind, error=msg) for o in orders]
+            return [outcome(o.cloid, kind, error=msg) for o in orders]
         return classify_order_response(resp, orders)
 
     def cancel_by_cloid(self, coin: str, cloid: str) -> bool:
         """Cancel a resting order by client id. True if cancelled, False if it was no longer open."""
         with self._signed() as sdk:
             resp = sdk.cancel_by_cloid(coin, Cloid(cloid))
-        return _cancel_succeeded(resp, f"cancelByCloid {coin} {cloid}")
+        return cancel_succeeded(resp, f"cancelByCloid {coin} {cloid}")
 
     def cancel(self, coin: str, oid: int) -> bool:
         """Cancel a resting order by exchange id (orders placed without a client id, e.g. by hand)."""
         with self._signed() as sdk:
             resp = sdk.cancel(coin, int(oid))
-        return _cancel_succeeded(resp, f"cancel {coin} {oid}")
+        return cancel_succeeded(resp, f"cancel {coin} {oid}")
 
     def update_leverage(self, coin: str, leverage: int, is_cross: bool = True) -> None:
         with self._signed() as sdk:
@@ -561,22 +268,3 @@ def _to_epoch_ms(at) -> int:
     if ts.tzinfo is not None:
         ts = ts.tz_convert("UTC").tz_localize(None)
     return int(ts.value // 1_000_000)
-
-
-def _require_ok(resp, what: str) -> None:
-    if isinstance(resp, dict) and resp.get("status") == "ok":
-        return
-    venue = str(resp.get("response")) if isinstance(resp, dict) else str(resp)
-    raise ActionRefusedError(f"{what}: refused by the exchange: {venue[:300]}", venue[:300])
-
-
-def _cancel_succeeded(resp, what: str) -> bool:
-    try:
-        st = resp["response"]["data"]["statuses"][0]
-    except (KeyError, TypeError, IndexError):
-        raise RuntimeError(f"{what}: unexpected response {str(resp)[:200]}") from None
-    return st == "success"
-
-
-def fills_for_oids(fills: Iterable[dict], oids: set[int]) -> list[dict]:
-    return [f for f in fills if f.get("oid") in oids]
