@@ -85,12 +85,10 @@ def check_mode(ctx: PreflightContext) -> CheckResult:
 
 def _open_client(ctx: PreflightContext):
     if ctx.client is None:
-        from gradient_pipeline.exchange.hyperliquid.factory import load_wallet_from_env
-        from gradient_pipeline.venue.registry import open_venue
+        from gradient_pipeline.venue.registry import open_venue, signer_address
 
-        wallet = load_wallet_from_env() if ctx.cfg.sends_orders else None
-        ctx.signer_address = wallet.address if wallet is not None else None
-        # Read-only: preflight never signs (the one factory, signer=False); the wallet gives its public address.
+        ctx.signer_address = signer_address() if ctx.cfg.sends_orders else None
+        # Read-only: preflight never signs (the one factory, signer=False); the key gives its public address only.
         ctx.client = open_venue(ctx.cfg, signer=False)
     return ctx.client
 

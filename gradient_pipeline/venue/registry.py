@@ -1,12 +1,13 @@
-"""Which adapter serves the configuration, and the three ways callers reach it. The rest of the code calls these
+"""Which adapter serves the configuration, and the ways callers reach it. The rest of the code calls these
 (or receives an `ExecutionVenue` from the Dagster resource) and never imports an adapter.
 
 An adapter is a module that provides:
 - `open_venue(cfg, base_url=None, signer=None) -> ExecutionVenue` (signer None: sign iff the mode sends orders);
 - `configured_account() -> str | None`: the account address from the environment;
+- `signer_address() -> str`: the public address of the configured signing key (preflight);
 - `read_account(cfg, account_address, client=None) -> AccountState`: one cheap account read (the drawdown tick).
 
-Adding a venue: implement those in its package and add it to `ADAPTERS`.
+Adding a venue: implement those in its package and add it to `ADAPTERS` (docs/ARCHITECTURE.md, "How to add a venue").
 """
 
 from __future__ import annotations
@@ -39,6 +40,11 @@ def open_venue(cfg: GradientConfig, base_url: str | None = None, signer: bool | 
 
 def configured_account(venue: str = DEFAULT_VENUE) -> str | None:
     return adapter(venue).configured_account()
+
+
+def signer_address(venue: str = DEFAULT_VENUE) -> str:
+    """The public address of the configured signing key (raises `TradingConfigError` if there is none)."""
+    return adapter(venue).signer_address()
 
 
 def read_account(cfg: GradientConfig, account_address: str, client=None, venue: str = DEFAULT_VENUE) -> AccountState:

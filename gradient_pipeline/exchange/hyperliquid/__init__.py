@@ -5,6 +5,10 @@
 - `wire`: wire strings/ms -> typed frames (the only parser of exchange payloads).
 - `ratelimit.WeightLimiter`: the per-IP weight budget.
 - `errors`: typed failures and their retry classification.
+- `payloads`: account and order payloads → the venue-neutral model (`gradient_pipeline.venue.model`).
+- `rounding`: Hyperliquid's instrument rules (`HyperliquidInstrument`, an `InstrumentSpec`).
+- `trading.TradingClient`: the `ExecutionVenue` implementation (signed actions, account reads).
+- `account`: the cheap per-tick equity read; `factory`: the one place a client is built from config + env.
 """
 
 from gradient_pipeline.exchange.hyperliquid.client import HyperliquidClient

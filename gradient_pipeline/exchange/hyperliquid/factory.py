@@ -87,6 +87,11 @@ def configured_account() -> str | None:
     return None
 
 
+def signer_address() -> str:
+    """The public address of `GRADIENT_PRIVATE_KEY` (the key itself is dropped at once)."""
+    return load_wallet_from_env().address
+
+
 def read_account(cfg: GradientConfig, account_address: str, client: HyperliquidClient | None = None):
     """One cheap account read (equity and positions, no metadata) through the shared budget."""
     from gradient_pipeline.exchange.hyperliquid.account import read_account_state
