@@ -25,7 +25,7 @@ from hyperliquid.api import API
 
 from gradient_pipeline.config import parse_config
 from gradient_pipeline.execution.runner import Rebalancer
-from gradient_pipeline.execution.session import trading_client
+from gradient_pipeline.exchange.hyperliquid.factory import trading_client
 from gradient_pipeline.localexchange.paper import run_paper_in_background
 from gradient_pipeline.localexchange.server import run_in_background
 

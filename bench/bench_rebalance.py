@@ -49,7 +49,7 @@ def rebalance_seconds(n_coins: int, repeat: int) -> tuple[list[float], int]:
 
     from gradient_pipeline.config import parse_config
     from gradient_pipeline.execution.runner import Rebalancer
-    from gradient_pipeline.execution.session import trading_client
+    from gradient_pipeline.exchange.hyperliquid.factory import trading_client
     from gradient_pipeline.localexchange.server import run_in_background
 
     coins = sorted({p.name.split("_")[0] for p in FREQTRADE.glob("*_USDC_USDC-4h-futures.feather")})
@@ -67,8 +67,9 @@ def rebalance_seconds(n_coins: int, repeat: int) -> tuple[list[float], int]:
                                     "rate_limit": {"budget_per_minute": 1_000_000}})
                 client = trading_client(cfg)
                 mids = client.all_mids()
-                tradable = [c for c in coins if c in mids and c in client.sz_decimals
-                            and c not in client.delisted][:n_coins]
+                instruments = client.instruments()
+                tradable = [c for c in coins if c in mids and c in instruments
+                            and not instruments[c].delisted][:n_coins]
                 half = len(tradable) // 2
                 w = 0.30 / half  # 30% gross per side, market neutral, under every risk cap
                 targets = {c: (w if i < half else -w) for i, c in enumerate(tradable[: 2 * half])}

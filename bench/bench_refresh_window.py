@@ -78,7 +78,7 @@ def _step(kind: str, base_url: str, ledger: str | None, budget: int, ready, go, 
 def availability(data_dir: Path, coin: str) -> float:
     """Seconds (exchange clock) after a 4h close until candleSnapshot returns that candle as closed."""
     from gradient_pipeline.config import RateLimitConfig
-    from gradient_pipeline.exchange import HyperliquidClient
+    from gradient_pipeline.exchange.hyperliquid import HyperliquidClient
     from gradient_pipeline.localexchange.server import run_in_background
     from gradient_pipeline.timegrid import BAR, floor_bar, to_ms
 

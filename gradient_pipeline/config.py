@@ -119,7 +119,9 @@ class RateLimitConfig(_Section):
     )
     candle_items_per_extra_weight: int = Field(60, gt=0)
     items_per_extra_weight: int = Field(20, gt=0)
-    request_timeout_s: float = Field(10.0, gt=0)
+    request_timeout_s: float = Field(
+        10.0, gt=0, description="seconds before any exchange request (read, order batch, cancel) times out; an order "
+        "batch that times out is ambiguous and looked up by client id")
     max_retries: int = Field(6, ge=0)
     backoff_base_s: float = Field(0.5, gt=0)
     backoff_max_s: float = Field(30.0, gt=0)
@@ -141,7 +143,6 @@ class ExecutionConfig(_Section):
     min_order_usd: float = Field(10.0, gt=0, description="exchange minimum order value")
     min_order_buffer_usd: float = Field(1.0, ge=0, description="skip opening deltas below min_order_usd + buffer")
     batch_size: int = Field(40, ge=1, description="orders per signed batch (exchange weight 1 + n/40)")
-    request_timeout_s: float = Field(10.0, gt=0)
     target_max_age_hours: float = Field(4.0, gt=0, description="targets older than one window are stale")
     leverage: int = Field(3, ge=1, le=50, description="per-coin cross leverage set before trading")
     expires_after_s: float | None = Field(
@@ -253,6 +254,24 @@ class GradientConfig(BaseModel):
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
     backtest: BacktestConfig = Field(default_factory=BacktestConfig)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_request_timeout(cls, data):
+        """`execution.request_timeout_s` (older configs) is an alias of `rate_limit.request_timeout_s`, the one
+        timeout every exchange client uses; both set to different values is an error, not a silent choice."""
+        if not isinstance(data, dict) or not isinstance(data.get("execution"), dict):
+            return data
+        if "request_timeout_s" not in data["execution"]:
+            return data
+        execution = dict(data["execution"])
+        legacy = execution.pop("request_timeout_s")
+        rate = dict(data.get("rate_limit") or {})
+        if "request_timeout_s" in rate and rate["request_timeout_s"] != legacy:
+            raise ValueError(f"execution.request_timeout_s ({legacy}) and rate_limit.request_timeout_s "
+                             f"({rate['request_timeout_s']}) differ; keep only rate_limit.request_timeout_s")
+        rate["request_timeout_s"] = legacy
+        return {**data, "execution": execution, "rate_limit": rate}
 
     @field_validator("lookback_spans")
     @classmethod

@@ -37,7 +37,7 @@ fi
 # The window is chosen by the exchange clock (the same rule the schedule and the rebalance job use).
 KEY=$("${RUN[@]}" python - <<'PY'
 from gradient_pipeline.config import load_config
-from gradient_pipeline.exchange.client import HyperliquidClient
+from gradient_pipeline.exchange.hyperliquid.client import HyperliquidClient
 from gradient_pipeline.timegrid import latest_complete_bar_open, partition_key
 print(partition_key(latest_complete_bar_open(HyperliquidClient.from_config(load_config()).server_time())))
 PY

@@ -89,7 +89,7 @@ def _run_drill(workdir: str = ".drill", capital: float = 10_000.0) -> int:
 
     from gradient_pipeline.app.dagster_home import ensure_dagster_home
     from gradient_pipeline.demo_data import FUTURES_DIR
-    from gradient_pipeline.exchange.trading import OrderRequest, make_cloid, round_price, round_size
+    from gradient_pipeline.venue.model import OrderRequest, client_order_id
     from gradient_pipeline.localexchange.server import run_in_background
 
     from gradient_pipeline.app.warmup import quiet_dagster
@@ -133,13 +133,13 @@ def _run_drill(workdir: str = ".drill", capital: float = 10_000.0) -> int:
         _say(f"drill: local exchange {ex.base_url} (replay {DRILL_START}), paper account {master.address}, "
              f"${capital:,.0f}; DAGSTER_HOME={home}")
 
-        mids = trading.all_mids()
+        mids, instruments = trading.all_mids(), trading.instruments()
         orders = []
         for coin, usd in sorted({**LONGS, **SHORTS}.items()):
-            buy, szd = usd > 0, trading.sz_decimals[coin]
-            orders.append(OrderRequest(coin, buy, round_size(abs(usd) / mids[coin], szd),
-                                       round_price(mids[coin] * (1.01 if buy else 0.99), szd, buy), False,
-                                       make_cloid("drill", coin, "open", 0).to_raw()))
+            buy, spec = usd > 0, instruments[coin]
+            orders.append(OrderRequest(coin, buy, spec.round_size(abs(usd) / mids[coin]),
+                                       spec.round_price(mids[coin] * (1.01 if buy else 0.99), buy), False,
+                                       client_order_id("drill", coin, "open", 0)))
         outcomes = trading.bulk_orders(orders)
         _say("opened: " + ", ".join(f"{o.coin} {'+' if o.is_buy else '-'}{r.filled_sz:g}" for o, r in zip(orders, outcomes)))
 
@@ -182,7 +182,7 @@ def _run_drill(workdir: str = ".drill", capital: float = 10_000.0) -> int:
         snapshot_and_sense("after step 2")
 
         from gradient_pipeline.execution.runner import Rebalancer
-        from gradient_pipeline.execution.session import trading_client
+        from gradient_pipeline.venue.registry import open_venue as trading_client
 
         client = trading_client(cfg)
         window = client.server_time().floor("4h") - __import__("pandas").Timedelta(hours=4)

@@ -85,13 +85,11 @@ def check_mode(ctx: PreflightContext) -> CheckResult:
 
 def _open_client(ctx: PreflightContext):
     if ctx.client is None:
-        from gradient_pipeline.exchange.client import HyperliquidClient
-        from gradient_pipeline.exchange.trading import TradingClient, account_address_from_env, load_wallet_from_env
+        from gradient_pipeline.venue.registry import open_venue, signer_address
 
-        wallet = load_wallet_from_env() if ctx.cfg.sends_orders else None
-        ctx.signer_address = wallet.address if wallet is not None else None
-        # Read-only: preflight never signs. The wallet is used for its public address only.
-        ctx.client = TradingClient(HyperliquidClient.from_config(ctx.cfg), None, account_address_from_env(wallet))
+        ctx.signer_address = signer_address() if ctx.cfg.sends_orders else None
+        # Read-only: preflight never signs (the one factory, signer=False); the key gives its public address only.
+        ctx.client = open_venue(ctx.cfg, signer=False)
     return ctx.client
 
 
@@ -151,12 +149,12 @@ def check_builder(ctx: PreflightContext) -> CheckResult:
     fee on every trade. The adapter is the only code that builds order actions."""
     import inspect
 
-    from gradient_pipeline.exchange import trading
+    from gradient_pipeline.exchange.hyperliquid import trading
 
     source = inspect.getsource(trading.TradingClient.bulk_orders)
     if "builder=" in source.replace(" ", "") and "builder=None" not in source.replace(" ", ""):
         return CheckResult("no builder fee on orders", FAIL, "the adapter sets a builder on orders",
-                           "remove the builder from exchange/trading.py")
+                           "remove the builder from exchange/hyperliquid/trading.py")
     return CheckResult("no builder fee on orders", PASS, "orders are sent without a builder field")
 
 
@@ -183,7 +181,7 @@ def refresh_weight(n_coins: int, cfg) -> int:
     """Σ request weight of one 4h market-data refresh, priced by the client's own limiter (`WeightLimiter`): per coin
     one candleSnapshot (the closed and the forming candle) and one fundingHistory (the look-back hours), plus the
     universe snapshot."""
-    from gradient_pipeline.exchange.ratelimit import WeightLimiter
+    from gradient_pipeline.exchange.hyperliquid.ratelimit import WeightLimiter
 
     limiter = WeightLimiter(cfg.rate_limit)
 

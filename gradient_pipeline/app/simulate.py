@@ -63,7 +63,7 @@ def _config(base_url: str, db_path: str):
 
     return parse_config({
         "mode": "paper", "exchange_base_url": base_url, "duckdb_path": db_path,
-        "execution": {"request_timeout_s": 1.0, "max_attempts": 3},
+        "execution": {"max_attempts": 3},
         "rate_limit": {"request_timeout_s": 1.0, "max_retries": 2, "backoff_base_s": 0.01, "backoff_max_s": 0.05,
                        "budget_per_minute": 1_000_000},
         "risk": {"flatten_backoff_initial_s": 0.02, "flatten_backoff_max_s": 0.2, "flatten_deadline_s": 30,
@@ -87,7 +87,7 @@ def check_invariants(cfg, trading, db_path: str, targets: dict[str, float], resu
     from gradient_pipeline.book.ledger import table_frame
 
     out = []
-    fills = trading.user_fills()
+    fills = trading.fills_since()
     with connect(db_path) as conn:
         orders = table_frame(conn, "orders")[["cloid", "status", "oid", "reduce_only", "created_at"]]
         ledger_fills = table_frame(conn, "fills")[["tid", "sz", "px", "fee_usd"]]
@@ -95,15 +95,15 @@ def check_invariants(cfg, trading, db_path: str, targets: dict[str, float], resu
     # 1. a cloid placed twice would show as two exchange order ids for one cloid
     by_cloid: dict[str, set] = {}
     for f in fills:
-        if f.get("cloid"):
-            by_cloid.setdefault(f["cloid"], set()).add(f["oid"])
+        if f.cloid:
+            by_cloid.setdefault(f.cloid, set()).add(f.oid)
     doubled = [c for c, oids in by_cloid.items() if len(oids) > 1]
     if doubled:
         out.append(f"client order id placed twice: {doubled[:3]}")
     if orders["cloid"].duplicated().any():
         out.append("duplicate cloid rows in the ledger")
     # 2. ledger fills == exchange fills
-    ex = {str(f["tid"]): (float(f["sz"]), float(f["px"]), float(f["fee"])) for f in fills}
+    ex = {str(f.tid): (f.sz, f.px, f.fee_usd) for f in fills}
     led = {str(r.tid): (float(r.sz), float(r.px), float(r.fee_usd)) for r in ledger_fills.itertuples()}
     if set(ex) != set(led):
         out.append(f"ledger fills {len(led)} != exchange fills {len(ex)}")
@@ -129,8 +129,8 @@ def check_invariants(cfg, trading, db_path: str, targets: dict[str, float], resu
     if halted_before:
         if result is not None and result.status != "refused":
             out.append(f"rebalance while halted ended {result.status}, not refused")
-        new = [f for f in fills if f["tid"] not in fills_before]
-        if any(not str(f.get("dir", "")).startswith("Close") for f in new):
+        new = [f for f in fills if f.tid not in fills_before]
+        if any(not str(f.direction or "").startswith("Close") for f in new):
             out.append("a fill that opened or increased a position while halted")
     return out
 
@@ -140,7 +140,7 @@ def run_schedule(handle, index: int, seed: int, windows: int, workdir: Path, rec
     import pandas as pd
 
     from gradient_pipeline.execution.runner import Rebalancer
-    from gradient_pipeline.execution.session import trading_client
+    from gradient_pipeline.venue.registry import open_venue as trading_client
     from gradient_pipeline.monitoring.alerts import raise_alert
     from gradient_pipeline.monitoring.drawdown_check import check_drawdown
     from gradient_pipeline.monitoring.emergency import emergency_stop
@@ -175,7 +175,7 @@ def run_schedule(handle, index: int, seed: int, windows: int, workdir: Path, rec
                 res.faults[kind] += 1
             with connect(db) as conn:
                 halted_before = is_halted(conn)
-            fills_before = {f["tid"] for f in client.user_fills()}
+            fills_before = {f.tid for f in client.fills_since()}
             result = Rebalancer(cfg, client, db).run(window, targets, {c: 1e9 for c in COINS})
             handle.clear_faults()
             if result.status in ("failed",) and not halted_before:  # the same window retries on the next run

@@ -122,7 +122,7 @@ def equity_state(conn: Connection) -> EquityState:
 
 
 def record_equity(conn: Connection, account, ts, source: str = "monitor") -> EquityState:
-    """Snapshot an `AccountState` (exchange.trading) into the ledger, raise the high-water mark, return the state."""
+    """Snapshot an `AccountState` (venue.model) into the ledger, raise the high-water mark, return the state."""
     from gradient_pipeline.book import ledger
 
     t = _ts(ts)

@@ -1,11 +1,10 @@
 """Funding payments in the book: the account's hourly funding from the venue's `userFunding` info request.
 
-Rows are keyed by (account, coin, time): re-ingesting the same page is a no-op, so a monitor run can simply ask
-for everything since the newest stored payment. Sign: `usdc` is the venue's `delta.usdc` — positive when the
+Rows are keyed by (account, coin, time): re-ingesting the same payment is a no-op, so a monitor run can simply ask
+for everything since the newest stored payment. Sign: `usdc` is positive when the
 account **received** funding, negative when it paid (a long pays when the rate is positive).
 
-`ingest_funding` takes the wire rows (`[{"time": ms, "hash": …, "delta": {"type": "funding", "coin", "usdc",
-"szi", "fundingRate"}}]`); the read side (`funding_by_coin`, `funding_list`) feeds `trades` and the `fills`
+`ingest_funding` takes the venue's typed `FundingPayment`s (the adapter parses its own payloads); the read side (`funding_by_coin`, `funding_list`) feeds `trades` and the `fills`
 dashboard asset.
 """
 
@@ -21,46 +20,27 @@ from gradient_pipeline.book._values import ts
 from gradient_pipeline.book.engine import insert, unit
 from gradient_pipeline.book.schema import funding_payments, heartbeats
 from gradient_pipeline.timegrid import from_ms, now_utc, to_ms
+from gradient_pipeline.venue.model import FundingPayment
 
 FUNDING_COLUMNS = ["time", "coin", "usdc", "szi", "funding_rate"]
 
 
-def _num(value, what: str, row: dict) -> float:
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"userFunding row {row!r}: {what} is not a number ({value!r})") from None
+def _rows(account: str, payments: list[FundingPayment]) -> list[dict]:
+    now = now_utc()
+    return [{"account": account.lower(), "coin": p.coin, "time": ts(from_ms(p.time_ms)), "usdc": float(p.usdc),
+             "szi": p.szi, "funding_rate": p.rate, "hash": p.hash, "ingested_at": now} for p in payments]
 
 
-def parse_funding_rows(account: str, rows: list[dict]) -> list[dict]:
-    """Wire rows → book rows (non-funding deltas are skipped; a malformed row raises naming the row)."""
-    out, now = [], now_utc()
-    for r in rows:
-        delta = r.get("delta") if isinstance(r, dict) else None
-        if not isinstance(delta, dict) or delta.get("type", "funding") != "funding":
-            continue
-        if "coin" not in delta or "usdc" not in delta or "time" not in r:
-            raise ValueError(f"userFunding row {r!r}: needs time, delta.coin and delta.usdc")
-        out.append({
-            "account": account.lower(), "coin": str(delta["coin"]), "time": ts(from_ms(int(r["time"]))),
-            "usdc": _num(delta["usdc"], "delta.usdc", r),
-            "szi": None if delta.get("szi") is None else _num(delta["szi"], "delta.szi", r),
-            "funding_rate": None if delta.get("fundingRate") is None else _num(delta["fundingRate"], "fundingRate", r),
-            "hash": r.get("hash"), "ingested_at": now,
-        })
-    return out
-
-
-def ingest_funding(conn: Connection, account: str, rows: list[dict]) -> int:
-    """Store the account's funding payments (wire rows); returns how many were new."""
-    parsed = parse_funding_rows(account, rows)
-    if not parsed:
+def ingest_funding(conn: Connection, account: str, payments: list[FundingPayment]) -> int:
+    """Store the account's funding payments; returns how many were new."""
+    rows = _rows(account, payments)
+    if not rows:
         return 0
     with unit(conn, write=True):
         before = conn.execute(sa.select(sa.func.count()).select_from(funding_payments)
                               .where(funding_payments.c.account == account.lower())).scalar()
         conn.execute(insert(conn, funding_payments).on_conflict_do_nothing(
-            index_elements=["account", "coin", "time"]), parsed)
+            index_elements=["account", "coin", "time"]), rows)
         after = conn.execute(sa.select(sa.func.count()).select_from(funding_payments)
                              .where(funding_payments.c.account == account.lower())).scalar()
     return int(after - before)
@@ -75,18 +55,10 @@ def next_funding_start_ms(conn: Connection, account: str) -> int:
     return 0 if last is None else to_ms(pd.Timestamp(last))
 
 
-def sync_funding(conn: Connection, account: str, fetch, page_size: int = 500, max_pages: int = 100) -> int:
-    """Fetch and store every payment since the newest stored one: `fetch(start_ms)` returns one page of wire rows
-    (oldest first; the venue caps a page at `page_size`), pages are followed from the page's last time (inclusive:
-    a page can end between coins of the same hour) until a short page. Returns new rows."""
-    start, new = next_funding_start_ms(conn, account), 0
-    for _ in range(max_pages):
-        page = list(fetch(start) or [])
-        new += ingest_funding(conn, account, page)
-        if len(page) < page_size:
-            break
-        last = max(int(r["time"]) for r in page)
-        start = last if last > start else start + 1  # a full page of one instant: step past it rather than loop
+def sync_funding(conn: Connection, account: str, fetch) -> int:
+    """Fetch and store every payment since the newest stored one (`fetch(start_ms)` returns every payment from
+    then on: the venue adapter follows its own pages). Returns new rows; leaves a heartbeat either way."""
+    new = ingest_funding(conn, account, list(fetch(next_funding_start_ms(conn, account)) or []))
     from gradient_pipeline.book.heartbeats import beat
 
     beat(conn, sync_heartbeat(account), f"{new} new payments")
@@ -142,6 +114,6 @@ def funding_synced(conn: Connection, account: str | None = None) -> bool:
         return bool(conn.execute(stmt).scalar())
 
 
-def sync_account_funding(conn: Connection, trading) -> int:
-    """`sync_funding` for a `TradingClient` (its master address and `user_funding` page reader)."""
-    return sync_funding(conn, trading.account_address, trading.user_funding)
+def sync_account_funding(conn: Connection, venue) -> int:
+    """`sync_funding` for an `ExecutionVenue` (its account and `funding_payments`)."""
+    return sync_funding(conn, venue.account_address, venue.funding_payments)

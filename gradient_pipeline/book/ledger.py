@@ -23,6 +23,7 @@ from gradient_pipeline.book._values import py, row, ts
 from gradient_pipeline.book.engine import insert, unit
 from gradient_pipeline.book.schema import equity, fills, orders, positions, rebalance_targets, rebalances
 from gradient_pipeline.timegrid import from_ms, now_utc
+from gradient_pipeline.venue.model import Fill
 
 TERMINAL = ("complete", "partial", "refused", "failed")
 
@@ -224,8 +225,8 @@ def max_attempt(conn, rebalance_id: str) -> int:
 FILL_COLS = [c.name for c in fills.columns]
 
 
-def ingest_fills(conn, fills_in: list[dict]) -> int:
-    """Insert exchange fills (userFills shape) for orders this ledger knows; returns how many were new.
+def ingest_fills(conn, fills_in: list[Fill]) -> int:
+    """Insert the venue's fills (`venue.model.Fill`) for orders this ledger knows; returns how many were new.
 
     Fills are attributed to a rebalance through the order's exchange id (oid) or client id; fills of orders
     the ledger never sent (manual trades on the same account) are stored with rebalance_id NULL.
@@ -238,25 +239,22 @@ def ingest_fills(conn, fills_in: list[dict]) -> int:
         by_oid = {int(o): (c, r) for o, c, r in known}
         by_cloid = {c: r for _o, c, r in known}
         have = set(conn.execute(sa.select(fills.c.tid).where(
-            fills.c.tid.in_([int(f["tid"]) for f in fills_in]))).scalars())
+            fills.c.tid.in_([int(f.tid) for f in fills_in]))).scalars())
         now = now_utc()
         rows, seen = [], set()
         for f in fills_in:
-            tid = int(f["tid"])
-            if tid in have or tid in seen:
+            if f.tid in have or f.tid in seen:
                 continue
-            seen.add(tid)
-            oid = int(f["oid"]) if f.get("oid") is not None else None
-            cloid = f.get("cloid") or (by_oid.get(oid, (None, None))[0] if oid is not None else None)
+            seen.add(f.tid)
+            oid = f.oid
+            cloid = f.cloid or (by_oid.get(oid, (None, None))[0] if oid is not None else None)
             reb = by_oid.get(oid, (None, None))[1] if oid in by_oid else by_cloid.get(cloid)
-            px, sz = float(f["px"]), float(f["sz"])
             rows.append({
-                "tid": tid, "oid": oid, "cloid": cloid, "rebalance_id": reb, "coin": f["coin"],
-                "side": "buy" if f.get("side") == "B" else "sell", "px": px, "sz": sz, "notional_usd": px * sz,
-                "fee_usd": float(f.get("fee", 0.0)), "fee_token": f.get("feeToken", "USDC"),
-                "liquidity": "taker" if f.get("crossed", True) else "maker",
-                "closed_pnl_usd": float(f.get("closedPnl", 0.0)), "dir": f.get("dir"),
-                "time": ts(from_ms(f["time"])), "hash": f.get("hash"), "ingested_at": now,
+                "tid": f.tid, "oid": oid, "cloid": cloid, "rebalance_id": reb, "coin": f.coin,
+                "side": f.side, "px": f.px, "sz": f.sz, "notional_usd": f.notional_usd,
+                "fee_usd": f.fee_usd, "fee_token": f.fee_token, "liquidity": "taker" if f.taker else "maker",
+                "closed_pnl_usd": f.closed_pnl_usd, "dir": f.direction,
+                "time": ts(from_ms(f.time_ms)), "hash": f.hash, "ingested_at": now,
             })
         if rows:
             conn.execute(insert(conn, fills).on_conflict_do_nothing(index_elements=["tid"]), rows)

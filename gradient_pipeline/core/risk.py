@@ -3,7 +3,7 @@
 Called by the rebalance job (execution) **after** planning and **before anything is sent**. It never talks to
 the exchange or DuckDB; the caller gathers the inputs. Interface (stable; the execution job depends on it)::
 
-    from gradient_pipeline.core.risk import check_plan, PlannedOrder
+    from gradient_pipeline.core.risk import check_plan, RiskOrder
 
     decision = check_plan(
         plan_orders,          # the orders the plan would send (see "Orders" below)
@@ -21,7 +21,7 @@ the exchange or DuckDB; the caller gathers the inputs. Interface (stable; the ex
         # in the rebalance row, and call check_plan again on the new plan: it must come back approved and unscaled
         # (a second scale means rounding defeated the scaling: refuse).
 
-Orders (`plan_orders`) may be a `pandas.DataFrame` or any sequence of `PlannedOrder`, dicts or objects with the
+Orders (`plan_orders`) may be a `pandas.DataFrame` or any sequence of `RiskOrder`, dicts or objects with the
 fields ``coin, is_buy, sz, limit_px`` and optionally ``reduce_only`` (the SDK's order-request names). An order's
 notional is ``sz × limit_px`` (the limit is mid ± slippage cap, so this slightly overstates — the safe side).
 
@@ -72,8 +72,9 @@ NEVER_SCALABLE = ("halted", "account_value", "invalid_plan")
 
 
 @dataclass(frozen=True)
-class PlannedOrder:
-    """One order of a rebalance plan, as the risk check sees it (SDK order-request field names)."""
+class RiskOrder:
+    """One order as the pre-trade risk check sees it (any object with these fields will do, e.g. the planner's
+    `execution.planner.PlannedOrder`)."""
 
     coin: str
     is_buy: bool

@@ -1,5 +1,5 @@
 """Resources shared by every domain: the validated configuration, the DuckDB file it names (analytics) and the
-operations book beside it (or at `GRADIENT_BOOK_URL`)."""
+operations book beside it (or at `GRADIENT_BOOK_URL`); and the execution venue the trading jobs use."""
 
 from __future__ import annotations
 
@@ -47,6 +47,19 @@ class GradientResource(dg.ConfigurableResource):
 
         with book.connect(self.db_path) as conn:
             yield conn
+
+
+class VenueResource(dg.ConfigurableResource):
+    """The execution venue (`venue.ExecutionVenue`) the trading jobs use, built by the one factory
+    (`venue.registry.open_venue`, which the CLI paths call too): the configuration's network, one timeout, the
+    shared per-IP budget, the signing key from the environment when the mode sends orders."""
+
+    venue: str = "hyperliquid"
+
+    def open(self, cfg: GradientConfig, signer: bool | None = None):
+        from gradient_pipeline.venue.registry import open_venue
+
+        return open_venue(cfg, signer=signer, venue=self.venue)
 
 
 RESOURCES = {"gradient": GradientResource()}

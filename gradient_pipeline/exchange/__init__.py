@@ -1,30 +1,7 @@
-"""The exchange adapter: the only code that talks to Hyperliquid (through `hyperliquid-python-sdk`).
+"""Venue adapters: one package per venue, each implementing `gradient_pipeline.venue.ExecutionVenue`.
 
-- `client.HyperliquidClient`: base URL, timeout, weight limiter, retries, SDK `Info` (and `Exchange`) construction.
-- `market_data.MarketData`: universe, complete candles, funding history as typed frames.
-- `wire`: wire strings/ms -> typed frames (the only parser of exchange payloads).
-- `ratelimit.WeightLimiter`: the per-IP weight budget.
-- `errors`: typed failures and their retry classification.
+- `hyperliquid/`: the Hyperliquid adapter (SDK `Info`/`Exchange`, weight limiter, payload parsing, trading client).
+
+Nothing outside an adapter package (and the local exchange, which imitates Hyperliquid) imports the SDK or parses
+a venue payload; everything else speaks the venue-neutral model in `gradient_pipeline/venue/`.
 """
-
-from gradient_pipeline.exchange.client import HyperliquidClient
-from gradient_pipeline.exchange.errors import (
-    ExchangeError,
-    ExchangeRequestError,
-    ExchangeUnavailableError,
-    RateLimitedError,
-    UnknownCoinError,
-    WireFormatError,
-)
-from gradient_pipeline.exchange.market_data import MarketData
-
-__all__ = [
-    "ExchangeError",
-    "ExchangeRequestError",
-    "ExchangeUnavailableError",
-    "HyperliquidClient",
-    "MarketData",
-    "RateLimitedError",
-    "UnknownCoinError",
-    "WireFormatError",
-]

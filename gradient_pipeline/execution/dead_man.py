@@ -1,6 +1,6 @@
 """The venue's dead-man switch around a rebalance: resting orders die on the exchange if this process dies.
 
-Hyperliquid's `scheduleCancel` cancels every open order of the account at a given time unless that time is moved
+The venue's dead-man switch (`ExecutionVenue.schedule_cancel`; Hyperliquid's `scheduleCancel`) cancels every open order of the account at a given time unless that time is moved
 or cleared first. A rebalance arms it at *now + T* before each order round (`DeadManSwitch.arm`), so at any
 moment of the run the orders it may have left resting are at most T seconds from being cancelled by the venue
 itself — even after kill -9, a power cut or a hung process that never reaches its own cleanup. The context
@@ -22,13 +22,17 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections.abc import Callable, Iterator
 
-from hyperliquid.utils.signing import get_timestamp_ms
-
-from gradient_pipeline.exchange.errors import ActionRefusedError
+from gradient_pipeline.venue.errors import ActionRefusedError
 
 log = logging.getLogger(__name__)
+
+
+def get_timestamp_ms() -> int:
+    """The local wall clock in epoch ms (what the venue compares the switch time with, ± its clock skew)."""
+    return int(time.time() * 1000)
 
 NOT_ARMED = "DEAD-MAN SWITCH NOT ARMED"
 

@@ -1,14 +1,14 @@
-"""Target weights + live positions + prices + exchange metadata → an order plan (pure; no I/O).
+"""Target weights + live positions + prices + the venue's instrument rules → an order plan (pure; no I/O).
 
-Rules (Hyperliquid's, plus the strategy's):
-- target size = weight × capital / mid; every delta is floored to the coin's `szDecimals`;
+The venue's rules come from its `InstrumentSpec`s (`ExecutionVenue.instruments()`): lot size, price precision,
+minimum notional. The planner never knows whose rules they are. Rules (the venue's, plus the strategy's):
+- target size = weight × capital / mid; every delta is floored to the instrument's lot size;
 - an order that only shrinks or closes a position is **reduce-only**; a sign flip is split into a reduce-only
   close of the whole position and an opening order for the new side;
-- opening / increasing orders below `min_order_usd + min_order_buffer_usd` are skipped (the exchange rejects
-  < $10); a target whose whole notional is under `min_order_usd` is treated as flat, so the book never keeps
+- opening / increasing orders below `min_order_usd + min_order_buffer_usd` are skipped (`min_order_usd` is at
+  least the instrument's `min_notional_usd`: the venue rejects smaller orders); a target whose whole notional is under `min_order_usd` is treated as flat, so the book never keeps
   dust it could not trade; a full close is always allowed (reduce-only, exact position size);
-- limit prices are IOC limits at mid × (1 ± slippage cap), rounded to 5 significant figures and
-  ≤ 6 − szDecimals decimals, buys up and sells down;
+- limit prices are IOC limits at mid × (1 ± slippage cap), rounded by the instrument, buys up and sells down;
 - every order is validated before any is sent: `validate_plan` returns every problem, and the runner sends
   nothing if there is one.
 """
@@ -16,20 +16,19 @@ Rules (Hyperliquid's, plus the strategy's):
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from gradient_pipeline.exchange.trading import (
-    is_valid_price,
-    is_valid_size,
-    round_price,
-    round_size,
-)
+from gradient_pipeline.venue.model import InstrumentSpec
 
 CLOSE, REDUCE, OPEN = "close", "reduce", "open"
 
 
 @dataclass(frozen=True)
 class PlannedOrder:
+    """One order of a rebalance plan: a leg of one coin's move from `current_sz` to `target_sz`, priced at an IOC
+    limit around `mid`. The runner turns it into a venue `OrderRequest` (client id, time in force)."""
+
     coin: str
     leg: str  # close | reduce | open  (a flip is close + open)
     is_buy: bool
@@ -94,18 +93,18 @@ class PlanValidationError(ValueError):
         super().__init__("order plan failed validation: " + "; ".join(problems))
 
 
-def limit_price(mid: float, is_buy: bool, sz_decimals: int, slippage_cap_bps: float) -> float:
+def limit_price(mid: float, is_buy: bool, spec: InstrumentSpec, slippage_cap_bps: float) -> float:
     raw = mid * (1 + slippage_cap_bps / 1e4) if is_buy else mid * (1 - slippage_cap_bps / 1e4)
-    return round_price(raw, sz_decimals, is_buy)
+    return spec.round_price(raw, is_buy)
 
 
-def _order(coin, leg, is_buy, sz, reduce_only, mid, cur, tgt, szd, params) -> PlannedOrder:
+def _order(coin, leg, is_buy, sz, reduce_only, mid, cur, tgt, spec, params) -> PlannedOrder:
     return PlannedOrder(
         coin=coin,
         leg=leg,
         is_buy=is_buy,
         sz=sz,
-        limit_px=limit_price(mid, is_buy, szd, params.slippage_cap_bps),
+        limit_px=limit_price(mid, is_buy, spec, params.slippage_cap_bps),
         reduce_only=reduce_only,
         mid=mid,
         current_sz=cur,
@@ -117,7 +116,7 @@ def plan_orders(
     targets: dict[str, float],
     positions: dict[str, float],
     mids: dict[str, float],
-    sz_decimals: dict[str, int],
+    instruments: Mapping[str, InstrumentSpec],
     capital_usd: float,
     params: PlanParams = PlanParams(),
 ) -> Plan:
@@ -131,8 +130,8 @@ def plan_orders(
         problems.append(f"capital must be positive and finite, got {capital_usd!r}")
     coins = sorted(set(targets) | {c for c, s in positions.items() if s})
     for c in coins:
-        if c not in sz_decimals:
-            problems.append(f"{c}: not in the exchange's perp universe (meta)")
+        if c not in instruments:
+            problems.append(f"{c}: not an instrument of the venue")
         mid = mids.get(c)
         if mid is None or not (mid > 0 and math.isfinite(mid)):
             problems.append(f"{c}: no usable mid price ({mid!r})")
@@ -145,27 +144,28 @@ def plan_orders(
     orders: list[PlannedOrder] = []
     skipped: list[Skip] = []
     target_sz: dict[str, float] = {}
-    min_open = params.min_order_usd + params.min_order_buffer_usd
     for c in coins:
-        mid, szd = mids[c], sz_decimals[c]
+        mid, spec = mids[c], instruments[c]
+        min_usd = max(params.min_order_usd, spec.min_notional_usd)
+        min_open = min_usd + params.min_order_buffer_usd
         cur = positions.get(c, 0.0)
         w = targets.get(c, 0.0)
-        tgt = round_size(w * capital_usd / mid, szd)
-        if abs(tgt) * mid < params.min_order_usd:
+        tgt = spec.round_size(w * capital_usd / mid)
+        if abs(tgt) * mid < min_usd:
             if tgt != 0 and cur == 0:
-                skipped.append(Skip(c, f"target ${abs(tgt) * mid:.2f} below the ${params.min_order_usd:g} minimum", abs(tgt) * mid))
+                skipped.append(Skip(c, f"target ${abs(tgt) * mid:.2f} below the ${min_usd:g} minimum", abs(tgt) * mid))
             tgt = 0.0  # too small to hold: flat
         target_sz[c] = tgt
         if cur != 0 and (tgt == 0 or (tgt > 0) != (cur > 0)):
             # Close the whole position (allowed below $10 because it is reduce-only and exact), then maybe open.
-            orders.append(_order(c, CLOSE, cur < 0, abs(cur), True, mid, cur, tgt, szd, params))
+            orders.append(_order(c, CLOSE, cur < 0, abs(cur), True, mid, cur, tgt, spec, params))
             if tgt != 0:
                 if abs(tgt) * mid >= min_open:
-                    orders.append(_order(c, OPEN, tgt > 0, abs(tgt), False, mid, 0.0, tgt, szd, params))
+                    orders.append(_order(c, OPEN, tgt > 0, abs(tgt), False, mid, 0.0, tgt, spec, params))
                 else:
                     skipped.append(Skip(c, f"open leg ${abs(tgt) * mid:.2f} below ${min_open:g}", abs(tgt) * mid))
             continue
-        delta = round_size(tgt - cur, szd)
+        delta = spec.round_size(tgt - cur)
         if delta == 0:
             continue
         usd = abs(delta) * mid
@@ -173,43 +173,45 @@ def plan_orders(
             skipped.append(Skip(c, f"delta ${usd:.2f} below ${min_open:g} (minimum + buffer)", usd))
             continue
         shrinking = cur != 0 and abs(tgt) < abs(cur)
-        orders.append(_order(c, REDUCE if shrinking else OPEN, delta > 0, abs(delta), shrinking, mid, cur, tgt, szd, params))
+        orders.append(_order(c, REDUCE if shrinking else OPEN, delta > 0, abs(delta), shrinking, mid, cur, tgt, spec, params))
     # Reduce-only legs first: they free margin for the opening legs in the same batch.
     orders.sort(key=lambda o: (not o.reduce_only, o.coin))
     return Plan(capital_usd=capital_usd, orders=orders, skipped=skipped, target_sz=target_sz)
 
 
 def validate_plan(
-    plan: Plan, positions: dict[str, float], sz_decimals: dict[str, int], params: PlanParams = PlanParams()
+    plan: Plan, positions: dict[str, float], instruments: Mapping[str, InstrumentSpec],
+    params: PlanParams = PlanParams(),
 ) -> list[str]:
     """Every rule each order must satisfy before anything is sent. Returns the problems (empty = valid)."""
     problems = []
     seen: set[tuple[str, str]] = set()
     for o in plan.orders:
         where = f"{o.coin} {o.leg} {o.side} {o.sz:g}@{o.limit_px:g}"
-        szd = sz_decimals.get(o.coin)
-        if szd is None:
-            problems.append(f"{where}: coin not in meta")
+        spec = instruments.get(o.coin)
+        if spec is None:
+            problems.append(f"{where}: not an instrument of the venue")
             continue
         if (o.coin, o.leg) in seen:
             problems.append(f"{where}: duplicate leg")
         seen.add((o.coin, o.leg))
         try:
-            if not is_valid_size(o.sz, szd):
-                problems.append(f"{where}: size not a positive multiple of 10^-{szd}")
-            if not is_valid_price(o.limit_px, szd):
-                problems.append(f"{where}: price breaks 5 significant figures / {6 - szd} decimals")
+            if not spec.is_valid_size(o.sz):
+                problems.append(f"{where}: size not a positive multiple of the lot size")
+            if not spec.is_valid_price(o.limit_px):
+                problems.append(f"{where}: price breaks {spec.describe_price_rule()}")
         except ValueError as err:  # float_to_wire refuses > 8 decimals
             problems.append(f"{where}: not representable on the wire ({err.args[0]})")
         cur = positions.get(o.coin, 0.0)
         if o.reduce_only:
             if cur == 0 or (cur > 0) == o.is_buy or o.sz > abs(cur) + 1e-12:
                 problems.append(f"{where}: reduce-only but position is {cur:g}")
-        elif o.notional_usd < params.min_order_usd:
-            problems.append(f"{where}: notional ${o.notional_usd:.2f} below ${params.min_order_usd:g}")
+        elif o.notional_usd < max(params.min_order_usd, spec.min_notional_usd):
+            problems.append(f"{where}: notional ${o.notional_usd:.2f} below "
+                            f"${max(params.min_order_usd, spec.min_notional_usd):g}")
         cap = params.slippage_cap_bps / 1e4
         # One rounding tick beyond the cap is tolerated (buys round up); anything more is a bug.
-        tick = 10 ** -max(0, min(6 - szd, 4 - math.floor(math.log10(o.limit_px))))
+        tick = spec.price_tick(o.limit_px)
         if o.is_buy and o.limit_px > o.mid * (1 + cap) + tick + 1e-12:
             problems.append(f"{where}: limit above mid + slippage cap")
         if not o.is_buy and o.limit_px < o.mid * (1 - cap) - tick - 1e-12:

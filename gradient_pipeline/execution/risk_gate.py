@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from gradient_pipeline.config import GradientConfig
 from gradient_pipeline.core.risk import RiskDecision, check_plan
-from gradient_pipeline.exchange.trading import AccountState
+from gradient_pipeline.venue.model import AccountState
 from gradient_pipeline.execution.planner import Plan
 from gradient_pipeline.book.halt import halt_reason, is_halted
 

@@ -117,6 +117,14 @@ def sz_decimals_for(price: float) -> int:
     return max(0, min(5, math.floor(math.log10(price)) + 1))
 
 
+def instrument_for(coin: str, price: float):
+    """The Hyperliquid instrument rules the local exchange applies to a coin trading at `price` (lot size from
+    `sz_decimals_for`), as the planner's `InstrumentSpec` (the as-live backtest plans with it)."""
+    from gradient_pipeline.exchange.hyperliquid.rounding import HyperliquidInstrument
+
+    return HyperliquidInstrument(coin, sz_decimals_for(price))
+
+
 def max_leverage_for(coin: str, median_day_usd: float) -> int:
     if coin in ("BTC", "ETH"):
         return 50

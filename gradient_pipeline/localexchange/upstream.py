@@ -46,8 +46,8 @@ from hyperliquid.api import API
 from hyperliquid.utils.constants import MAINNET_API_URL, TESTNET_API_URL
 
 from gradient_pipeline.config import RateLimitConfig
-from gradient_pipeline.exchange.client import HyperliquidClient
-from gradient_pipeline.exchange.errors import ExchangeError, ExchangeRequestError
+from gradient_pipeline.exchange.hyperliquid.client import HyperliquidClient
+from gradient_pipeline.exchange.hyperliquid.errors import ExchangeError, ExchangeRequestError
 from gradient_pipeline.localexchange.app import ControlError, NotRecorded
 from gradient_pipeline.localexchange.market import BadRequest, CoinMeta
 from gradient_pipeline.localexchange.replay import HOUR_MS

@@ -166,7 +166,7 @@ class HyperliquidSource:
     name = "hyperliquid"
 
     def __init__(self, cfg: GradientConfig):
-        from gradient_pipeline.exchange import HyperliquidClient, MarketData
+        from gradient_pipeline.exchange.hyperliquid import HyperliquidClient, MarketData
 
         self.cfg = cfg
         self.market = MarketData(HyperliquidClient.from_config(cfg))

@@ -140,43 +140,9 @@ def evaluate(
     return DrawdownDecision("ok", f"drawdown {dd:.2f}% below the warning level {limits.warn_pct:g}%", **base)
 
 
-_MODE_CACHE: dict[tuple[str, str], tuple[float, str]] = {}
-MODE_CACHE_S = 3600.0  # an account's abstraction mode changes rarely; re-read it hourly
-
-
-def _account_mode(client, account_address: str) -> str:
-    """`userAbstraction`, cached per (exchange, account) for an hour so a tick costs one account read."""
-    import time
-
-    from gradient_pipeline.exchange.errors import ExchangeRequestError
-
-    key = (client.base_url, account_address.lower())
-    hit = _MODE_CACHE.get(key)
-    if hit is not None and time.monotonic() - hit[0] < MODE_CACHE_S:
-        return hit[1]
-    try:
-        mode = client.info_post({"type": "userAbstraction", "user": account_address})
-    except ExchangeRequestError:  # an exchange that does not know the type: a standard account
-        mode = "default"
-    mode = mode if isinstance(mode, str) else "default"
-    _MODE_CACHE[key] = (time.monotonic(), mode)
-    return mode
-
-
 def read_equity(cfg: GradientConfig, account_address: str, client=None):
-    """The account read per tick → `AccountState` whose `account_value` is the equity in every account mode:
-    `clearinghouseState` for standard accounts; for unified-account and portfolio-margin accounts (which keep their
-    cash under `spotClearinghouseState` and show a ~zero perp balance) also the spot state, via the adapter's
-    `equity_from_states`. The mode itself is read once an hour."""
-    from dataclasses import replace
+    """The account read per tick → `AccountState` whose `account_value` is the equity in every account mode (the
+    venue adapter's cheap read: no metadata, the account mode cached for an hour)."""
+    from gradient_pipeline.venue.registry import read_account
 
-    from gradient_pipeline.exchange.client import HyperliquidClient
-    from gradient_pipeline.exchange.trading import SPOT_COLLATERAL_MODES, equity_from_states, parse_account_state
-
-    client = client or HyperliquidClient.from_config(cfg)
-    mode = _account_mode(client, account_address)
-    perp = client.info_post({"type": "clearinghouseState", "user": account_address})
-    spot = (client.info_post({"type": "spotClearinghouseState", "user": account_address})
-            if mode in SPOT_COLLATERAL_MODES else None)
-    equity = equity_from_states(mode, perp, spot)
-    return replace(parse_account_state(perp), account_value=equity.equity, mode=equity.mode)
+    return read_account(cfg, account_address, client)

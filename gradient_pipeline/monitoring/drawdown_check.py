@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
 from dataclasses import dataclass
 
-from gradient_pipeline.config import ACCOUNT_ADDRESS_ENV_VAR, PRIVATE_KEY_ENV_VAR, GradientConfig
+from gradient_pipeline.config import GradientConfig
 from gradient_pipeline.monitoring.drawdown import DrawdownDecision, DrawdownLimits, EquityReading, evaluate, read_equity
 from gradient_pipeline.monitoring.heartbeat import Heartbeat, read_heartbeat, write_heartbeat
 
@@ -40,14 +39,9 @@ class CheckResult:
 
 def account_address() -> str | None:
     """The master address reads use (`GRADIENT_ACCOUNT_ADDRESS`, else the key's own address); None if neither."""
-    addr = os.environ.get(ACCOUNT_ADDRESS_ENV_VAR, "").strip()
-    if addr:
-        return addr
-    if os.environ.get(PRIVATE_KEY_ENV_VAR, "").strip():
-        from gradient_pipeline.exchange.trading import load_wallet_from_env
+    from gradient_pipeline.venue.registry import configured_account
 
-        return load_wallet_from_env().address
-    return None
+    return configured_account()
 
 
 def _utcnow() -> dt.datetime:

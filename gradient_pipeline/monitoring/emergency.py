@@ -27,11 +27,12 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from gradient_pipeline.config import GradientConfig
-from gradient_pipeline.exchange.trading import OrderRequest, TradingClient, make_cloid, round_price
+from gradient_pipeline.venue.model import InstrumentSpec, OpenOrder, OrderRequest, client_order_id
+from gradient_pipeline.venue.protocol import ExecutionVenue
 from gradient_pipeline.monitoring import halt as halt_mod
 from gradient_pipeline import book
 from gradient_pipeline.book import ledger
@@ -89,36 +90,38 @@ class FlattenReport:
         return "; ".join(parts)
 
 
-def _cancel(trading: TradingClient, order: dict) -> bool:
+def _cancel(trading: ExecutionVenue, order: OpenOrder) -> bool:
     """Cancel one open order by client id when it has one, else by exchange id."""
-    if order.get("cloid"):
-        return trading.cancel_by_cloid(order["coin"], order["cloid"])
-    return trading.cancel(order["coin"], int(order["oid"]))
+    if order.cloid:
+        return trading.cancel_by_cloid(order.coin, order.cloid)
+    return trading.cancel(order.coin, order.oid)
 
 
-def cancel_all(trading: TradingClient, report: FlattenReport) -> None:
+def cancel_all(trading: ExecutionVenue, report: FlattenReport) -> None:
     for order in trading.open_orders():
         try:
             if _cancel(trading, order):
                 report.cancelled += 1
         except Exception as err:  # noqa: BLE001 - keep going: one stuck order must not stop the flatten
-            report.cancel_errors.append(f"{order.get('coin')} oid {order.get('oid')}: {type(err).__name__}: {err}")
+            report.cancel_errors.append(f"{order.coin} oid {order.oid}: {type(err).__name__}: {err}")
 
 
-def flatten_orders(positions: dict, mids: dict[str, float], sz_decimals: dict[str, int], slippage_bps: float,
-                   stop_id: str, round_no: int) -> list[OrderRequest]:
-    """Reduce-only IOC orders closing every position in full (pure)."""
+def flatten_orders(positions: dict, mids: dict[str, float], instruments: Mapping[str, InstrumentSpec],
+                   slippage_bps: float, stop_id: str, round_no: int) -> list[OrderRequest]:
+    """Reduce-only IOC orders closing every position in full (pure). A coin the venue lists no instrument for
+    gets no order (the caller reports it as one it cannot price, and retries)."""
     out = []
     for coin, p in sorted(positions.items()):
         if p.szi == 0:
             continue
         is_buy = p.szi < 0
         mid = mids.get(coin) or (p.position_value / abs(p.szi) if p.position_value else None)
-        if not mid:
+        spec = instruments.get(coin)
+        if not mid or spec is None:
             continue
         factor = 1 + slippage_bps / 1e4 if is_buy else 1 - slippage_bps / 1e4
-        px = round_price(mid * factor, sz_decimals.get(coin, 0), is_buy)
-        cloid = make_cloid(stop_id, coin, "flatten", round_no).to_raw()
+        px = spec.round_price(mid * factor, is_buy)
+        cloid = client_order_id(stop_id, coin, "flatten", round_no)
         out.append(OrderRequest(coin, is_buy, abs(p.szi), px, True, cloid, "Ioc"))
     return out
 
@@ -152,7 +155,7 @@ def _record_outcomes(db_path: str | None, outcomes) -> None:
         log.warning("order outcomes not written to the ledger: %s", type(err).__name__)
 
 
-def flatten_all(trading: TradingClient, cfg: GradientConfig, report: FlattenReport, db_path: str | None = None,
+def flatten_all(trading: ExecutionVenue, cfg: GradientConfig, report: FlattenReport, db_path: str | None = None,
                 sleep: Callable[[float], None] = time.sleep, say: Callable[[str], None] | None = None,
                 on_still_open: Callable[[FlattenReport, float], None] | None = None,
                 try_halt: Callable[[], None] | None = None) -> None:
@@ -181,7 +184,7 @@ def emergency_stop(
     db_path: str,
     reason: str,
     source: str = "operator",
-    trading: TradingClient | None = None,
+    trading: ExecutionVenue | None = None,
     stop_id: str | None = None,
     lock_wait_s: float = 5.0,
     second_lock_wait_s: float = 120.0,
@@ -230,10 +233,10 @@ def emergency_stop(
     return report
 
 
-def _open_trading_retrying(cfg: GradientConfig, report: FlattenReport, say: Callable[[str], None]) -> TradingClient:
+def _open_trading_retrying(cfg: GradientConfig, report: FlattenReport, say: Callable[[str], None]) -> ExecutionVenue:
     """Connect (the client reads `meta` on construction) with the flatten's backoff; configuration errors (no key,
     mainnet not allowed) are not retried."""
-    from gradient_pipeline.exchange.trading import TradingConfigError
+    from gradient_pipeline.venue.errors import TradingConfigError
     from gradient_pipeline.monitoring.account import open_trading
     from gradient_pipeline.backoff import Backoff
     from gradient_pipeline.monitoring.flatten import halt_text
@@ -269,7 +272,7 @@ def _alert_still_open(cfg: GradientConfig, db_path: str, report: FlattenReport, 
         deliver_unrecorded(alert, cfg)
 
 
-def _snapshot(trading: TradingClient, db_path: str) -> None:
+def _snapshot(trading: ExecutionVenue, db_path: str) -> None:
     """Record the post-flatten account (source `emergency_stop`), so sensors and status see the flat book."""
     from gradient_pipeline.monitoring.equity import record_equity
     from gradient_pipeline.timegrid import from_ms
@@ -280,7 +283,7 @@ def _snapshot(trading: TradingClient, db_path: str) -> None:
         record_equity(conn, state, ts, "emergency_stop")
 
 
-def _ingest_fills(trading: TradingClient, db_path: str) -> None:
-    fills = trading.user_fills()
+def _ingest_fills(trading: ExecutionVenue, db_path: str) -> None:
+    fills = trading.fills_since()
     with book.connect(db_path) as conn:
         ledger.ingest_fills(conn, fills)

@@ -62,13 +62,8 @@ def drift_rows(actual_usd: dict[str, float], target_usd: dict[str, float], accou
 
 
 def funding_usd(trading, day: dt.date) -> float:
-    """Funding received (+) or paid (−) over the UTC day, from the exchange's `userFunding` for the master."""
+    """Funding received (+) or paid (−) over the UTC day, from the venue (`ExecutionVenue.funding_usd`)."""
     from gradient_pipeline.timegrid import to_ms
 
     start = pd.Timestamp(day)
-    rows = trading.info.user_funding_history(trading.account_address, to_ms(start), to_ms(start + pd.Timedelta(days=1)))
-    total = 0.0
-    for r in rows or []:
-        delta = r.get("delta", r)
-        total += float(delta.get("usdc", 0.0))
-    return total
+    return float(trading.funding_usd(to_ms(start), to_ms(start + pd.Timedelta(days=1))))

@@ -109,7 +109,8 @@ def retry_until_flat(
                 if open_pos:
                     mids = trading.all_mids()
                     slip = min(bps * 2**order_round, MAX_FLATTEN_SLIPPAGE_BPS)
-                    orders = flatten_orders(open_pos, mids, trading.sz_decimals, slip, report.stop_id, order_round)
+                    orders = flatten_orders(open_pos, mids, trading.instruments(), slip, report.stop_id,
+                                            order_round)
                     report.rounds += 1
                     report.orders_sent += len(orders)
                     if not send:

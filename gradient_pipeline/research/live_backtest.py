@@ -8,7 +8,7 @@ from a formula). This module answers "what would the live system have done": at 
    close; `backtest.drawdown_stop: false` turns it off): flatten everything and stay halted for the rest of
    the run, as live does until an operator resumes;
 3. plans the orders with **`execution.planner.plan_orders`** — the live planner: sizes = weight × account
-   value at the rebalance (what the execution runner passes; ``capital_usd`` is the starting account) / price floored to the lot size (the local exchange's ``sz_decimals_for``), the $10 minimum
+   value at the rebalance (what the execution runner passes; ``capital_usd`` is the starting account) / price floored to the lot size (the local exchange's ``instrument_for``), the $10 minimum
    plus buffer for opening/increasing orders, dust targets flat, reduce-only closes allowed below $10;
 4. checks the plan with **`core.risk.check_plan`** — the live pre-trade risk check (per-order ADV limit
    ``risk.max_order_adv_pct``, ``max_order_notional_usd``, position cap, side gross, leverage, net exposure
@@ -32,6 +32,7 @@ previous bar's equity) plus the counters in `EXTRA_FIELDS`.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,8 +44,9 @@ from gradient_pipeline.core.panel import Panel
 from gradient_pipeline.core.risk import check_plan, scale_targets
 from gradient_pipeline.core.strategy import StrategyParams, run_strategy
 from gradient_pipeline.execution.planner import PlanParams, plan_orders
-from gradient_pipeline.localexchange.market import sz_decimals_for
+from gradient_pipeline.localexchange.market import instrument_for
 from gradient_pipeline.timegrid import BAR, utc_naive
+from gradient_pipeline.venue.model import InstrumentSpec
 
 EXTRA_FIELDS = ("n_orders", "n_skipped_small", "skipped_small_usd", "refused", "scale", "clipped_usd",
                 "maker_usd", "taker_usd", "halted")
@@ -99,12 +101,12 @@ class LiveBacktest:
 
 
 def run_as_live(panel: Panel, cfg, start, end=None, capital_usd: float | None = None, style: str | None = None,
-                hourly: HourlyPrices | None = None, sz_decimals: dict[str, int] | None = None,
+                hourly: HourlyPrices | None = None, instruments: Mapping[str, InstrumentSpec] | None = None,
                 trace: dict | None = None) -> LiveBacktest:
     """The as-live backtest over bars with open time in ``[start, end)`` (see the module doc).
 
-    ``sz_decimals``: the venue's lot sizes per coin (e.g. the local exchange's meta; default: the
-    ``sz_decimals_for`` heuristic at each bar's price). ``trace``: a dict to fill with what the paper-vs-backtest
+    ``instruments``: the venue's instrument rules per coin (e.g. the local exchange's `instruments()`; default:
+    the local exchange's ``instrument_for`` at each bar's price). ``trace``: a dict to fill with what the paper-vs-backtest
     tracking (`research/tracking.py`) decomposes: ``trace["bars"][t]`` = {equity at the decision (after marking
     and funding, before trading), funding USD, targets, positions before and after (base units), mids, the
     equity the plan was sized from}, and ``trace["fills"]`` = one dict per fill {bar, coin, units (signed),
@@ -220,7 +222,7 @@ def run_as_live(panel: Panel, cfg, start, end=None, capital_usd: float | None = 
             if any(not (m > 0) for m in mids.values()):  # a target without any price yet: cannot plan (live refuses)
                 row["refused"] = 1.0
                 names = set()
-            szd = {c: sz_decimals[c] if sz_decimals and c in sz_decimals else sz_decimals_for(mids[c]) for c in names}
+            szd = {c: instruments[c] if instruments and c in instruments else instrument_for(c, mids[c]) for c in names}
             if tr is not None:
                 tr.update(targets=dict(targets), mids=dict(mids), plan_equity=float(eq), szd=dict(szd))
             decision = None

@@ -3,7 +3,7 @@
 One run does two things over N consecutive 4h windows of real recorded data:
 
 * **paper**: the real rebalance loop — `execution.runner.Rebalancer.run`, the code `rebalance_job` runs, through
-  `execution.session.trading_client` and `hyperliquid-python-sdk` — against the project's local exchange started
+  `venue.registry.open_venue` and `hyperliquid-python-sdk` — against the project's local exchange started
   in-process on a free port (`localexchange.server.run_in_background`) on the same data. Its replay clock is
   stepped window by window: set to the window's close (when the live schedule would trade it), one rebalance,
   next window. With ``execution="passive"`` the runner's post-only wait is a step of the replay clock by
@@ -56,6 +56,7 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,6 +64,7 @@ import numpy as np
 import pandas as pd
 
 from gradient_pipeline.timegrid import BAR, utc_naive
+from gradient_pipeline.venue.model import InstrumentSpec
 
 DEFAULT_COINS = ("AAVE", "ADA", "ARB", "AVAX", "BNB", "BTC", "CRV", "DOGE", "ENA", "ETH", "LINK", "LTC", "ONDO",
                  "SEI", "SOL", "SUI", "UNI", "WIF", "XRP", "kPEPE")
@@ -100,20 +102,19 @@ def write_latest(cfg, summary: dict) -> Path:
 
 
 def intent_split(targets: dict[str, float], before: dict[str, float], mids: dict[str, float],
-                 szd: dict[str, int], equity: float, params) -> dict[str, tuple[float, float, float, float]]:
+                 szd: Mapping[str, InstrumentSpec], equity: float, params) -> dict[str, tuple[float, float, float, float]]:
     """Per coin, the position one side *meant* to hold after a decision, split (base units) as
     ``(ideal, rounding, skipped, intended)``: ideal = weight × equity / mid; rounding = lot-size rounding of that;
     skipped = what the minimum-order rules leave out (a dust target set flat, a delta below minimum + buffer, a
     flip's skipped opening leg); intended = ideal + rounding + skipped = position + Σ the planned orders (the
     same `execution.planner.plan_orders` call the runner and the as-live backtest make)."""
-    from gradient_pipeline.exchange.trading import round_size
     from gradient_pipeline.execution.planner import plan_orders
 
     plan = plan_orders(targets, before, mids, szd, equity, params)
     out = {}
     for c in sorted(set(targets) | {c for c, s in before.items() if s}):
         ideal = targets.get(c, 0.0) * equity / mids[c]
-        rounded = round_size(ideal, szd[c])
+        rounded = szd[c].round_size(ideal)
         intended = before.get(c, 0.0) + sum(o.signed_sz for o in plan.orders if o.coin == c)
         out[c] = (ideal, rounded - ideal, intended - rounded, intended)
     return out
@@ -138,24 +139,6 @@ def _unrounded_level(px: float, mid: float, away: bool, half_bps: float, step_bp
 
 
 # ------------------------------------------------------------------------------------------------- the run
-
-
-def _user_funding(client, address: str, start_ms: int, end_ms: int) -> list[dict]:
-    """Every `userFunding` row in [start, end]. The endpoint answers one page (500 rows) per request and several
-    coins share each funding hour, so each page's last hour is dropped and asked for again as the next start."""
-    rows: list[dict] = []
-    while start_ms <= end_ms:
-        page = client.info.user_funding_history(address, start_ms, end_ms) or []
-        if not page:
-            break
-        last = max(int(r["time"]) for r in page)
-        if last == start_ms:  # one hour's rows: the whole hour came in this page
-            rows += page
-            start_ms = last + 1
-            continue
-        rows += [r for r in page if int(r["time"]) < last]
-        start_ms = last
-    return rows
 
 
 @contextlib.contextmanager
@@ -199,7 +182,7 @@ def run_tracking(data_dir, cfg, start=DEFAULT_START, windows: int = 60, coins=No
     from gradient_pipeline.core.strategy import StrategyParams, run_strategy
     from gradient_pipeline.execution.planner import PlanParams
     from gradient_pipeline.execution.runner import Rebalancer
-    from gradient_pipeline.execution.session import trading_client
+    from gradient_pipeline.venue.registry import open_venue
     from gradient_pipeline.localexchange.server import run_in_background
     from gradient_pipeline.research.data import load_panel_freqtrade
     from gradient_pipeline.research.live_backtest import load_hourly, run_as_live
@@ -251,8 +234,8 @@ def run_tracking(data_dir, cfg, start=DEFAULT_START, windows: int = 60, coins=No
         handle.fund(acct.address, capital)
         with _env({"GRADIENT_PRIVATE_KEY": acct.key.hex(), "GRADIENT_ACCOUNT_ADDRESS": acct.address,
                    "GRADIENT_BOOK_URL": None}):
-            client = trading_client(pcfg)
-            szd_ex = dict(client.sz_decimals)
+            client = open_venue(pcfg)
+            szd_ex = dict(client.instruments())
             for k, ts in enumerate(opens):
                 decision = ts + BAR
                 handle.set_time(decision)
@@ -283,7 +266,7 @@ def run_tracking(data_dir, cfg, start=DEFAULT_START, windows: int = 60, coins=No
                 fills = table_frame(conn, "fills")
                 orders = table_frame(conn, "orders")
                 rebs = table_frame(conn, "rebalances")
-            funding_rows = _user_funding(client, acct.address, to_ms(opens[0]), to_ms(opens[-1] + 2 * BAR))
+            funding_rows = client.funding_payments(to_ms(opens[0]), to_ms(opens[-1] + 2 * BAR))
     finally:
         handle.stop()
         shutil.rmtree(workdir, ignore_errors=True)
@@ -296,7 +279,7 @@ def run_tracking(data_dir, cfg, start=DEFAULT_START, windows: int = 60, coins=No
     hourly = load_hourly(data_dir, panel.coins, start=opens[0], end=opens[-1] + 2 * BAR) if style == "passive_first" else None
     trace: dict = {}
     bt = run_as_live(panel, bcfg, start=opens[0], end=opens[-1] + BAR, style=style, hourly=hourly,
-                     sz_decimals=szd_ex, trace=trace)
+                     instruments=szd_ex, trace=trace)
     tbars, tfills = trace["bars"], pd.DataFrame(trace["fills"])
     if len(tbars) != len(opens):
         raise RuntimeError(f"backtest covered {len(tbars)} bars, expected {len(opens)}")
@@ -306,9 +289,8 @@ def run_tracking(data_dir, cfg, start=DEFAULT_START, windows: int = 60, coins=No
     fills = fills.copy()
     fills["mid_px"] = fills["cloid"].map(cap_cloid["mid_px"]) if len(fills) else []
     fills["sign"] = np.where(fills["side"].astype(str).str.lower().isin(["buy", "b"]), 1.0, -1.0) if len(fills) else []
-    fund = pd.DataFrame(funding_rows or [])
-    fund_t = pd.to_datetime(fund["time"], unit="ms") if len(fund) else pd.Series([], dtype="datetime64[ns]")
-    fund_usd = fund["delta"].map(lambda d: float(d.get("usdc", 0.0))).to_numpy() if len(fund) else np.zeros(0)
+    fund_t = pd.to_datetime(pd.Series([p.time_ms for p in funding_rows], dtype="int64"), unit="ms")
+    fund_usd = np.array([p.usdc for p in funding_rows], dtype=float)
     out = []
     for k in range(windows):
         p0, p1 = paper[k], paper[k + 1]
@@ -331,7 +313,7 @@ def run_tracking(data_dir, cfg, start=DEFAULT_START, windows: int = 60, coins=No
                   - sum(q * (p0["mids"].get(c, ck.get(c, 0.0)) - ck.get(c, 0.0)) for c, q in p0["before"].items()))
         d0, d1 = p0["equity"], p1["equity"]
         in_w = (fund_t > opens[k] + BAR) & (fund_t <= opens[k + 1] + BAR)
-        fund_p = -float(fund_usd[np.asarray(in_w)].sum()) if len(fund) else 0.0  # paid (+)
+        fund_p = -float(fund_usd[np.asarray(in_w)].sum()) if len(fund_usd) else 0.0  # paid (+)
         mids_p = {c: p0["mids"][c] for c in set(p0["targets"]) | set(p0["before"])}
         split_p = intent_split(p0["targets"], p0["before"], mids_p, {c: szd_ex[c] for c in mids_p},
                                p0["plan_equity"], params)

@@ -8,7 +8,7 @@ import pytest
 
 from gradient_pipeline.cli import main
 from gradient_pipeline.execution.runner import Rebalancer
-from gradient_pipeline.execution.session import trading_client
+from gradient_pipeline.exchange.hyperliquid.factory import trading_client
 from gradient_pipeline_tests.execution.conftest import ADV, TARGETS, WINDOW
 
 

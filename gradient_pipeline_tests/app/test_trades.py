@@ -8,7 +8,7 @@ import pytest
 
 from gradient_pipeline.cli import main
 from gradient_pipeline.execution.runner import Rebalancer
-from gradient_pipeline.execution.session import trading_client
+from gradient_pipeline.exchange.hyperliquid.factory import trading_client
 from gradient_pipeline_tests.conftest import book_frame
 from gradient_pipeline_tests.execution.conftest import ADV, TARGETS, WINDOW
 
@@ -27,7 +27,7 @@ def test_trades_lists_every_fill_and_pnl_per_coin(paper, monkeypatch, capsys):
     _two_rebalances(paper)
     monkeypatch.setenv("GRADIENT_DUCKDB_PATH", paper.db_path)
     fills = book_frame(paper.db_path, "SELECT * FROM fills")
-    exchange_fills = trading_client(paper.cfg).user_fills()
+    exchange_fills = trading_client(paper.cfg).fills_since()
     assert len(fills) == len(exchange_fills) > len(TARGETS)
 
     assert main(["trades", "--json"]) == 0
@@ -37,9 +37,9 @@ def test_trades_lists_every_fill_and_pnl_per_coin(paper, monkeypatch, capsys):
     pnl = {r["coin"]: r for r in out["pnl_by_coin"]}
     assert set(pnl) == set(TARGETS) | set(FLIPPED)
     for coin, r in pnl.items():  # realised and fees are the exchange's own figures, summed per coin
-        ex = [f for f in exchange_fills if f["coin"] == coin]
-        assert r["realised_usd"] == pytest.approx(sum(float(f["closedPnl"]) for f in ex), abs=1e-9)
-        assert r["fees_usd"] == pytest.approx(sum(float(f["fee"]) for f in ex), abs=1e-9)
+        ex = [f for f in exchange_fills if f.coin == coin]
+        assert r["realised_usd"] == pytest.approx(sum(f.closed_pnl_usd for f in ex), abs=1e-9)
+        assert r["fees_usd"] == pytest.approx(sum(f.fee_usd for f in ex), abs=1e-9)
         assert r["n_fills"] == len(ex)
     # unrealised from the last snapshot (the second rebalance's end): closed coins are flat with 0
     end = book_frame(paper.db_path, "SELECT coin, unrealized_pnl_usd, szi FROM positions WHERE source = "
@@ -73,26 +73,30 @@ def test_trades_lists_every_fill_and_pnl_per_coin(paper, monkeypatch, capsys):
 def test_trades_show_funding_fetched_into_the_book(paper, monkeypatch, capsys):
     from gradient_pipeline import book
     from gradient_pipeline.book.funding import sync_account_funding, sync_funding
+    from gradient_pipeline.exchange.hyperliquid import trading as hl_trading
 
     _two_rebalances(paper)
     paper.handle.advance(8)  # eight hourly funding payments on the held positions
     client = trading_client(paper.cfg)
     with book.connect(paper.db_path) as conn:
-        # pages of 5 (the venue caps a page at 500): followed from the last stored time until a short page
-        first = sync_funding(conn, client.account_address, lambda start: client.user_funding(start)[:5], page_size=5)
+        # the adapter follows pages (shrunk to 5 here, the venue's are 500) from the last stored time
+        monkeypatch.setattr(hl_trading, "FUNDING_PAGE", 5)
+        monkeypatch.setitem(paper.handle.engine.config, "max_funding_rows", 5)
+        first = sync_funding(conn, client.account_address, client.funding_payments)
+        monkeypatch.undo()
         again = sync_account_funding(conn, client)  # nothing new: keyed by (account, coin, time)
-    paid = client.user_funding(0)
+        monkeypatch.setenv("GRADIENT_DUCKDB_PATH", paper.db_path)
+    paid = client.funding_payments(0)
     assert first == len(paid) >= 8 * len(FLIPPED) and again == 0
-    monkeypatch.setenv("GRADIENT_DUCKDB_PATH", paper.db_path)
     assert main(["trades", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["funding_recorded"] is True and not any("funding" in n for n in out["notes"])
     pnl = {r["coin"]: r for r in out["pnl_by_coin"]}
     for coin in FLIPPED:
-        want = sum(float(f["delta"]["usdc"]) for f in paid if f["delta"]["coin"] == coin)
+        want = sum(p.usdc for p in paid if p.coin == coin)
         assert want != 0.0 and pnl[coin]["funding_usd"] == pytest.approx(want, abs=1e-9)
     t = out["totals"]
-    assert out["funding_usd"] == pytest.approx(sum(float(f["delta"]["usdc"]) for f in paid), abs=1e-9)
+    assert out["funding_usd"] == pytest.approx(sum(p.usdc for p in paid), abs=1e-9)
     assert t["net_usd"] == pytest.approx(t["realised_usd"] + t["unrealised_usd"] + t["funding_usd"] - t["fees_usd"])
     assert main(["trades"]) == 0
     text = capsys.readouterr().out
@@ -114,7 +118,7 @@ def test_dry_run_orders_are_listed_as_not_sent(paper_factory, monkeypatch, capsy
     assert "orders planned and recorded, none sent" in result.summary() and "orders sent" not in result.summary()
     would = [m for m in said if m.startswith("dry run, NOT sent:")]
     assert sorted(m.split()[6] for m in would) == sorted(TARGETS)  # one line per order: side, size, coin, limit
-    assert trading_client(cfg).user_fills() == []
+    assert trading_client(cfg).fills_since() == []
     monkeypatch.setenv("GRADIENT_DUCKDB_PATH", p.db_path)
     assert main(["trades", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)

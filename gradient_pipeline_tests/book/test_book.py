@@ -15,6 +15,7 @@ from gradient_pipeline.book import engine as book_engine
 from gradient_pipeline.book import halt, ledger
 from gradient_pipeline.book.locks import RebalanceBusy, rebalance_lock
 from gradient_pipeline.book.schema import OPERATIONAL_TABLES, metadata
+from gradient_pipeline.exchange.hyperliquid.payloads import parse_fill
 
 
 def _diff(conn) -> list:
@@ -58,8 +59,8 @@ def test_updated_at_moves_only_for_orders_that_changed(book_conn):
     ledger.update_order(book_conn, "c1", "filled", oid=11, filled_sz=2.0, avg_px=6.0)
     before = ledger.orders_for(book_conn, "r1").set_index("cloid")["updated_at"]
     ledger.update_order(book_conn, "c0", "filled", oid=10, filled_sz=1.0, avg_px=5.0)  # same facts again
-    ledger.ingest_fills(book_conn, [{"tid": 1, "oid": 11, "coin": "B", "px": "7", "sz": "2", "side": "B",
-                                     "time": 1740787500000}])
+    ledger.ingest_fills(book_conn, [parse_fill({"tid": 1, "oid": 11, "coin": "B", "px": "7", "sz": "2",
+                                                "side": "B", "time": 1740787500000})])
     assert ledger.refresh_order_fills(book_conn) == 1  # only c1's average price changed
     after = ledger.orders_for(book_conn, "r1").set_index("cloid")
     assert after.loc["c0", "updated_at"] == before["c0"]
@@ -101,7 +102,7 @@ def test_snapshots_at_one_exchange_time_the_last_written_wins(book_conn):
     time: the dashboard must show the newest — flat after a flatten — and the history keeps them in write order."""
     from gradient_pipeline.book.equity import equity_history, latest_equity, latest_positions
     from gradient_pipeline.book.trades import latest_positions_snapshot
-    from gradient_pipeline.exchange.trading import Position
+    from gradient_pipeline.venue.model import Position
 
     t = "2025-04-20 00:05"
     held = {"BTC": Position("BTC", 0.01, 80_000.0, 800.0, -5.0), "ETH": Position("ETH", -0.5, 1_600.0, 800.0, 3.0)}

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from gradient_pipeline.config import parse_config
-from gradient_pipeline.core.risk import PlannedOrder, check_plan, orders_frame, scale_targets
+from gradient_pipeline.core.risk import RiskOrder, check_plan, orders_frame, scale_targets
 
 AV = 10_000.0
 ADV = {"BTC": 5e8, "ETH": 2e8, "SOL": 5e7, "DOGE": 1e7}
@@ -20,11 +20,11 @@ def cfg(**kw):
     return parse_config({**kw, "risk": risk})
 
 
-def order(coin: str, usd: float, reduce_only: bool = False) -> PlannedOrder:
-    return PlannedOrder(coin, usd > 0, abs(usd) / PX[coin], PX[coin], reduce_only)
+def order(coin: str, usd: float, reduce_only: bool = False) -> RiskOrder:
+    return RiskOrder(coin, usd > 0, abs(usd) / PX[coin], PX[coin], reduce_only)
 
 
-def plan_from(targets: dict[str, float], current: dict[str, float] | None = None) -> list[PlannedOrder]:
+def plan_from(targets: dict[str, float], current: dict[str, float] | None = None) -> list[RiskOrder]:
     current = current or {}
     out = []
     for coin in sorted(set(targets) | set(current)):
@@ -78,7 +78,7 @@ def test_side_gross_refuses():
     shorts = {f"S{i}": -1000.0 for i in range(4)}
     book = {**targets, **shorts}
     adv = {**ADV, **{k: 1e9 for k in shorts}}
-    orders = [o for o in plan_from(targets)] + [PlannedOrder(k, False, 10.0, 100.0) for k in shorts]
+    orders = [o for o in plan_from(targets)] + [RiskOrder(k, False, 10.0, 100.0) for k in shorts]
     d = check_plan(orders, book, AV, adv, False, cfg())
     assert not d.approved
     assert {b.message.split()[1] for b in d.breaches if b.rule == "side_gross"} == {"long", "short"}
@@ -89,7 +89,7 @@ def test_total_leverage_refuses():
     c = cfg(side_gross_pct=100.0, max_position_pct=20.0)
     book = {f"L{i}": 2000.0 for i in range(6)} | {f"S{i}": -2000.0 for i in range(6)}
     adv = {k: 1e10 for k in book}
-    orders = [PlannedOrder(k, v > 0, abs(v) / 10, 10.0) for k, v in book.items()]
+    orders = [RiskOrder(k, v > 0, abs(v) / 10, 10.0) for k, v in book.items()]
     d = check_plan(orders, book, AV, adv, False, c)
     assert not d.approved and "leverage" in rules(d)
     lev = next(b for b in d.breaches if b.rule == "leverage")
@@ -128,7 +128,7 @@ def test_unknown_adv_refuses_opening_but_not_closing():
 
 
 def test_invalid_orders_refuse_with_the_coin():
-    bad = [PlannedOrder("BTC", True, -1.0, 100.0), PlannedOrder("ETH", True, 1.0, float("nan"))]
+    bad = [RiskOrder("BTC", True, -1.0, 100.0), RiskOrder("ETH", True, 1.0, float("nan"))]
     d = check_plan(bad, GOOD, AV, ADV, False, cfg(risk={"breach_action": "scale"}))
     assert not d.approved and rules(d) == {"invalid_plan"}
     assert {b.coin for b in d.breaches} == {"BTC", "ETH"}

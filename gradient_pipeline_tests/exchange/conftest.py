@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from gradient_pipeline.config import RateLimitConfig
-from gradient_pipeline.exchange import HyperliquidClient, MarketData
+from gradient_pipeline.exchange.hyperliquid import HyperliquidClient, MarketData
 
 # Retries stay real but short, so fault tests finish in a second or two.
 FAST_RETRY = RateLimitConfig(backoff_base_s=0.05, backoff_max_s=0.5, max_retries=4)

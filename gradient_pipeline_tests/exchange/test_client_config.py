@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from gradient_pipeline.config import LOCAL_API_URL, TESTNET_API_URL, parse_config
-from gradient_pipeline.exchange import HyperliquidClient
+from gradient_pipeline.exchange.hyperliquid import HyperliquidClient
 
 
 def test_from_config_paper_uses_local_exchange_and_timeouts():

@@ -8,7 +8,7 @@ import pytest
 import requests
 
 from gradient_pipeline.config import RateLimitConfig
-from gradient_pipeline.exchange import (
+from gradient_pipeline.exchange.hyperliquid import (
     ExchangeRequestError,
     ExchangeUnavailableError,
     HyperliquidClient,

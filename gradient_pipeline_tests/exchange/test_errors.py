@@ -5,7 +5,7 @@ from __future__ import annotations
 import requests
 from hyperliquid.utils.error import ClientError, ServerError
 
-from gradient_pipeline.exchange.errors import ErrorKind, classify, describe_request, retry_after_s
+from gradient_pipeline.exchange.hyperliquid.errors import ErrorKind, classify, describe_request, retry_after_s
 
 
 def test_classify():

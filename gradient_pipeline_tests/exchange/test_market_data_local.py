@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gradient_pipeline.exchange import UnknownCoinError, wire
+from gradient_pipeline.exchange.hyperliquid import UnknownCoinError, wire
 from gradient_pipeline.timegrid import to_ms
 
 BTC_ETH_RDNT = ["BTC", "ETH", "RDNT", "AI", "CYBER", "kPEPE", "SOL"]

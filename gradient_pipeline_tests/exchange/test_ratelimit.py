@@ -8,7 +8,7 @@ import threading
 import pytest
 
 from gradient_pipeline.config import RateLimitConfig
-from gradient_pipeline.exchange.ratelimit import WINDOW_S, WeightLimiter, backoff_delay
+from gradient_pipeline.exchange.hyperliquid.ratelimit import WINDOW_S, WeightLimiter, backoff_delay
 
 
 class FakeClock:

@@ -7,15 +7,9 @@ from hyperliquid.utils.signing import float_to_wire
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gradient_pipeline.exchange.trading import (
-    OrderRequest,
-    classify_order_response,
-    is_valid_price,
-    is_valid_size,
-    make_cloid,
-    round_price,
-    round_size,
-)
+from gradient_pipeline.exchange.hyperliquid.payloads import classify_order_response
+from gradient_pipeline.exchange.hyperliquid.rounding import is_valid_price, is_valid_size, round_price, round_size
+from gradient_pipeline.venue.model import OrderRequest, client_order_id
 
 
 @pytest.mark.parametrize(
@@ -60,16 +54,16 @@ def test_round_price_always_valid_and_never_less_aggressive(px, szd, is_buy):
 
 
 def test_cloid_deterministic_and_distinct():
-    a = make_cloid("paper-20250301T0000-abc", "BTC", "open", 0)
-    assert a.to_raw() == make_cloid("paper-20250301T0000-abc", "BTC", "open", 0).to_raw()
-    assert a.to_raw().startswith("0x") and len(a.to_raw()) == 34
-    others = {make_cloid("paper-20250301T0000-abc", c, leg, n).to_raw()
+    a = client_order_id("paper-20250301T0000-abc", "BTC", "open", 0)
+    assert a == client_order_id("paper-20250301T0000-abc", "BTC", "open", 0)
+    assert a.startswith("0x") and len(a) == 34
+    others = {client_order_id("paper-20250301T0000-abc", c, leg, n)
               for c in ("BTC", "ETH") for leg in ("open", "close") for n in range(3)}
     assert len(others) == 12
 
 
 def _orders(n):
-    return [OrderRequest("BTC", True, 0.01, 100000.0, False, make_cloid("r", "BTC", "open", i).to_raw()) for i in range(n)]
+    return [OrderRequest("BTC", True, 0.01, 100000.0, False, client_order_id("r", "BTC", "open", i)) for i in range(n)]
 
 
 def test_classify_outcomes():

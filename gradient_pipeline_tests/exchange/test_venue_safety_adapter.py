@@ -9,8 +9,11 @@ import pandas as pd
 import pytest
 from hyperliquid.utils.signing import get_timestamp_ms
 
-from gradient_pipeline.exchange.errors import ActionRefusedError
-from gradient_pipeline.exchange.trading import OrderRequest, TradingClient, equity_from_states, make_cloid, round_price
+from gradient_pipeline.exchange.hyperliquid.errors import ActionRefusedError
+from gradient_pipeline.exchange.hyperliquid.payloads import equity_from_states
+from gradient_pipeline.exchange.hyperliquid.rounding import round_price
+from gradient_pipeline.exchange.hyperliquid.trading import TradingClient
+from gradient_pipeline.venue.model import OrderRequest, client_order_id
 
 START = "2025-03-01 00:05"
 COINS = ["BTC", "ETH"]
@@ -26,7 +29,7 @@ def ioc_buy(handle, coin: str, usd: float, rid: str = "t") -> OrderRequest:
     szd = handle.market.coin(coin).sz_decimals
     sz = round(usd / asks[0][0], szd)
     return OrderRequest(coin, True, sz, round_price(asks[0][0] * 1.01, szd, True), False,
-                        make_cloid(rid, coin, "buy", 0).to_raw())
+                        client_order_id(rid, coin, "buy", 0))
 
 
 def engine_account_value(handle, address: str) -> float:
@@ -82,11 +85,11 @@ def test_schedule_cancel_arms_fires_and_clears(local_exchange_factory, connect):
     # armed, with an order resting: the venue cancels it once its clock passes the time
     bids, _ = handle.market.book("ETH")
     rest = OrderRequest("ETH", True, 0.01, round_price(bids[-1][0] * 0.99, 4, False), False,
-                        make_cloid("t", "ETH", "rest", 0).to_raw(), tif="Gtc")
+                        client_order_id("t", "ETH", "rest", 0), tif="Gtc")
     assert trading.bulk_orders([rest])[0].kind == "resting"
     trading.schedule_cancel(get_timestamp_ms() + 10_000)
     handle.advance_venue_clock(11)
-    assert trading.open_orders() == [] and trading.order_status(rest.cloid).status == "scheduledCancel"
+    assert trading.open_orders() == [] and trading.order_status(rest.cloid).venue_status == "scheduledCancel"
 
 
 def test_every_signed_action_carries_expires_after(local_exchange_factory, connect):
@@ -101,7 +104,7 @@ def test_every_signed_action_carries_expires_after(local_exchange_factory, conne
         trading.schedule_cancel(handle.venue_now_ms() + 60_000)
     with pytest.raises(RuntimeError, match="Action already expired"):
         trading.update_leverage("ETH", 3)
-    assert trading.user_fills() == []
+    assert trading.fills_since() == []
     # without an expiry the same late request still lands: it is the adapter's expiresAfter that stopped it
     no_expiry = open_client(handle, connect, master, master, expires_after_s=None)
     assert no_expiry.bulk_orders([ioc_buy(handle, "ETH", 100.0, rid="u")])[0].kind == "filled"

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gradient_pipeline.exchange import wire
-from gradient_pipeline.exchange.errors import WireFormatError
+from gradient_pipeline.exchange.hyperliquid import wire
+from gradient_pipeline.exchange.hyperliquid.errors import WireFormatError
 from gradient_pipeline_tests.exchange.cassettes import response
 
 

@@ -39,8 +39,7 @@ def make_config(base_url: str, db_path: str, **extra) -> GradientConfig:
         "mode": "paper",
         "exchange_base_url": base_url,
         "duckdb_path": db_path,
-        "execution": {"request_timeout_s": 2.0},
-        "rate_limit": {"backoff_base_s": 0.05, "backoff_max_s": 0.2, "max_retries": 3},
+        "rate_limit": {"request_timeout_s": 2.0, "backoff_base_s": 0.05, "backoff_max_s": 0.2, "max_retries": 3},
     }
     data.update(extra)
     return parse_config(data)

@@ -15,7 +15,7 @@ from gradient_pipeline.book import ledger
 from gradient_pipeline.defs.monitoring.sensors import drawdown_decision
 from gradient_pipeline.defs.resources import GradientResource
 from gradient_pipeline.execution.runner import Rebalancer
-from gradient_pipeline.execution.session import trading_client
+from gradient_pipeline.exchange.hyperliquid.factory import trading_client
 from gradient_pipeline.monitoring.emergency import emergency_stop
 from gradient_pipeline.monitoring.equity import record_equity
 from gradient_pipeline.monitoring.halt import is_halted
@@ -26,7 +26,7 @@ from gradient_pipeline_tests.execution.conftest import ADV, TARGETS, WINDOW
 def test_rebalance_held_open_blocks_no_reader_and_stops_at_the_halt(paper, book_backend, tmp_path):
     import json
 
-    cfg = paper.config(execution={"batch_size": 1, "request_timeout_s": 8.0})
+    cfg = paper.config(execution={"batch_size": 1}, rate_limit={"request_timeout_s": 8.0})
     cfg_path = tmp_path / "cfg.json"
     cfg_path.write_text(json.dumps(cfg.model_dump(mode="json")))
     gradient = GradientResource(config_path=str(cfg_path), duckdb_path=paper.db_path)
@@ -39,9 +39,9 @@ def test_rebalance_held_open_blocks_no_reader_and_stops_at_the_halt(paper, book_
         "r", Rebalancer(cfg, trading_client(cfg), paper.db_path).run(WINDOW, TARGETS, ADV)))
     runner.start()
     deadline = time.monotonic() + 30
-    while not client.user_fills() and time.monotonic() < deadline:  # the held batch has been processed
+    while not client.fills_since() and time.monotonic() < deadline:  # the held batch has been processed
         time.sleep(0.05)
-    assert client.user_fills(), "the first batch never reached the exchange"
+    assert client.fills_since(), "the first batch never reached the exchange"
     assert runner.is_alive()
 
     waits = {}
@@ -78,5 +78,5 @@ def test_rebalance_held_open_blocks_no_reader_and_stops_at_the_halt(paper, book_
     sent = orders[orders["status"] != "not_placed"]
     assert len(sent) == 1, orders[["coin", "status"]]  # only the held batch went out; nothing after the halt
     assert (orders["status"] == "not_placed").sum() == len(TARGETS) - 1
-    own = {f["oid"] for f in client.user_fills() if f.get("cloid") in set(orders["cloid"])}
+    own = {f.oid for f in client.fills_since() if f.cloid in set(orders["cloid"])}
     assert len(own) <= 1

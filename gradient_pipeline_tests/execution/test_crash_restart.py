@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from gradient_pipeline.execution.session import trading_client
+from gradient_pipeline.exchange.hyperliquid.factory import trading_client
 from gradient_pipeline_tests.execution.conftest import ADV, TARGETS, WINDOW
 from gradient_pipeline_tests.execution.test_faults import assert_consistent
 from gradient_pipeline_tests.execution.test_runner_paper import (
@@ -24,7 +24,7 @@ CHILD = """
 import json, sys
 from gradient_pipeline.config import load_config
 from gradient_pipeline.execution.runner import Rebalancer
-from gradient_pipeline.execution.session import trading_client
+from gradient_pipeline.exchange.hyperliquid.factory import trading_client
 cfg = load_config(sys.argv[1])
 targets, adv = json.loads(sys.argv[2]), json.loads(sys.argv[3])
 print("result", Rebalancer(cfg, trading_client(cfg), cfg.duckdb_path).run(sys.argv[4], targets, adv), flush=True)
@@ -43,7 +43,7 @@ print("result", Rebalancer(cfg, trading_client(cfg), cfg.duckdb_path).run(sys.ar
     ],
 )
 def test_kill_between_orders_then_resume(paper, tmp_path, where):
-    cfg = paper.config(execution={"batch_size": 1, "request_timeout_s": 60.0})
+    cfg = paper.config(execution={"batch_size": 1}, rate_limit={"request_timeout_s": 60.0})
     cfg_path = tmp_path / "gradient.json"
     cfg_path.write_text(json.dumps(cfg.model_dump()))
     if where == "lookup_after_first_order":
@@ -59,7 +59,7 @@ def test_kill_between_orders_then_resume(paper, tmp_path, where):
     observer = trading_client(cfg)  # one client: its meta is fetched once (polling must not burn the rate limit)
 
     def fills_seen() -> int:
-        return len(observer.user_fills())
+        return len(observer.fills_since())
 
     try:
         deadline = time.monotonic() + 60

@@ -13,7 +13,7 @@ import threading
 import time
 
 from gradient_pipeline.execution.dead_man import NOT_ARMED, DeadManSwitch
-from gradient_pipeline.execution.session import trading_client
+from gradient_pipeline.exchange.hyperliquid.factory import trading_client
 from gradient_pipeline_tests.execution.conftest import ADV, TARGETS, WINDOW
 from gradient_pipeline_tests.execution.test_crash_restart import CHILD
 from gradient_pipeline_tests.execution.test_runner_paper import run
@@ -67,7 +67,7 @@ def test_a_killed_rebalance_leaves_resting_orders_that_the_exchange_cancels(pape
     assert paper.handle.scheduled_cancel_ms(paper.master.address) is not None
     paper.handle.advance_venue_clock(21)  # ...until the venue's clock passes now + T
     assert observer.open_orders() == []
-    statuses = {observer.info.query_order_by_oid(paper.master.address, o["oid"])["order"]["status"] for o in resting}
+    statuses = {observer.info.query_order_by_oid(paper.master.address, o.oid)["order"]["status"] for o in resting}
     assert statuses == {"scheduledCancel"}
 
 

@@ -11,7 +11,9 @@ from gradient_pipeline.execution.planner import (
     validate_plan,
 )
 
-SZD = {"BTC": 5, "ETH": 4, "kPEPE": 0, "SOL": 2}
+from gradient_pipeline.exchange.hyperliquid.rounding import HyperliquidInstrument
+
+SZD = {c: HyperliquidInstrument(c, d) for c, d in {"BTC": 5, "ETH": 4, "kPEPE": 0, "SOL": 2}.items()}
 MIDS = {"BTC": 97123.5, "ETH": 3012.35, "kPEPE": 0.012345, "SOL": 150.0}
 
 
@@ -74,8 +76,8 @@ def test_kpepe_and_btc_lot_edges():
 
 def test_missing_inputs_refuse_the_whole_plan():
     with pytest.raises(PlanValidationError, match="DOGE: no usable mid"):
-        plan_orders({"DOGE": 0.1, "BTC": 0.1}, {}, MIDS, {**SZD, "DOGE": 0}, 5000.0)
-    with pytest.raises(PlanValidationError, match="XYZ: not in the exchange"):
+        plan_orders({"DOGE": 0.1, "BTC": 0.1}, {}, MIDS, {**SZD, "DOGE": HyperliquidInstrument("DOGE", 0)}, 5000.0)
+    with pytest.raises(PlanValidationError, match="XYZ: not an instrument of the venue"):
         plan_orders({"XYZ": 0.1}, {}, {**MIDS, "XYZ": 1.0}, SZD, 5000.0)
     with pytest.raises(PlanValidationError, match="not finite"):
         plan_orders({"BTC": float("nan")}, {}, MIDS, SZD, 5000.0)

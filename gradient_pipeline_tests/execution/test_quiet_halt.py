@@ -4,7 +4,7 @@ import datetime as dt
 
 
 from gradient_pipeline.config import parse_config
-from gradient_pipeline.exchange.trading import AccountState, Position
+from gradient_pipeline.venue.model import AccountState, Position
 from gradient_pipeline.book.engine import engine_for
 from gradient_pipeline.book import ledger
 from gradient_pipeline.monitoring.alerts import is_active

@@ -7,7 +7,7 @@ from collections import Counter
 import pytest
 
 from gradient_pipeline.execution.runner import Rebalancer
-from gradient_pipeline.execution.session import trading_client
+from gradient_pipeline.exchange.hyperliquid.factory import trading_client
 from gradient_pipeline_tests.conftest import book_frame
 from gradient_pipeline_tests.execution.conftest import ADV, TARGETS, WINDOW
 
@@ -23,8 +23,8 @@ def ledger(cfg, sql, params=()):
 
 def exchange_orders_per_coin(cfg) -> Counter:
     """Distinct exchange orders that traded, per coin (a doubled order shows up as 2)."""
-    fills = trading_client(cfg).user_fills()
-    return Counter(c for c, _ in {(f["coin"], f["oid"]) for f in fills})
+    fills = trading_client(cfg).fills_since()
+    return Counter(c for c, _ in {(f.coin, f.oid) for f in fills})
 
 
 def assert_at_target(cfg, targets=TARGETS, tol_usd=12.0):
@@ -126,7 +126,7 @@ def test_dry_run_plans_and_records_but_sends_nothing(paper, monkeypatch):
     assert result.status == "complete" and "dry run" in result.reason
     orders = ledger(cfg, "SELECT * FROM orders")
     assert len(orders) == len(TARGETS) and set(orders["status"]) == {"dry_run"}
-    assert trading_client(cfg).user_fills() == []
+    assert trading_client(cfg).fills_since() == []
 
 
 

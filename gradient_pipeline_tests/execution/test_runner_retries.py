@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 
 from gradient_pipeline.execution.runner import known_capital
-from gradient_pipeline.execution.session import trading_client
+from gradient_pipeline.exchange.hyperliquid.factory import trading_client
 from gradient_pipeline_tests.execution.conftest import TARGETS
 from gradient_pipeline_tests.execution.test_faults import assert_consistent
 from gradient_pipeline_tests.execution.test_runner_paper import assert_at_target, ledger, run
@@ -43,7 +43,7 @@ def test_orders_that_never_reached_the_exchange_end_failed_and_the_window_retrie
     assert "next run retries" in first.reason
     orders = ledger(paper.cfg, "SELECT * FROM orders")
     assert set(orders["status"]) == {"not_placed"}
-    assert trading_client(paper.cfg).user_fills() == []
+    assert trading_client(paper.cfg).fills_since() == []
     second = run(paper.cfg)  # was: "already partial; nothing to do"
     assert second.rebalance_id == first.rebalance_id and second.status == "complete", second.reason
     assert_at_target(paper.cfg)
@@ -82,4 +82,4 @@ def test_while_halted_an_unreadable_exchange_still_ends_refused_not_failed(paper
     result = run(paper.cfg)
     assert result.status == "refused" and "halted" in result.reason and "could not be read" in result.reason
     assert ledger(paper.cfg, "SELECT count(*) AS n FROM orders")["n"][0] == 0
-    assert trading_client(paper.cfg).user_fills() == []
+    assert trading_client(paper.cfg).fills_since() == []

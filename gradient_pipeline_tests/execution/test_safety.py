@@ -5,11 +5,13 @@ import pandas as pd
 import pytest
 
 from gradient_pipeline.config import MAINNET_API_URL, ConfigError, parse_config
-from gradient_pipeline.exchange.client import HyperliquidClient
-from gradient_pipeline.exchange.trading import TradingClient, TradingConfigError
+from gradient_pipeline.exchange.hyperliquid.client import HyperliquidClient
+from gradient_pipeline.exchange.hyperliquid.trading import TradingClient
+from gradient_pipeline.venue.errors import TradingConfigError
 from gradient_pipeline import book
 from gradient_pipeline.book import ledger
-from gradient_pipeline.execution.session import trading_client
+from gradient_pipeline.exchange.hyperliquid.factory import trading_client
+from gradient_pipeline.exchange.hyperliquid.payloads import parse_fill
 
 
 def test_mainnet_needs_mode_and_flag():
@@ -53,9 +55,10 @@ def test_fill_ingestion_is_idempotent(tmp_path, book_backend):
         ledger.record_orders(conn, [{"cloid": "0x" + "1" * 32, "rebalance_id": "r1", "coin": "BTC", "leg": "open",
                                      "attempt": 0, "side": "buy", "sz": 0.01, "status": "sending"}])
         ledger.update_order(conn, "0x" + "1" * 32, "filled", oid=5)
+        fill = parse_fill(fill)
         assert ledger.ingest_fills(conn, [fill]) == 1
         first = ledger.table_frame(conn, "fills")
-        assert ledger.ingest_fills(conn, [fill, dict(fill)]) == 0
+        assert ledger.ingest_fills(conn, [fill, fill]) == 0
         again = ledger.table_frame(conn, "fills")
         pd.testing.assert_frame_equal(first, again)
         row = again.iloc[0]

@@ -6,8 +6,8 @@ from __future__ import annotations
 import multiprocessing as mp
 
 from gradient_pipeline.config import RateLimitConfig, parse_config
-from gradient_pipeline.exchange.client import HyperliquidClient, shared_ledger_path
-from gradient_pipeline.exchange.ratelimit import SharedWeightLedger, WeightLimiter
+from gradient_pipeline.exchange.hyperliquid.client import HyperliquidClient, shared_ledger_path
+from gradient_pipeline.exchange.hyperliquid.ratelimit import SharedWeightLedger, WeightLimiter
 
 
 class _BudgetExhausted(Exception):

@@ -10,7 +10,7 @@ from gradient_pipeline_tests.execution.test_runner_paper import run
 
 
 def test_invariants_catch_a_ledger_that_disagrees_with_the_exchange(paper):
-    from gradient_pipeline.execution.session import trading_client
+    from gradient_pipeline.exchange.hyperliquid.factory import trading_client
     from gradient_pipeline_tests.execution.conftest import TARGETS
 
     result = run(paper.cfg)

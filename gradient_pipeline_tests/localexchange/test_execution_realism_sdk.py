@@ -10,7 +10,7 @@ import eth_account
 import pytest
 from hyperliquid.exchange import Exchange
 
-from gradient_pipeline.exchange.trading import round_price
+from gradient_pipeline.exchange.hyperliquid.rounding import round_price
 from gradient_pipeline_tests.localexchange._helpers import HOUR_MS, NO_SPOT, feather, ms, sdk_info
 
 START = "2025-03-01 00:05"

@@ -16,7 +16,7 @@ from gradient_pipeline import timegrid
 from gradient_pipeline.cli import main
 from gradient_pipeline.config import LOCAL_API_URL
 from gradient_pipeline.execution.runner import Rebalancer
-from gradient_pipeline.execution.session import trading_client
+from gradient_pipeline.exchange.hyperliquid.factory import trading_client
 from gradient_pipeline.localexchange.cli import DEFAULT_PORT
 from gradient_pipeline.localexchange.paper import PaperStateError, build_paper_exchange, run_paper_in_background
 from gradient_pipeline.localexchange.upstream import UpstreamUnavailable

@@ -9,7 +9,7 @@ import pytest
 from hyperliquid.exchange import Exchange
 from hyperliquid.utils.signing import get_timestamp_ms
 
-from gradient_pipeline.exchange.trading import round_price
+from gradient_pipeline.exchange.hyperliquid.rounding import round_price
 from gradient_pipeline.localexchange.engine import DAY_MS
 from gradient_pipeline_tests.localexchange._helpers import NO_SPOT, sdk_info
 

@@ -98,7 +98,8 @@ def write_config(path: Path, base_url: str, db_path: Path, **overrides) -> Gradi
 
 def open_book(trading, book: dict[str, float]) -> None:
     """Open `book` (coin -> signed USD) with IOC orders through the real SDK."""
-    from gradient_pipeline.exchange.trading import OrderRequest, make_cloid, round_price, round_size
+    from gradient_pipeline.exchange.hyperliquid.rounding import round_price, round_size
+    from gradient_pipeline.venue.model import OrderRequest, client_order_id
 
     mids = trading.all_mids()
     orders = []
@@ -107,7 +108,7 @@ def open_book(trading, book: dict[str, float]) -> None:
         szd = trading.sz_decimals[coin]
         px = round_price(mids[coin] * (1.01 if buy else 0.99), szd, buy)
         orders.append(OrderRequest(coin, buy, round_size(abs(usd) / mids[coin], szd), px, False,
-                                   make_cloid("test-open", coin, "open", 0).to_raw()))
+                                   client_order_id("test-open", coin, "open", 0)))
     outcomes = trading.bulk_orders(orders)
     assert all(o.kind == "filled" for o in outcomes), outcomes
 

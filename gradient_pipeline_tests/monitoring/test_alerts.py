@@ -19,6 +19,7 @@ from gradient_pipeline.monitoring import messages
 from gradient_pipeline.monitoring.alerts import Alert, clear_alert, raise_alert, scrub
 from gradient_pipeline.monitoring.review import review_snapshot
 from gradient_pipeline_tests.monitoring.conftest import BOOK, open_book, store_backtest
+from gradient_pipeline.exchange.hyperliquid.payloads import parse_fill
 
 
 @pytest.fixture
@@ -138,14 +139,14 @@ def _ledger_rebalance(conn, rid, finished, mid_px_by_coin, fills):
     ])
     for (c, _side, _mid, oid) in mid_px_by_coin:
         ledger.update_order(conn, f"0x{rid}-{c}", "filled", oid=oid)
-    ledger.ingest_fills(conn, fills)
+    ledger.ingest_fills(conn, [parse_fill(f) for f in fills])
     ledger.finish_rebalance(conn, rid, "complete", None)
     with conn.begin():  # the test pins the finish time (the ledger stamps wall-clock now)
         conn.execute(rebalances.update().where(rebalances.c.rebalance_id == rid).values(finished_at=finished))
 
 
 def test_slippage_and_drift_alerts_from_the_snapshot_review(conn, alert_receiver):
-    from gradient_pipeline.exchange.trading import AccountState, Position
+    from gradient_pipeline.venue.model import AccountState, Position
     from gradient_pipeline.monitoring.equity import EquityState
 
     fills = [
@@ -194,7 +195,7 @@ def test_daily_summary_and_underperformance(paper_account, alert_receiver):
     cfg = parse_config({**paper_account.cfg.model_dump(), "alerts": {"min_interval_s": 0}})
     db = str(paper_account.db_path)
     with book.connect(db) as conn:
-        ledger.ingest_fills(conn, trading.user_fills())
+        ledger.ingest_fills(conn, trading.fills_since())
         for rid, window, status in (("rb-d1", "2025-05-01 04:00", "complete"), ("rb-d2", "2025-05-01 08:00", "refused"),
                                     ("rb-d3", "2025-05-01 20:00", "partial"), ("rb-d4", "2025-05-02 00:00", "complete")):
             ledger.start_rebalance(conn, rid, window, "paper", "local", paper_account.address, 10_000.0)

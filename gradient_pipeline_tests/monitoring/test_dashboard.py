@@ -25,7 +25,7 @@ def test_dashboard_metadata_and_performance_report(paper_account):
     defs = _defs(gradient)
     ex = paper_account.exchange
     with book.connect(paper_account.db_path) as conn:
-        ledger.ingest_fills(conn, trading.user_fills())  # as a rebalance records its fills
+        ledger.ingest_fills(conn, trading.fills_since())  # as a rebalance records its fills
         ledger.start_rebalance(conn, "rb-1", "2025-04-30 20:00", "paper", "local", paper_account.address, 10_000.0)
         ledger.finish_rebalance(conn, "rb-1", "complete", None)
         ledger.start_rebalance(conn, "rb-2", "2025-05-01 00:00", "paper", "local", paper_account.address, 10_000.0)
@@ -63,9 +63,9 @@ def test_dashboard_metadata_and_performance_report(paper_account):
         pnl = md["pnl_and_drawdown"]
         assert isinstance(pnl["drawdown_pct"], dg.FloatMetadataValue) and pnl["drawdown_pct"].value >= 0
         # funding: 28 hours of hourly payments on the four open positions, fetched from userFunding into the book
-        paid = trading.user_funding(0)
+        paid = trading.funding_payments(0)
         assert len(paid) >= 4 * 27
-        total = sum(float(f["delta"]["usdc"]) for f in paid)
+        total = sum(p.usdc for p in paid)
         assert total != 0.0
         assert abs(pnl["funding_usd"].value - total) <= 0.01
         fl = md["fills"]
@@ -73,10 +73,10 @@ def test_dashboard_metadata_and_performance_report(paper_account):
         rows = {rec.data["coin"]: rec.data for rec in fl["pnl_by_coin"].value.records}
         assert set(rows) == set(BOOK)
         for coin, r in rows.items():
-            coin_paid = sum(float(f["delta"]["usdc"]) for f in paid if f["delta"]["coin"] == coin)
+            coin_paid = sum(p.usdc for p in paid if p.coin == coin)
             assert abs(r["funding_usd"] - coin_paid) <= 0.01
             assert abs(r["net_usd"] - (r["realised_usd"] + r["unrealised_usd"] + r["funding_usd"] - r["fees_usd"])) <= 0.02
-        assert fl["n_fills"].value == len(trading.user_fills()) == len(fl["recent_fills"].value.records)
+        assert fl["n_fills"].value == len(trading.fills_since()) == len(fl["recent_fills"].value.records)
         # one equity_snapshot materialisation per snapshot: the Plots tab's series
         events = instance.fetch_materializations(dg.AssetKey("equity_snapshot"), limit=100).records
         assert len(events) == 8

@@ -95,7 +95,7 @@ def _baseline(paper_account, trading):
 
 def test_stop_fires_within_two_ticks_while_a_long_rebalance_runs_and_a_writer_holds_the_book(paper_account):
     from gradient_pipeline.execution.runner import Rebalancer
-    from gradient_pipeline.execution.session import trading_client
+    from gradient_pipeline.exchange.hyperliquid.factory import trading_client
 
     trading = paper_account.trading()
     open_book(trading, BOOK)
@@ -114,7 +114,7 @@ def test_stop_fires_within_two_ticks_while_a_long_rebalance_runs_and_a_writer_ho
         from gradient_pipeline.config import parse_config
 
         slow = parse_config({**paper_account.cfg.model_dump(),
-                             "execution": {**paper_account.cfg.execution.model_dump(), "request_timeout_s": 60.0}})
+                             "rate_limit": {**paper_account.cfg.rate_limit.model_dump(), "request_timeout_s": 60.0}})
         client = trading_client(slow)
         window = client.server_time().floor("4h") - __import__("pandas").Timedelta(hours=4)
         result = {}
@@ -189,7 +189,7 @@ def test_the_tick_reads_unified_and_portfolio_margin_equity_and_does_not_stop(lo
     tick's equity is the real one, so a healthy account is not 100% "down" and the stop does not fire."""
     import eth_account
 
-    from gradient_pipeline.exchange.client import HyperliquidClient
+    from gradient_pipeline.exchange.hyperliquid.client import HyperliquidClient
     from gradient_pipeline.monitoring.drawdown import read_equity
     from gradient_pipeline_tests.monitoring.conftest import write_config
 

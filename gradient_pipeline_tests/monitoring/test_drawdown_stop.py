@@ -121,15 +121,15 @@ def test_drawdown_warning_then_emergency_stop_flatten_halt_resume(paper_account,
 
 def _assert_rebalance_refused(paper_account):
     runner_mod = pytest.importorskip("gradient_pipeline.execution.runner")
-    from gradient_pipeline.execution.session import trading_client
+    from gradient_pipeline.exchange.hyperliquid.factory import trading_client
 
     client = trading_client(paper_account.cfg)
-    before = len(client.user_fills())
+    before = len(client.fills_since())
     window = client.server_time().floor("4h") - __import__("pandas").Timedelta(hours=4)
     runner = runner_mod.Rebalancer(paper_account.cfg, client, str(paper_account.db_path))
     result = runner.run(window, {"BTC": 0.1, "ETH": -0.1}, {"BTC": 1e9, "ETH": 1e9})
     assert result.status == "refused" and "halt" in (result.reason or "").lower()
-    assert result.orders_sent == 0 and len(client.user_fills()) == before
+    assert result.orders_sent == 0 and len(client.fills_since()) == before
     assert client.account_state().positions == {}
     with book.connect(paper_account.db_path) as conn:
         row = ledger.get_rebalance(conn, result.rebalance_id)

@@ -10,7 +10,8 @@ import pytest
 from gradient_pipeline import book
 
 from gradient_pipeline.config import parse_config
-from gradient_pipeline.exchange.trading import OrderRequest, make_cloid, round_price
+from gradient_pipeline.exchange.hyperliquid.rounding import round_price
+from gradient_pipeline.venue.model import OrderRequest, client_order_id
 from gradient_pipeline.monitoring.emergency import emergency_stop
 from gradient_pipeline.monitoring.halt import halt_status
 from gradient_pipeline_tests.monitoring.conftest import BOOK, open_book
@@ -19,7 +20,7 @@ from gradient_pipeline_tests.monitoring.conftest import BOOK, open_book
 def _resting_bid(trading, coin="BTC"):
     mid = trading.all_mids()[coin]
     px = round_price(mid * 0.9, trading.sz_decimals[coin], True)
-    out = trading.bulk_orders([OrderRequest(coin, True, 0.001, px, False, make_cloid("rest", coin, "x", 0).to_raw(), "Gtc")])
+    out = trading.bulk_orders([OrderRequest(coin, True, 0.001, px, False, client_order_id("rest", coin, "x", 0), "Gtc")])
     assert out[0].kind == "resting"
 
 
@@ -38,11 +39,11 @@ def test_flatten_survives_a_faulty_order_batch(paper_account, fault):
     # positions, so nothing is ever closed twice (a reversal would show as a new position above)
     assert report.rounds == (1 if fault.startswith("lost_response") else 2)
     assert any(fault.split("_")[0] in e or "ambiguous" in e or "rejected" in e for e in report.errors), report.errors
-    fills = trading.user_fills()
+    fills = trading.fills_since()
     closed = {}
     for f in fills:
-        if f.get("dir", "").startswith("Close"):
-            closed[f["coin"]] = closed.get(f["coin"], 0.0) + float(f["sz"])
+        if (f.direction or "").startswith("Close"):
+            closed[f.coin] = closed.get(f.coin, 0.0) + f.sz
     assert {c: round(v, 8) for c, v in closed.items()} == {c: round(abs(s), 8) for c, s in before.items()}
 
 
@@ -106,7 +107,7 @@ def test_orders_without_a_client_id_are_cancelled_by_exchange_id(paper_account):
                        spot_meta={"universe": [], "tokens": []})
     resp = by_hand.order("ETH", True, 0.01, px, {"limit": {"tif": "Gtc"}})  # no cloid
     assert "resting" in resp["response"]["data"]["statuses"][0], resp
-    assert [o.get("cloid") for o in trading.open_orders()] == [None]
+    assert [o.cloid for o in trading.open_orders()] == [None]
     report = emergency_stop(paper_account.cfg, str(paper_account.db_path), "manual order drill", trading=trading)
     assert report.cancelled == 1 and not report.cancel_errors and trading.open_orders() == []
     assert report.halted

@@ -84,9 +84,9 @@ def test_flat_through_an_order_outage_with_still_open_alerts(paper_account, aler
     assert trading.account_state().positions == {}
     # never reversed: each coin was closed exactly once in size
     closed: dict[str, float] = {}
-    for f in trading.user_fills():
-        if f.get("dir", "").startswith("Close"):
-            closed[f["coin"]] = closed.get(f["coin"], 0.0) + float(f["sz"])
+    for f in trading.fills_since():
+        if (f.direction or "").startswith("Close"):
+            closed[f.coin] = closed.get(f.coin, 0.0) + f.sz
     assert set(closed) == set(BOOK)
 
 

@@ -12,7 +12,7 @@ Refusals (stale window, failed check, risk, invalid plan) are written to the led
 about them is silent. A run with nothing to do — trading halted, or the window already rebalanced — is neither a
 failure nor an ordinary success: it ends tagged `gradient/outcome=skipped` with `gradient/skip_reason` (and a
 halted window is recorded `refused` in the ledger with the halt's reason). Nothing here logs the private key: it is read from the
-environment inside `execution/session.py` and handed straight to the SDK.
+environment inside `exchange/hyperliquid/factory.py` and handed straight to the SDK.
 """
 
 
@@ -23,7 +23,7 @@ from pydantic import Field
 
 from gradient_pipeline.defs.execution.gate import checks_refusal, window_refusal
 from gradient_pipeline.defs.execution.latency import cycle_latency, latency_metadata
-from gradient_pipeline.defs.resources import GradientResource
+from gradient_pipeline.defs.resources import GradientResource, VenueResource
 from gradient_pipeline.signals.tables import target_window
 from gradient_pipeline.book import ledger
 from gradient_pipeline.execution.runner import (
@@ -32,7 +32,6 @@ from gradient_pipeline.execution.runner import (
     load_targets,
     rebalance_id_for,
 )
-from gradient_pipeline.execution.session import trading_client
 from gradient_pipeline.storage.db import table_exists
 from gradient_pipeline.timegrid import (
     latest_complete_bar_open,
@@ -118,10 +117,11 @@ def _refuse(context, gradient: GradientResource, client, window_key: str, reason
 
 
 @dg.op(out=dg.Out(io_manager_key="op_io_manager"), tags={"kind": "duckdb"})
-def check_targets(context: dg.OpExecutionContext, config: RebalanceConfig, gradient: GradientResource) -> dict:
+def check_targets(context: dg.OpExecutionContext, config: RebalanceConfig, gradient: GradientResource,
+                  venue: VenueResource) -> dict:
     """Pick the window to trade and refuse stale targets or targets whose checks did not pass."""
     cfg = gradient.config
-    client = trading_client(cfg)
+    client = venue.open(cfg)
     now = client.server_time()
     window_key = config.window or partition_key(latest_complete_bar_open(now))
     context.log.info(f"mode={cfg.mode} network={cfg.network} url={client.base_url} window={window_key} "
@@ -160,12 +160,13 @@ def _record_latency(gradient: GradientResource, window, breakdown: dict) -> None
 
 
 @dg.op(out=dg.Out(io_manager_key="op_io_manager"), tags={"kind": "hyperliquid"})
-def rebalance(context: dg.OpExecutionContext, gradient: GradientResource, target: dict) -> dict:
+def rebalance(context: dg.OpExecutionContext, gradient: GradientResource, venue: VenueResource,
+              target: dict) -> dict:
     """Trade the account to the window's targets and record everything in the ledger (see execution/runner.py)."""
     if target.get("status") == "skipped":
         return target
     cfg = gradient.config
-    client = trading_client(cfg)
+    client = venue.open(cfg)
     window = parse_partition_key(target["window"])
     with gradient.db() as conn:
         targets, adv = load_targets(conn, window)

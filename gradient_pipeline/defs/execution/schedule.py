@@ -124,7 +124,7 @@ def window_tick(instance: dg.DagsterInstance, now: pd.Timestamp, partitions_star
 def schedule_decision(instance: dg.DagsterInstance, cfg: GradientConfig,
                       sleep: Callable[[float], None] = time.sleep) -> dg.RunRequest | dg.SkipReason:
     """Ask the configured exchange for its clock (weight 2, shared budget) and decide the tick."""
-    from gradient_pipeline.exchange.client import HyperliquidClient
+    from gradient_pipeline.exchange.hyperliquid.client import HyperliquidClient
 
     client = HyperliquidClient.from_config(cfg)
     now = exchange_clock_after_grace(client.server_time, cfg.schedule.clock_grace_s, sleep)

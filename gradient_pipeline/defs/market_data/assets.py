@@ -24,7 +24,7 @@ import pandas as pd
 
 from gradient_pipeline.defs.partitions import four_hourly
 from gradient_pipeline.defs.resources import GradientResource
-from gradient_pipeline.exchange.errors import UnknownCoinError, WireFormatError
+from gradient_pipeline.exchange.hyperliquid.errors import UnknownCoinError, WireFormatError
 from gradient_pipeline.marketdata import plausibility, schemas, tables
 from gradient_pipeline.marketdata.freqtrade import FreqtradeDataError
 from gradient_pipeline.marketdata.sources import MarketDataSource, SourceError, open_source

@@ -30,8 +30,8 @@ from hyperliquid.exchange import Exchange
 from hyperliquid.info import Info
 
 from gradient_pipeline.config import GradientConfig, RateLimitConfig
-from gradient_pipeline.exchange import wire
-from gradient_pipeline.exchange.errors import (
+from gradient_pipeline.exchange.hyperliquid import wire
+from gradient_pipeline.exchange.hyperliquid.errors import (
     ErrorKind,
     ExchangeRequestError,
     ExchangeUnavailableError,
@@ -41,7 +41,7 @@ from gradient_pipeline.exchange.errors import (
     describe_request,
     retry_after_s,
 )
-from gradient_pipeline.exchange.ratelimit import (
+from gradient_pipeline.exchange.hyperliquid.ratelimit import (
     LEDGER_ENV_VAR,
     LEDGER_FILE_NAME,
     SharedWeightLedger,

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from gradient_pipeline.exchange.errors import WireFormatError
+from gradient_pipeline.exchange.hyperliquid.errors import WireFormatError
 from gradient_pipeline.timegrid import from_ms
 
 CANDLE_COLUMNS = ["coin", "ts", "open", "high", "low", "close", "volume", "trades"]

@@ -22,8 +22,10 @@ from typing import Any
 import requests
 from hyperliquid.utils.error import ClientError, ServerError
 
+from gradient_pipeline.venue.errors import ActionRefusedError, VenueError  # noqa: F401 - re-exported
 
-class ExchangeError(Exception):
+
+class ExchangeError(VenueError):
     """Base class for every failure of the exchange adapter."""
 
 
@@ -51,13 +53,7 @@ class ExchangeUnavailableError(ExchangeError):
         self.may_have_executed = may_have_executed
 
 
-class ActionRefusedError(ExchangeError):
-    """The exchange answered a signed action with `{"status": "err", "response": ...}` (e.g. a scheduleCancel time
-    too early, the daily trigger limit, an expired action). `venue_message` is the exchange's own text."""
-
-    def __init__(self, message: str, venue_message: str):
-        super().__init__(message)
-        self.venue_message = venue_message
+# ActionRefusedError is venue-neutral (venue/errors.py): re-exported here for the adapter's callers.
 
 
 class WireFormatError(ExchangeError, ValueError):

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import pandas as pd
 
-from gradient_pipeline.exchange import wire
-from gradient_pipeline.exchange.client import HyperliquidClient
-from gradient_pipeline.exchange.errors import UnknownCoinError, WireFormatError
+from gradient_pipeline.exchange.hyperliquid import wire
+from gradient_pipeline.exchange.hyperliquid.client import HyperliquidClient
+from gradient_pipeline.exchange.hyperliquid.errors import UnknownCoinError, WireFormatError
 from gradient_pipeline.timegrid import latest_complete_bar_open, to_ms, utc_naive
 
 FUNDING_INTERVAL_MS = 3_600_000  # hourly funding (8-hourly before 2023-06-08: at worst one extra empty page)
