@@ -75,6 +75,10 @@ class RebalanceResult:
     account_value: float | None = None
     residual_usd: dict[str, float] = field(default_factory=dict)
     resumed: bool = False
+    # the venue's dead-man switch (dead_man.py): armed at least once / why it could not be armed (alerted by the
+    # caller: monitoring/alerts.py `dead_man_condition`)
+    dead_man_armed: bool = False
+    dead_man_failures: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         tail = f": {self.reason}" if self.reason else ""
@@ -224,7 +228,10 @@ class Rebalancer:
                                        account_value=existing["capital_usd"], resumed=True)
             try:
                 with dead_man_switch(self.client, self.ex.dead_man_s, self._say) as self._dead_man:
-                    return self._run_locked(rid, window_ts, targets, adv_usd or {}, resumed=existing is not None)
+                    result = self._run_locked(rid, window_ts, targets, adv_usd or {}, resumed=existing is not None)
+                result.dead_man_armed = self._dead_man.ever_armed
+                result.dead_man_failures = list(self._dead_man.failures)
+                return result
             except Exception as err:
                 msg = f"{type(err).__name__}: {err}"[:500]
                 log.exception("rebalance %s failed", rid)

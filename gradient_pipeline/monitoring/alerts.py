@@ -273,3 +273,24 @@ def set_condition(conn: Connection, alert: Alert, active: bool, cfg: GradientCon
         return raise_alert(conn, alert, cfg)
     clear_alert(conn, alert.key)
     return None
+
+
+DEAD_MAN_KEY = "dead_man_not_armed"
+
+
+def dead_man_condition(conn: Connection, cfg: GradientConfig, result) -> Delivery | None:
+    """Alert when a rebalance could not arm the venue's dead-man switch (`scheduleCancel` refused — e.g. the 10 per
+    UTC day limit or the volume gate — or the request failed): once, deduplicated in the book, until a later
+    rebalance arms it again (which clears the condition). `result` is an `execution.runner.RebalanceResult`."""
+    failures = list(getattr(result, "dead_man_failures", None) or [])
+    if not failures:
+        if getattr(result, "dead_man_armed", False):
+            clear_alert(conn, DEAD_MAN_KEY)
+        return None
+    body = (f"Rebalance {result.rebalance_id} ({result.status}) ran WITHOUT the exchange's dead-man switch: "
+            f"{failures[0]}" + (f" (and {len(failures) - 1} more)" if len(failures) > 1 else "") + ".\n"
+            "If the trading process dies mid-rebalance, resting orders stay on the book until cancelled by hand "
+            "(`gradient-pipeline emergency-stop`). IOC orders are unaffected. Check the venue's scheduleCancel "
+            "limits (10 triggers per UTC day; on mainnet $1M traded volume first).")
+    return raise_alert(conn, Alert("dead_man", DEAD_MAN_KEY, "warning",
+                                   "[gradient] dead-man switch NOT ARMED during a rebalance", body), cfg)
