@@ -463,6 +463,13 @@ def _killed_then_resumed(sim: _Sim, cfg, client, db, window, targets, adv, rng: 
     return Rebalancer(cfg, client, db).run(window, targets, adv)
 
 
+interrupted = threading.Event()  # set by SIGINT/SIGTERM in the main thread: stop after the running schedule
+
+
+def _stop_after_this_schedule(signum, frame) -> None:
+    interrupted.set()
+
+
 def simulate(schedules: int, seed: int, windows: int = 3, only: int | None = None, say=print,
              progress_every: int = 0) -> int:
     """Run the schedules; print the summary line, the fault kinds and the rate, and per failing schedule the
@@ -471,6 +478,10 @@ def simulate(schedules: int, seed: int, windows: int = 3, only: int | None = Non
     from types import SimpleNamespace
 
     saved = {k: os.environ.get(k) for k in ENV_KEYS}
+    interrupted.clear()
+    handlers = {}
+    if threading.current_thread() is threading.main_thread():  # Ctrl-C ends with the tally of finished schedules
+        handlers = {sig: signal.signal(sig, _stop_after_this_schedule) for sig in (signal.SIGINT, signal.SIGTERM)}
     for k in ("GRADIENT_BOOK_URL", "GRADIENT_CONFIG", "GRADIENT_DUCKDB_PATH"):
         os.environ.pop(k, None)  # each schedule's book is the SQLite file beside its own DuckDB path
     shm = Path("/dev/shm")
@@ -483,11 +494,15 @@ def simulate(schedules: int, seed: int, windows: int = 3, only: int | None = Non
     notes: Counter = Counter()
     failing: list[ScheduleResult] = []
     sim = None
+    done = 0
     try:
         sim = _Sim(workdir, receiver.url)
         indices = [only] if only is not None else range(schedules)
         for i in indices:
+            if interrupted.is_set():
+                break
             r = run_schedule(sim, i, schedule_seed(seed, i), windows)
+            done += 1
             total_w += r.windows
             total_v += len(r.violations)
             faults.update(r.faults)
@@ -509,8 +524,12 @@ def simulate(schedules: int, seed: int, windows: int = 3, only: int | None = Non
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
     minutes = (time.monotonic() - t0) / 60
-    n = 1 if only is not None else schedules
+    n = done
+    if n < (1 if only is not None else schedules):
+        say(f"INTERRUPTED after {n} of {schedules} schedules (SIGINT/SIGTERM): the figures below cover those")
     say(f"{n} schedules, {total_w} windows, {sum(faults.values())} faults injected, {total_v} violations")
     say(f"fault kinds: {json.dumps(dict(sorted(faults.items())))}; {n / minutes if minutes else 0:.1f} schedules/min")
     if notes:
