@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 import time
 
 
@@ -25,12 +26,19 @@ def main() -> None:
     logging.disable(logging.CRITICAL)
     from gradient_pipeline.monitoring.simulate import simulate
 
+    done = [args.schedules]
+
+    def say(line: str) -> None:
+        m = re.match(r"(\d+) schedules, ", line)
+        if m:  # the summary line: how many schedules finished (fewer after Ctrl-C)
+            done[0] = int(m[1])
+        print(line, flush=True)
+
     t0 = time.monotonic()
-    violations = simulate(args.schedules, args.seed, args.windows, progress_every=args.progress,
-                          say=lambda line: print(line, flush=True))
+    violations = simulate(args.schedules, args.seed, args.windows, progress_every=args.progress, say=say)
     wall = time.monotonic() - t0
-    print(f"bench_simulate: {args.schedules} schedules × {args.windows} windows in {wall:.1f} s wall = "
-          f"{args.schedules / wall * 60:.1f} schedules/min, {violations} violations (seed {args.seed})")
+    print(f"bench_simulate: {done[0]} schedules × {args.windows} windows in {wall:.1f} s wall = "
+          f"{done[0] / wall * 60:.1f} schedules/min, {violations} violations (seed {args.seed})")
 
 
 if __name__ == "__main__":
