@@ -208,6 +208,11 @@ class AlertsConfig(_Section):
 
     urls_env_var: str = "GRADIENT_ALERT_URLS"
     min_interval_s: int = Field(300, ge=0, description="same alert kind at most once per this many seconds")
+    retry_backoff_initial_s: float = Field(60.0, gt=0, description="a destination that failed is retried after "
+                                           "this long, doubling per failure (on later ticks that deliver alerts)")
+    retry_backoff_max_s: float = Field(3600.0, gt=0, description="cap of the per-destination retry backoff")
+    retry_give_up_after_s: float = Field(86_400.0, gt=0, description="stop retrying a destination this long after "
+                                         "the alert's first attempt (shown as gave_up in status)")
     slippage_alert_pct: float = Field(0.5, gt=0)
     drift_alert_pct: float = Field(3.0, gt=0, description="position drift vs target, % of account value")
     underperformance_sigma: float = Field(2.0, gt=0)

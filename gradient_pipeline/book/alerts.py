@@ -56,19 +56,25 @@ def mark_sent(conn: Connection, key: str, kind: str) -> None:
 
 
 def clear_alert(conn: Connection, key: str) -> bool:
-    """The condition behind `key` has cleared: the next raise alerts again. True if it was active."""
+    """The condition behind `key` has cleared: the next raise alerts again (to every destination: its delivery
+    records go, and with them any pending retry). True if it was active."""
     with unit(conn, write=True):
         n = conn.execute(alerts_state.update().where(alerts_state.c.key == key, alerts_state.c.active.is_(True))
                          .values(active=False, cleared_at=utcnow())).rowcount
+        conn.execute(alert_deliveries.delete().where(alert_deliveries.c.alert_key == key))
     return bool(n)
 
 
 def record_delivery(conn: Connection, alert_key: str, url: str, ok: bool, error: str | None = None,
-                    retry_after_s: float | None = None) -> None:
+                    retry_after_s: float | None = None, gave_up: bool = False) -> None:
     """Record one delivery attempt of `alert_key` to the destination `url` (stored as its hash). A failure with
-    `retry_after_s` schedules `next_attempt_at`; `error` must already be scrubbed."""
+    `retry_after_s` schedules `next_attempt_at`; `gave_up` marks a failure that will not be retried;
+    `error` must already be scrubbed."""
     now = utcnow()
-    vals = {"alert_key": alert_key, "destination_id": destination_id(url), "status": "sent" if ok else "failed",
+    status = "sent" if ok else ("gave_up" if gave_up else "failed")
+    if gave_up:
+        retry_after_s = None
+    vals = {"alert_key": alert_key, "destination_id": destination_id(url), "status": status,
             "attempts": 1, "next_attempt_at": (now + dt.timedelta(seconds=retry_after_s)) if (not ok and retry_after_s)
             else None, "last_error": None if ok else (error or "delivery failed")[:500], "created_at": now,
             "updated_at": now}
@@ -94,6 +100,21 @@ def due_deliveries(conn: Connection, now: dt.datetime | None = None) -> list[dic
     with unit(conn):
         return [dict(r) for r in conn.execute(sa.select(alert_deliveries).where(
             alert_deliveries.c.status == "failed", alert_deliveries.c.next_attempt_at <= now)).mappings()]
+
+
+def undelivered(conn: Connection) -> list[dict]:
+    """Delivery records not (yet) delivered — failed (a retry is scheduled) or gave_up — oldest first (status)."""
+    with unit(conn):
+        return [dict(r) for r in conn.execute(sa.select(alert_deliveries).where(
+            alert_deliveries.c.status != "sent").order_by(alert_deliveries.c.created_at)).mappings()]
+
+
+def last_attempt(conn: Connection, key: str) -> dict | None:
+    """The newest `alerts_sent` row of `key` (its scrubbed title and body, kind and severity): what a retry sends."""
+    with unit(conn):
+        row = conn.execute(sa.select(alerts_sent).where(alerts_sent.c.key == key)
+                           .order_by(alerts_sent.c.id.desc()).limit(1)).mappings().first()
+    return dict(row) if row else None
 
 
 def sent_log(conn: Connection, limit: int | None = None) -> list[dict]:

@@ -166,6 +166,16 @@ def engine_for(where: str | os.PathLike | URL | None = None) -> Engine:
         return engine
 
 
+def dispose(where: str | os.PathLike | URL | None = None) -> None:
+    """Close the cached engine of one book (its pooled connections and file handles); the next `connect` opens it
+    again. For processes that go through many short-lived books (a fault simulation, one book per schedule)."""
+    url = where if isinstance(where, URL) else book_url(where)
+    with _engines_lock:
+        engine = _engines.pop(url.render_as_string(hide_password=False), None)
+    if engine is not None:
+        engine.dispose()
+
+
 def dispose_all() -> None:
     """Close every cached engine (tests that drop their database; forked processes)."""
     with _engines_lock:

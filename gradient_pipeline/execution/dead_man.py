@@ -13,7 +13,10 @@ volume first. It cancels orders, never positions.
 
 When the switch cannot be armed (refused by the venue, or the request failed) the rebalance goes on — IOC orders
 never rest, and post-only orders are cancelled by the run itself after `passive_timeout_s` — but it says so
-loudly (a warning in the log and a run event starting "DEAD-MAN SWITCH NOT ARMED"), never silently.
+loudly, never silently: a warning in the log, a run event starting "DEAD-MAN SWITCH NOT ARMED", the failures in
+the rebalance's result (`RebalanceResult.dead_man_failures`, shown in the run's metadata) and an alert
+(`monitoring/alerts.py` `dead_man_condition`, raised by the caller: deduplicated in the book until a later
+rebalance arms the switch again).
 
 T should exceed the longest order round (sending + `passive_timeout_s`); the default 120 s does.
 """
@@ -49,6 +52,7 @@ class DeadManSwitch:
         self._now_ms = now_ms
         self.armed_until_ms: int | None = None  # what the venue last accepted (None: not armed)
         self.failures: list[str] = []
+        self.ever_armed = False  # the venue accepted at least one arm in this run
         self._refused = False  # the venue said no (volume gate, daily limit, clock): it will say no again this run
         self._maybe_armed = False  # armed, or a request whose fate is unknown went out
 
@@ -68,6 +72,7 @@ class DeadManSwitch:
         try:
             self.armed_until_ms = self.client.schedule_cancel(at)
             self._maybe_armed = True
+            self.ever_armed = True
         except Exception as err:  # noqa: BLE001 - trading goes on; the failure is reported, not hidden
             if isinstance(err, ActionRefusedError):
                 self._refused = True  # not retried in this run: the same refusal would only repeat

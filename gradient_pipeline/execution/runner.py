@@ -103,7 +103,10 @@ class Rebalancer:
             ctx.resumed = existing is not None
             try:
                 with dead_man_switch(self.client, self.cfg.execution.dead_man_s, self._emit) as ctx.dead_man:
-                    return self._run_locked(ctx, adv_usd or {})
+                    result = self._run_locked(ctx, adv_usd or {})
+                result.dead_man_armed = ctx.dead_man.ever_armed
+                result.dead_man_failures = list(ctx.dead_man.failures)
+                return result
             except Exception as err:
                 log.exception("rebalance %s failed", rid)
                 return failed(ctx, err)

@@ -24,6 +24,10 @@ class RebalanceResult:
     account_value: float | None = None
     residual_usd: dict[str, float] = field(default_factory=dict)
     resumed: bool = False
+    # the venue's dead-man switch (dead_man.py): armed at least once / why it could not be armed (alerted by the
+    # caller: monitoring/alerts.py `dead_man_condition`)
+    dead_man_armed: bool = False
+    dead_man_failures: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         tail = f": {self.reason}" if self.reason else ""

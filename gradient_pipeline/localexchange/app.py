@@ -19,6 +19,8 @@ Operator surface (not Hyperliquid; never rate limited or faulted), JSON in and o
 - `GET|POST|DELETE /_local/faults`      list / inject `{"kind", "count"?, "endpoint"?, "info_type"?,
                                         "action_type"?, "hang_seconds"?}` / clear
 - `POST /_local/price_shock`            `{"factor": 0.7, "coin"?: "BTC"}` (all coins when coin is omitted)
+- `POST /_local/book_depth`             `{"factor": 0.01, "coin"?: "BTC"}` thin (or restore, factor 1) the book
+                                        depth: a normal order then fills partially
 - `POST /_local/fund`                   `{"address": "0x..", "usdc": 10000, "mode"?: "standard" | "unified-account"
                                         | "portfolio-margin"}` (mode = the account's `userAbstraction`)
 - `POST /_local/agents`                 `{"agent": "0x..", "master": "0x.."}`
@@ -150,6 +152,14 @@ class LocalExchange:
     def price_shock(self, factor: float, coin: str | None = None) -> None:
         with self.lock:
             self.market.shock(factor, coin)
+
+    def thin_book(self, factor: float, coin: str | None = None) -> None:
+        with self.lock:
+            self.market.thin_book(factor, coin)
+
+    def clear_shocks(self) -> None:
+        with self.lock:
+            self.market.clear_shocks()
 
     def _require_engine(self):
         if self.engine is None:
@@ -386,6 +396,12 @@ def build_app(ex: LocalExchange) -> Starlette:
         ex.price_shock(float(body["factor"]), body.get("coin"))
         return {"ok": True, "factor": float(body["factor"]), "coin": body.get("coin")}
 
+    def depth(request, body):
+        if "factor" not in body:
+            raise ControlError("POST /_local/book_depth needs 'factor'")
+        ex.thin_book(float(body["factor"]), body.get("coin"))
+        return {"ok": True, "factor": float(body["factor"]), "coin": body.get("coin")}
+
     def fund(request, body):
         ex.fund(str(body["address"]), float(body["usdc"]), body.get("mode"))
         return {"ok": True}
@@ -421,6 +437,7 @@ def build_app(ex: LocalExchange) -> Starlette:
         Route("/_local/clock/advance", control(advance), methods=["POST"]),
         Route("/_local/faults", control(faults), methods=["GET", "POST", "DELETE"]),
         Route("/_local/price_shock", control(shock), methods=["POST"]),
+        Route("/_local/book_depth", control(depth), methods=["POST"]),
         Route("/_local/fund", control(fund), methods=["POST"]),
         Route("/_local/agents", control(agents), methods=["POST"]),
         Route("/_local/builders", control(builders), methods=["POST"]),

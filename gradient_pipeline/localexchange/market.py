@@ -190,6 +190,7 @@ class MarketView:
         self.book_config = book or BookConfig()
         self.candle_history_limit = candle_history_limit
         self._shocks: list[tuple[int, str | None, float]] = []
+        self._depth: dict[str | None, float] = {}  # thin_book factors: coin (None = every coin) -> depth multiplier
         overrides = self._read_overrides()
         statics = [self._static(c, overrides.get(c, {})) for c in data.coin_names]
         # Asset order: listing time, then name. New listings are appended, so indices never shift.
@@ -289,6 +290,29 @@ class MarketView:
             raise ValueError(f"price shock: unknown coin {coin!r}")
         self._shocks.append((self.now_ms(), coin, float(factor)))
 
+    def clear_shocks(self) -> None:
+        """Forget every price shock: prices are the recorded ones again (an operator reset, e.g. between runs of a
+        fault simulation; shocks otherwise accumulate for the life of the process)."""
+        self._shocks.clear()
+
+    def thin_book(self, factor: float, coin: str | None = None) -> None:
+        """Multiply the book depth of one coin (or of every coin) by `factor` until changed again: 0.01 leaves 1%
+        of each level, so a normal-sized IOC order fills partially; 1 restores the configured depth. Setting the
+        all-coins factor clears the per-coin ones."""
+        if not factor > 0:
+            raise ValueError(f"book depth factor must be > 0, got {factor}")
+        if coin is not None and coin not in self._by_name:
+            raise ValueError(f"thin book: unknown coin {coin!r}")
+        if coin is None:
+            self._depth.clear()
+        if float(factor) == 1.0:
+            self._depth.pop(coin, None)
+        else:
+            self._depth[coin] = float(factor)
+
+    def depth_factor(self, coin: str) -> float:
+        return self._depth.get(coin, 1.0) * self._depth.get(None, 1.0)
+
     def _shock_factor(self, coin: str, now: int) -> float:
         f = 1.0
         for t, c, k in self._shocks:
@@ -379,6 +403,7 @@ class MarketView:
         cfg = self.book_config
         szd = self._universe[self._by_name[coin]].sz_decimals
         level_usd = max(cfg.min_level_usd, cfg.level_fraction_of_day_volume * self.day_volume(coin)[1])
+        level_usd *= self.depth_factor(coin)
         lot = 10.0**-szd
 
         def side(sign: int) -> list[tuple[float, float]]:

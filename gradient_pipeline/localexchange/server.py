@@ -105,6 +105,35 @@ class LocalExchangeHandle:
         """Multiply one coin's (or all coins') prices by `factor` from replay-now on."""
         self.exchange.price_shock(factor, coin)
 
+    def thin_book(self, factor: float, coin: str | None = None) -> None:
+        """Multiply one coin's (or every coin's) book depth by `factor` until changed (1 restores it): thin books,
+        partial fills."""
+        self.exchange.thin_book(factor, coin)
+
+    def clear_shocks(self) -> None:
+        """Forget every price shock (prices are the recorded ones again)."""
+        self.exchange.clear_shocks()
+
+    def restart(self, *, keep_id_counters: bool = True, ready_timeout: float = 10.0) -> None:
+        """Restart as a process with a saved state would: stop serving, build a new trading engine from the old
+        one's exported state (accounts, orders, fills, nonces, id counters), serve again on the same port. Pending
+        faults and in-flight requests are lost, as in a real restart; the recorded market data (read-only), price
+        shocks and book depth settings are reused. `keep_id_counters=False` drops the saved order/trade id counters
+        (a state file written before they were saved): new ids must still never repeat old ones."""
+        engine = self.exchange.engine
+        if engine is None:
+            raise RuntimeError("restart needs the trading engine (nothing to carry over without it)")
+        saved = engine.export_state()
+        if not keep_id_counters:
+            saved = {**saved, "next_oid": 1, "next_tid": 1}
+        old = self.exchange
+        self.stop()
+        new = LocalExchange(old.market.data.data_dir, old.now_ms(), market=old.market,
+                            rate_limit_per_minute=old.limiter.budget, engine_config=dict(engine.config))
+        new.engine.import_state(saved)
+        self._server, self._thread, _ = start_serving(new, self.port, "warning", ready_timeout, "local-exchange")
+        self.exchange = new
+
     def fund(self, address: str, usdc: float, mode: str | None = None) -> None:
         """Deposit `usdc` (creating the account; `mode` = standard | unified-account | portfolio-margin)."""
         self.exchange.fund(address, usdc, mode)

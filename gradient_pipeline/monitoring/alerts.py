@@ -23,6 +23,13 @@ State lives in the operations book (`gradient_pipeline/book/alerts.py`; `conn` i
   status ``sent | failed | rate_limited | no_destination``;
 - ``alert_deliveries(alert_key, destination_id, status, attempts, next_attempt_at, last_error)`` — one row per
   alert and destination; the destination is a hash of its URL, never the URL.
+
+Per-destination retry: an alert counts as sent when one destination took it. A destination that failed is
+retried with capped exponential backoff (`alerts.retry_backoff_initial_s`, doubling, at most
+`alerts.retry_backoff_max_s`) on later ticks that deliver alerts (`retry_due`, run by `raise_alert` and by the
+cron `watchdog`), never resending to destinations that already have it, and given up after
+`alerts.retry_give_up_after_s`. `gradient-pipeline status` lists destinations still missing an alert by position,
+scheme and hash (`undelivered`).
 """
 
 from __future__ import annotations
@@ -117,7 +124,13 @@ def alert_urls(cfg: GradientConfig) -> list[str]:
     return [u for u in re.split(r"[\s,]+", raw) if u]
 
 
-RETRY_AFTER_S = 60.0  # a failed destination may be retried after this long (next_attempt_at)
+def retry_delay_s(attempts: int, cfg: GradientConfig | None) -> float:
+    """Capped exponential backoff for a destination after `attempts` failed tries: initial × 2^(attempts−1), at most
+    `alerts.retry_backoff_max_s`."""
+    a = cfg.alerts if cfg is not None else None
+    initial = a.retry_backoff_initial_s if a else 60.0
+    cap = a.retry_backoff_max_s if a else 3600.0
+    return min(cap, initial * 2.0 ** max(0, attempts - 1))
 
 
 def _deliver_one(url: str, title: str, body: str, severity: str) -> tuple[bool, str | None]:
@@ -135,20 +148,75 @@ def _deliver_one(url: str, title: str, body: str, severity: str) -> tuple[bool, 
         return False, f"apprise raised {type(err).__name__}"
 
 
-def _deliver(conn: Connection | None, key: str, urls: list[str], title: str, body: str, severity: str) -> bool:
-    """Send to every destination; record one `alert_deliveries` row per destination (by hash). True if at least
-    one destination received it."""
+def _deliver(conn: Connection | None, key: str, urls: list[str], title: str, body: str, severity: str,
+             cfg: GradientConfig | None = None) -> bool:
+    """Send to every destination that still needs it; record one `alert_deliveries` row per destination (by
+    hash). A destination that already received this alert is not sent it again; one that failed is tried again
+    only once its backoff (`next_attempt_at`) has passed, and given up `alerts.retry_give_up_after_s` after its
+    first try. True if at least one destination has the alert."""
+    prior = {d["destination_id"]: d for d in store.deliveries(conn, key)} if conn is not None else {}
+    now = utcnow()
+    give_up_s = cfg.alerts.retry_give_up_after_s if cfg is not None else 86_400.0
     any_ok = False
     for i, url in enumerate(urls, start=1):
+        before = prior.get(store.destination_id(url))
+        if before is not None:
+            if before["status"] == "sent":
+                any_ok = True
+                continue
+            if before["status"] == "gave_up" or (before["next_attempt_at"] is not None
+                                                 and before["next_attempt_at"] > now):
+                continue
         ok, error = _deliver_one(url, title, body, severity)
+        attempts = (before["attempts"] if before is not None else 0) + 1
         if not ok:
-            log.error("ALERT NOT DELIVERED to destination #%d of %d (alert %s): %s; the others are tried", i,
-                      len(urls), key, error)
+            log.error("ALERT NOT DELIVERED to destination #%d of %d (alert %s, try %d): %s; the others are tried",
+                      i, len(urls), key, attempts, error)
         any_ok = any_ok or ok
         if conn is not None:
+            first = before["created_at"] if before is not None else now
+            gave_up = not ok and (now - first).total_seconds() >= give_up_s
             store.record_delivery(conn, key, url, ok, scrub(error or "", urls) or None,
-                                  None if ok else RETRY_AFTER_S)
+                                  None if ok else retry_delay_s(attempts, cfg), gave_up=gave_up)
     return any_ok
+
+
+def destination_label(destination_id: str, urls: list[str]) -> str:
+    """How `status` names a destination: its position and scheme in the configured list and its hash — never the
+    URL (it holds tokens)."""
+    for i, url in enumerate(urls, start=1):
+        if store.destination_id(url) == destination_id:
+            scheme = url.split("://", 1)[0] if "://" in url else "?"
+            return f"destination #{i} of {len(urls)} ({scheme}://…, id {destination_id})"
+    return f"destination id {destination_id} (no longer configured)"
+
+
+def retry_due(conn: Connection, cfg: GradientConfig, limit: int = 10) -> list[tuple[str, str, bool]]:
+    """Retry the failed deliveries whose backoff has passed (at most `limit`), each to its own destination only,
+    with the alert's recorded (scrubbed) title and body. An alert that reached no destination before and reaches
+    one now is marked sent (deduplicated from then on). Called on every tick that delivers alerts (`raise_alert`:
+    sensors, jobs, CLI; the cron `watchdog`). Returns (alert key, destination label, delivered) per try."""
+    urls = alert_urls(cfg)
+    by_id = {store.destination_id(u): u for u in urls}
+    out = []
+    for row in store.due_deliveries(conn)[:limit]:
+        url = by_id.get(row["destination_id"])
+        last = store.last_attempt(conn, row["alert_key"])
+        if url is None or last is None:  # destination removed from the configuration: status shows it
+            continue
+        ok = _deliver(conn, row["alert_key"], [url], last["title"], last["body"], last["severity"], cfg)
+        if ok and not store.is_active(conn, row["alert_key"]):
+            store.mark_sent(conn, row["alert_key"], last["kind"])
+            _log(conn, Alert(last["kind"], row["alert_key"], last["severity"], last["title"], last["body"]),
+                 last["title"], last["body"], "sent", 1)
+        out.append((row["alert_key"], destination_label(row["destination_id"], urls), ok))
+    return out
+
+
+def undelivered(conn: Connection, cfg: GradientConfig) -> list[dict]:
+    """Destinations still missing an alert (failed with a retry scheduled, or gave_up), labelled for `status`."""
+    urls = alert_urls(cfg)
+    return [{**row, "destination": destination_label(row["destination_id"], urls)} for row in store.undelivered(conn)]
 
 
 def deliver_unrecorded(alert: Alert, cfg: GradientConfig) -> bool:
@@ -158,7 +226,7 @@ def deliver_unrecorded(alert: Alert, cfg: GradientConfig) -> bool:
     if not urls:
         log.error("alert %s not delivered: %s is empty", alert.key, cfg.alerts.urls_env_var)
         return False
-    return _deliver(None, alert.key, urls, scrub(alert.title, urls), scrub(alert.body, urls), alert.severity)
+    return _deliver(None, alert.key, urls, scrub(alert.title, urls), scrub(alert.body, urls), alert.severity, cfg)
 
 
 def _log(conn, alert: Alert, title: str, body: str, status: str, n: int) -> None:
@@ -173,7 +241,12 @@ def _rate_limited(conn, alert: Alert, cfg: GradientConfig) -> bool:
 
 
 def raise_alert(conn: Connection, alert: Alert, cfg: GradientConfig) -> Delivery:
-    """Send `alert` unless its key is already active (dedupe) or its kind is rate-limited. Never raises on delivery."""
+    """Send `alert` unless its key is already active (dedupe) or its kind is rate-limited. Never raises on delivery.
+    Due retries of earlier alerts to destinations that failed go out first (`retry_due`)."""
+    try:
+        retry_due(conn, cfg)
+    except Exception as err:  # noqa: BLE001 - a retry problem must not stop this alert
+        log.error("alert delivery retries failed: %s: %s", type(err).__name__, err)
     if store.is_active(conn, alert.key):
         return Delivery(alert.key, "duplicate")
     urls = alert_urls(cfg)
@@ -186,10 +259,30 @@ def raise_alert(conn: Connection, alert: Alert, cfg: GradientConfig) -> Delivery
         log.warning("alert %s not delivered: %s is empty", alert.key, cfg.alerts.urls_env_var)
         _log(conn, alert, title, body, "no_destination", 0)
         return Delivery(alert.key, "no_destination", title, body)
-    ok = _deliver(conn, alert.key, urls, title, body, alert.severity)
+    ok = _deliver(conn, alert.key, urls, title, body, alert.severity, cfg)
     status = "sent" if ok else "failed"
     _log(conn, alert, title, body, status, len(urls))
     if ok:
         store.mark_sent(conn, alert.key, alert.kind)
     return Delivery(alert.key, status, title, body)
 
+
+DEAD_MAN_KEY = "dead_man_not_armed"
+
+
+def dead_man_condition(conn: Connection, cfg: GradientConfig, result) -> Delivery | None:
+    """Alert when a rebalance could not arm the venue's dead-man switch (`scheduleCancel` refused — e.g. the 10 per
+    UTC day limit or the volume gate — or the request failed): once, deduplicated in the book, until a later
+    rebalance arms it again (which clears the condition). `result` is an `execution.runner.RebalanceResult`."""
+    failures = list(getattr(result, "dead_man_failures", None) or [])
+    if not failures:
+        if getattr(result, "dead_man_armed", False):
+            clear_alert(conn, DEAD_MAN_KEY)
+        return None
+    body = (f"Rebalance {result.rebalance_id} ({result.status}) ran WITHOUT the exchange's dead-man switch: "
+            f"{failures[0]}" + (f" (and {len(failures) - 1} more)" if len(failures) > 1 else "") + ".\n"
+            "If the trading process dies mid-rebalance, resting orders stay on the book until cancelled by hand "
+            "(`gradient-pipeline emergency-stop`). IOC orders are unaffected. Check the venue's scheduleCancel "
+            "limits (10 triggers per UTC day; on mainnet $1M traded volume first).")
+    return raise_alert(conn, Alert("dead_man", DEAD_MAN_KEY, "warning",
+                                   "[gradient] dead-man switch NOT ARMED during a rebalance", body), cfg)

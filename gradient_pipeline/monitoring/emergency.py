@@ -158,12 +158,14 @@ def _record_outcomes(db_path: str | None, outcomes) -> None:
 def flatten_all(trading: ExecutionVenue, cfg: GradientConfig, report: FlattenReport, db_path: str | None = None,
                 sleep: Callable[[float], None] = time.sleep, say: Callable[[str], None] | None = None,
                 on_still_open: Callable[[FlattenReport, float], None] | None = None,
-                try_halt: Callable[[], None] | None = None) -> None:
-    """Cancel and close everything, retrying until flat (see the module docstring and `monitoring/flatten.py`)."""
+                try_halt: Callable[[], None] | None = None,
+                clock: Callable[[], float] = time.monotonic) -> None:
+    """Cancel and close everything, retrying until flat (see the module docstring and `monitoring/flatten.py`).
+    `sleep`/`clock`: the backoff's waits and the clock its deadline and STILL OPEN interval are measured on."""
     from gradient_pipeline.monitoring.flatten import retry_until_flat
 
     retry_until_flat(trading, cfg, report, db_path, say=say, on_still_open=on_still_open, try_halt=try_halt,
-                     sleep=sleep)
+                     sleep=sleep, clock=clock)
 
 
 def _try_halt(db_path: str, reason: str, source: str, wait_s: float) -> tuple[bool, str]:
@@ -189,9 +191,12 @@ def emergency_stop(
     lock_wait_s: float = 5.0,
     second_lock_wait_s: float = 120.0,
     say: Callable[[str], None] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
 ) -> FlattenReport:
     """Halt, cancel, flatten until flat (see module docstring). Returns the report when flat, or when interrupted
-    (Ctrl-C: `report.interrupted`, what is still open in `report.remaining`). `say` receives the progress lines."""
+    (Ctrl-C: `report.interrupted`, what is still open in `report.remaining`). `say` receives the progress lines;
+    `sleep`/`clock` are the flatten's backoff waits and its deadline clock."""
     say = say or (lambda msg: log.warning("%s", msg))
     stop_id = stop_id or f"emergency-{halt_mod.utcnow():%Y%m%dT%H%M%S}"
     report = FlattenReport(stop_id=stop_id, mode=cfg.mode)
@@ -210,12 +215,12 @@ def emergency_stop(
         if trading is None:
             trading = _open_trading_retrying(cfg, report, say)
         flatten_all(trading, cfg, report, db_path if report.halted else None, say=say, on_still_open=still_open,
-                    try_halt=retry_halt)
+                    try_halt=retry_halt, sleep=sleep, clock=clock)
         if not report.halted:
             report.halted, report.halt_note = _try_halt(db_path, reason, source, second_lock_wait_s)
             if report.halted:  # a rebalance that held the lock may have traded meanwhile: flatten again
                 again = FlattenReport(stop_id=stop_id + "-2", mode=cfg.mode, halted=True)
-                flatten_all(trading, cfg, again, db_path, say=say, on_still_open=still_open)
+                flatten_all(trading, cfg, again, db_path, say=say, on_still_open=still_open, sleep=sleep, clock=clock)
                 report.cancelled += again.cancelled
                 report.rounds += again.rounds
                 report.orders_sent += again.orders_sent

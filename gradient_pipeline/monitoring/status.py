@@ -55,6 +55,7 @@ class StatusReport:
     notes: list[str] = field(default_factory=list)
     drawdown_reason: str = ""  # the drawdown decision's own words (monitoring/drawdown.py)
     last_check: dict | None = None  # the drawdown sensor's last evaluation (heartbeat), if any
+    undelivered_alerts: list[dict] = field(default_factory=list)  # destinations still missing an alert (by label)
 
     @property
     def exit_code(self) -> int:
@@ -131,6 +132,11 @@ def render(r: StatusReport) -> str:
         )
     else:
         lines.append("last rebalance: none recorded")
+    for d in r.undelivered_alerts:
+        when = (f"next try {d['next_attempt_at']:%Y-%m-%d %H:%M:%S} UTC" if d.get("next_attempt_at") is not None
+                else "no more tries")
+        lines.append(f"ALERT NOT DELIVERED: {d['alert_key']} to {d['destination']}: {d['status']} after "
+                     f"{d['attempts']} attempt(s), {when}" + (f" — {d['last_error']}" if d.get("last_error") else ""))
     for note in r.notes:
         lines.append(f"note: {note}")
     return "\n".join(lines)
@@ -198,6 +204,9 @@ def _read_ledger(report: StatusReport, cfg: GradientConfig) -> None:
                     report.positions = _ledger_positions(conn)
             report.last_rebalance = last_rebalance(conn)
             report.targets = _read_targets(conn)
+            from gradient_pipeline.monitoring.alerts import undelivered
+
+            report.undelivered_alerts = undelivered(conn, cfg)
     except Exception as err:  # noqa: BLE001 - status must still show what it has, and say what it could not read
         report.notes.append(f"the operations book could not be read ({type(err).__name__}: {str(err)[:200]}); "
                             "halt state and history not shown")

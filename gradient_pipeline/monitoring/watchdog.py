@@ -80,9 +80,24 @@ def _alert(cfg: GradientConfig, db_path: str, stale: bool, message: str) -> str 
         return None
 
 
+def _retry_alert_deliveries(cfg: GradientConfig, db_path: str) -> None:
+    """Each cron tick retries alert destinations whose backoff has passed (monitoring/alerts.py `retry_due`), so a
+    dead destination is retried even when nothing else raises an alert."""
+    from gradient_pipeline.book import connect
+    from gradient_pipeline.monitoring.alerts import retry_due
+
+    try:
+        with connect(db_path) as conn:
+            for key, where, ok in retry_due(conn, cfg):
+                log.warning("alert %s retried to %s: %s", key, where, "delivered" if ok else "failed again")
+    except Exception as err:  # noqa: BLE001 - the staleness check below matters more
+        log.error("alert delivery retries not run: %s: %s", type(err).__name__, err)
+
+
 def run_watchdog(cfg: GradientConfig, db_path: str, max_age_s: float | None = None, ping_url: str | None = None,
                  now: dt.datetime | None = None) -> WatchdogResult:
     now = now or dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    _retry_alert_deliveries(cfg, db_path)
     max_age_s = cfg.risk.watchdog_max_age_s if max_age_s is None else max_age_s
     ping_url = ping_url or os.environ.get(DEADMAN_URL_ENV_VAR) or None
     try:

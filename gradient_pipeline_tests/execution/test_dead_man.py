@@ -4,6 +4,7 @@ itself cancels what the dead run left resting."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -17,6 +18,7 @@ from gradient_pipeline.exchange.hyperliquid.factory import trading_client
 from gradient_pipeline_tests.execution.conftest import ADV, TARGETS, WINDOW
 from gradient_pipeline_tests.execution.test_crash_restart import CHILD
 from gradient_pipeline_tests.execution.test_runner_paper import run
+from gradient_pipeline_tests.monitoring.conftest import alert_receiver  # noqa: F401 - the real HTTP receiver fixture
 
 
 def test_rebalance_arms_the_switch_during_its_rounds_and_clears_it_at_the_end(paper):
@@ -71,7 +73,7 @@ def test_a_killed_rebalance_leaves_resting_orders_that_the_exchange_cancels(pape
     assert statuses == {"scheduledCancel"}
 
 
-def test_a_refused_switch_is_reported_loudly_and_trading_goes_on(paper_factory):
+def test_a_refused_switch_is_reported_loudly_and_trading_goes_on(paper_factory, alert_receiver):  # noqa: F811
     # the live $1M traded-volume gate, switched on: arming is refused
     paper = paper_factory(engine_config={"schedule_cancel_min_volume_usd": 1_000_000.0})
     events: list[str] = []
@@ -85,6 +87,23 @@ def test_a_refused_switch_is_reported_loudly_and_trading_goes_on(paper_factory):
     assert len(loud) == 1  # said once; a venue refusal is not retried every round
     assert "Cannot set scheduled cancel time until enough volume traded. Required: $1000000. Traded: $0." in loud[0]
     assert paper.handle.scheduled_cancel_ms(paper.master.address) is None
+    # in the result (→ the run's metadata), and an alert deduplicated in the book
+    assert not result.dead_man_armed and result.dead_man_failures == loud
+    from gradient_pipeline import book
+    from gradient_pipeline.monitoring.alerts import DEAD_MAN_KEY, dead_man_condition, is_active
+
+    alert_cfg = paper.config(alerts={"min_interval_s": 0})
+    with book.connect(paper.db_path) as conn:
+        assert dead_man_condition(conn, alert_cfg, result).status == "sent"
+        assert dead_man_condition(conn, alert_cfg, result).status == "duplicate"  # the next window: still once
+        assert is_active(conn, DEAD_MAN_KEY)
+    (post,) = alert_receiver.posts
+    assert "dead-man switch NOT ARMED" in post["json"]["title"] and "enough volume traded" in post["json"]["message"]
+    # a later rebalance that arms the switch clears the condition (the next refusal alerts again)
+    armed = dataclasses.replace(result, dead_man_armed=True, dead_man_failures=[])
+    with book.connect(paper.db_path) as conn:
+        assert dead_man_condition(conn, alert_cfg, armed) is None
+        assert not is_active(conn, DEAD_MAN_KEY)
 
 
 def test_switch_is_off_for_a_client_that_cannot_sign_or_when_unset():

@@ -90,6 +90,34 @@ def test_flat_through_an_order_outage_with_still_open_alerts(paper_account, aler
     assert set(closed) == set(BOOK)
 
 
+def test_flat_through_a_60s_order_outage_on_the_flatten_clock(paper_account, alert_receiver, tmp_path):
+    """The done-when case: every order batch fails for 60 s. Measured on the flatten's own clock (its backoff waits
+    advance it; the production default is the monotonic wall clock), with the default backoff (0.5 s doubling to
+    30 s): it keeps trying through the whole minute, alerts STILL OPEN at its deadline, and ends flat."""
+    trading = paper_account.trading()
+    open_book(trading, BOOK)
+    cfg = write_config(tmp_path / "outage.json", paper_account.exchange.base_url, paper_account.db_path,
+                       risk={"flatten_deadline_s": 30.0})
+    ex = paper_account.exchange
+    ex.inject_fault("500", count=100_000, action_type="order")
+    clock = {"t": 0.0, "waits": []}
+
+    def sleep(seconds: float) -> None:
+        clock["waits"].append(seconds)
+        clock["t"] += seconds
+        if clock["t"] >= 60.0:
+            ex.clear_faults()  # the outage ends a minute after it began
+
+    report = emergency_stop(cfg, str(paper_account.db_path), "60 s order outage", trading=trading,
+                            say=lambda m: None, sleep=sleep, clock=lambda: clock["t"])
+    assert report.flat and report.halted, report.summary()
+    assert clock["t"] >= 60.0 and report.error_count >= 5, (clock, report.errors)
+    assert max(clock["waits"]) <= cfg.risk.flatten_backoff_max_s  # capped backoff, never a give-up
+    assert report.still_open_alerts >= 1
+    assert any("STILL OPEN" in t for t in alert_receiver.titles()), alert_receiver.titles()
+    assert trading.account_state().positions == {}
+
+
 def test_flat_through_more_failed_order_rounds_than_the_old_limit(paper_account, tmp_path):
     """Eight order batches in a row refused with HTTP 500 (the old loop gave up after 5 rounds)."""
     trading = paper_account.trading()

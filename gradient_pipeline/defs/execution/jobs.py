@@ -149,6 +149,17 @@ def check_targets(context: dg.OpExecutionContext, config: RebalanceConfig, gradi
     return {"window": window_key, "exchange_time": str(now)}
 
 
+def _dead_man_alert(context, gradient: GradientResource, result) -> None:
+    """A dead-man switch that could not be armed alerts (deduplicated; cleared by the next armed run)."""
+    from gradient_pipeline.monitoring.alerts import dead_man_condition
+
+    try:
+        with gradient.book() as conn:
+            dead_man_condition(conn, gradient.config, result)
+    except Exception as err:  # noqa: BLE001 - the run's own record stands; the metadata and the log say it
+        context.log.error(f"dead-man alert not raised: {type(err).__name__}: {err}")
+
+
 def _record_latency(gradient: GradientResource, window, breakdown: dict) -> None:
     """The cycle's latency phases into the book (`cycle_latency`), one row per stage, for history beyond the UI."""
     from gradient_pipeline.book.heartbeats import record_latency
@@ -191,7 +202,10 @@ def rebalance(context: dg.OpExecutionContext, gradient: GradientResource, venue:
         "fills": result.fills,
         "account_value_usd": float(result.account_value or 0.0),
         "residual_usd": dg.MetadataValue.json(result.residual_usd),
+        "dead_man": ("NOT ARMED: " + result.dead_man_failures[0]) if result.dead_man_failures
+        else ("armed" if result.dead_man_armed else "not used"),
     }
+    _dead_man_alert(context, gradient, result)
     if first_ack:  # the cycle's latency budget: window close → first order acknowledged (defs/execution/latency.py)
         breakdown = cycle_latency(context.instance, context.run_id, first_ack[0])
         metadata.update(latency_metadata(breakdown))
