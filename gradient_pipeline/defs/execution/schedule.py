@@ -39,6 +39,7 @@ from gradient_pipeline.defs.execution.jobs import (
     rebalance_job,
     rebalance_run_config,
 )
+from gradient_pipeline.defs.market_data.jobs import funding_refresh_job
 from gradient_pipeline.defs.partitions import PARTITIONS_START
 from gradient_pipeline.defs.resources import GradientResource
 from gradient_pipeline.timegrid import BAR, latest_complete_bar_open, parse_partition_key, partition_key, utc_naive
@@ -46,18 +47,34 @@ from gradient_pipeline.timegrid import BAR, latest_complete_bar_open, parse_part
 log = logging.getLogger(__name__)
 
 WINDOW_TAG = "gradient/window"
+RANGE_START_TAG = "dagster/asset_partition_range_start"
+RANGE_END_TAG = "dagster/asset_partition_range_end"
+# How far back the funding refresh catches up (windows): one fundingHistory page (500 hours) covers 20 days, so a
+# week of missed windows still costs one request per coin.
+FUNDING_CATCH_UP_WINDOWS = 42
 WINDOW_CLOSE_TAG = "gradient/window_close"  # exchange-clock close of the window (latency starts here)
 # Trading runs jump the run queue ahead of monitor/report runs waiting for the same DuckDB writer slot.
 TRADING_PRIORITY = {"dagster/priority": "10"}
 
 trading_window_job = dg.define_asset_job(
     "trading_window_job",
+    # target_weights and what it is built from: candles → universe, returns → momentum_scores → target_weights.
+    # Funding is not upstream of the targets, so it is not on this run's (critical) path: `funding_after_window`
+    # refreshes it in its own run.
     selection=dg.AssetSelection.assets("target_weights").upstream(),
     tags={"gradient/duckdb": "writer"},
     # One process for every step: per-step process start-up (5–7 s each) dominated the signal steps, and the
     # market-data steps gain nothing from running in parallel — they share one exchange budget.
     executor_def=dg.in_process_executor,
     description="Market data → signals → target_weights (with their blocking checks) for one 4h window.",
+)
+
+warm_up_job = dg.define_asset_job(
+    "warm_up_job",
+    selection=dg.AssetSelection.assets("target_weights").upstream() | dg.AssetSelection.assets("funding"),
+    tags={"gradient/duckdb": "writer"},
+    executor_def=dg.in_process_executor,
+    description="The window run's assets plus funding, for a range of history (`gradient-pipeline warm-up`).",
 )
 
 
@@ -196,3 +213,57 @@ def rebalance_after_window(context: dg.RunStatusSensorContext, gradient: Gradien
     if skip:
         return dg.SkipReason(skip)
     return rebalance_run_request(key, run.run_id)
+
+
+def _funding_done(instance: dg.DagsterInstance, keys: list[str]) -> set[str]:
+    recs = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey("funding"), asset_partitions=keys), limit=len(keys)).records
+    return {r.partition_key for r in recs}
+
+
+def funding_run_request(instance: dg.DagsterInstance, window_key: str, upstream_run_id: str,
+                        catch_up: int = FUNDING_CATCH_UP_WINDOWS,
+                        partitions_start: str = PARTITIONS_START) -> dg.RunRequest | dg.SkipReason:
+    """The funding refresh after a window run: every window since the last one with funding stored, up to this one.
+
+    One run, one request per coin for the whole range (a partition-range run), spending the shared exchange budget
+    at low priority (`background`), so it never delays the rebalance launched for the same window.
+    """
+    last = parse_partition_key(window_key)
+    first_allowed = max(last - (catch_up - 1) * BAR, parse_partition_key(partitions_start))
+    keys = [partition_key(t) for t in pd.date_range(first_allowed, last, freq=BAR)]
+    done = _funding_done(instance, keys)
+    if window_key in done:
+        return dg.SkipReason(f"funding for window {window_key} is already stored")
+    first = window_key
+    for key in reversed(keys[:-1]):  # walk back to the newest window that has funding stored
+        if key in done:
+            break
+        first = key
+    tags = {WINDOW_TAG: window_key, "gradient/upstream_run": upstream_run_id}
+    if first == window_key:
+        kwargs = {"partition_key": window_key}
+    else:
+        tags.update({RANGE_START_TAG: first, RANGE_END_TAG: window_key})
+        kwargs = {}
+    return dg.RunRequest(run_key=f"funding-{window_key}-{upstream_run_id}",
+                         run_config={"ops": {"funding": {"config": {"background": True}}}}, tags=tags, **kwargs)
+
+
+@dg.run_status_sensor(
+    run_status=dg.DagsterRunStatus.SUCCESS,
+    monitored_jobs=[trading_window_job],
+    request_job=funding_refresh_job,
+    default_status=dg.DefaultSensorStatus.STOPPED,
+    minimum_interval_seconds=5,
+)
+def funding_after_window(context: dg.RunStatusSensorContext):
+    """After a window's targets are built, refresh funding for it (and any window missed since the last refresh).
+
+    Off the critical path: the rebalance does not wait for it (no DuckDB writer slot, low priority on the exchange
+    budget). Runs while trading is halted too: market data keeps being recorded."""
+    run = context.dagster_run
+    key = run.tags.get("dagster/partition")
+    if not key:
+        return dg.SkipReason(f"run {run.run_id[:8]} has no partition; funding follows windowed runs only")
+    return funding_run_request(context.instance, key, run.run_id)
