@@ -136,7 +136,10 @@ def main(argv: list[str] | None = None) -> int:
         shutil.copyfile(REPO / "dagster.yaml", home / "dagster.yaml")
         env = {k: v for k, v in os.environ.items() if not k.startswith(("GRADIENT_", "DAGSTER_"))}
         env.update({"DAGSTER_HOME": str(home), "GRADIENT_CONFIG": str(cfg_path), "TZ": "UTC",
-                    "GRADIENT_ACCOUNT_ADDRESS": master.address, "GRADIENT_PRIVATE_KEY": agent.key.hex()})
+                    "GRADIENT_ACCOUNT_ADDRESS": master.address, "GRADIENT_PRIVATE_KEY": agent.key.hex(),
+                    # a loaded host can take over Dagster's default 60 s to answer a code-server call (the run
+                    # coordinator then fails the dequeued run): allow more, as the operations manual says
+                    "DAGSTER_GRPC_TIMEOUT_SECONDS": os.environ.get("DAGSTER_GRPC_TIMEOUT_SECONDS", "300")})
         cli = [sys.executable, "-m", "gradient_pipeline.cli"]
         bindir = Path(sys.executable).parent
         start = window - pd.Timedelta(days=args.days)
