@@ -146,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
         t = time.monotonic()
         _run([*cli, "warm-up", "--source", "freqtrade", "--path", str(args.data_dir), "--start", str(start),
               "--end", str(window)], env)
-        print(f"universe               {listed} perps listed at the replay time "
+        print(f"universe               {listed} recorded perps served "
               f"({'all recorded' if subset is None else f'first {len(subset)}'}); warm-up {args.days:g} days "
               f"in {time.monotonic() - t:.0f} s")
 
@@ -178,6 +178,12 @@ def main(argv: list[str] | None = None) -> int:
         win = runs("trading_window_job", **{"dagster/partition": WINDOW})[0]
         fund = _wait("the funding refresh to end", lambda: [r for r in runs("funding_refresh_job", **{
             "gradient/window": WINDOW}) if r.status in done], 900)[0]
+        cmat = instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=dg.AssetKey("candles"),
+                                                                     asset_partitions=[WINDOW]), limit=1).records
+        if cmat:
+            cmd = cmat[0].asset_materialization.metadata
+            print(f"window run             candles of {cmd['coins_covered'].value} listed perps "
+                  f"({cmd['coins'].value} with a bar in the window)")
         print(f"runs                   window {win.status.value.lower()}, rebalance {reb.status.value.lower()}, "
               f"funding {fund.status.value.lower()}")
         rec = instance.fetch_materializations(dg.AssetKey("executed_orders"), limit=1).records
