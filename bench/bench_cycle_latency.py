@@ -7,7 +7,7 @@ What runs is what a deployment runs (docs/GRADIENT_LIVE_OPERATIONS.md, paper pha
 2. `gradient-pipeline warm-up` of the history (from the recording's freqtrade directory, `--days` of it: latency
    does not depend on how long the history is), recorded in the Dagster instance as the recipe does;
 3. `dagster-daemon run` with `trading_cycle_schedule` (cron every minute here, so the tick lands at the close),
-   `rebalance_after_window` and `funding_after_window` started with the `dagster` CLI;
+   and `rebalance_after_window` started with the `dagster` CLI;
 4. the exchange clock **aligned with the wall clock** (speed 1) so a 4h window closes one second before a
    scheduler tick; the daemon's schedule launches the window run (in-process executor: candles, universe → returns
    → scores → targets with their checks), the sensor launches the rebalance, the rebalance sends the orders;
@@ -153,8 +153,7 @@ def main(argv: list[str] | None = None) -> int:
         log = open(work / "daemon.log", "w")
         daemon = subprocess.Popen([str(bindir / "dagster-daemon"), "run", "-w", "workspace.yaml"], env=env, cwd=REPO,
                                   stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        for kind, name in (("schedule", "trading_cycle_schedule"), ("sensor", "rebalance_after_window"),
-                           ("sensor", "funding_after_window")):
+        for kind, name in (("schedule", "trading_cycle_schedule"), ("sensor", "rebalance_after_window")):
             _run([str(bindir / "dagster"), kind, "start", name, "-w", "workspace.yaml"], env)
         # Align: the window closes (exchange clock) one second before the next wall-clock minute, speed 1.
         now = time.time()

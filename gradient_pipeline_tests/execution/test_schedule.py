@@ -11,7 +11,6 @@ from gradient_pipeline.config import parse_config
 from gradient_pipeline.definitions import defs
 from gradient_pipeline.defs.execution.schedule import (
     exchange_clock_after_grace,
-    funding_after_window,
     funding_run_request,
     warm_up_job,
     rebalance_after_window,
@@ -105,12 +104,9 @@ def test_window_job_builds_targets_with_their_upstream_in_one_process():
 def test_funding_follows_each_window_and_catches_up_what_it_missed():
     instance = dg.DagsterInstance.ephemeral()
     run = _succeeded_window_run(instance, "2025-03-01-08:00")
-    ctx = dg.build_run_status_sensor_context(
-        sensor_name=funding_after_window.name, dagster_instance=instance, dagster_run=run,
-        dagster_event=dg.DagsterEvent(event_type_value="PIPELINE_SUCCESS", job_name=run.job_name))
     instance.report_runless_asset_event(dg.AssetMaterialization("funding", partition="2025-03-01-00:00"))
-    req = funding_after_window(ctx)
-    assert isinstance(req, dg.RunRequest)
+    req = funding_run_request(instance, "2025-03-01-08:00", run.run_id)
+    assert isinstance(req, dg.RunRequest) and req.job_name == "funding_refresh_job"
     # the two windows since the last stored one, in one range run, at low priority on the exchange budget
     assert req.tags["dagster/asset_partition_range_start"] == "2025-03-01-04:00"
     assert req.tags["dagster/asset_partition_range_end"] == "2025-03-01-08:00"
@@ -118,7 +114,7 @@ def test_funding_follows_each_window_and_catches_up_what_it_missed():
     assert run.run_id in req.run_key
     for key in ("2025-03-01-04:00", "2025-03-01-08:00"):
         instance.report_runless_asset_event(dg.AssetMaterialization("funding", partition=key))
-    skip = funding_after_window(ctx)
+    skip = funding_run_request(instance, "2025-03-01-08:00", run.run_id)
     assert isinstance(skip, dg.SkipReason) and "already stored" in skip.skip_message
     nxt = funding_run_request(instance, "2025-03-01-12:00", "r2")
     assert nxt.partition_key == "2025-03-01-12:00" and "dagster/asset_partition_range_start" not in nxt.tags
@@ -144,8 +140,10 @@ def test_sensor_requests_a_rebalance_for_the_window_and_skips_while_one_runs(tmp
     instance = dg.DagsterInstance.ephemeral()
     run = _succeeded_window_run(instance, "2025-03-01-00:00")
     ctx = _sensor_ctx(instance, run, str(tmp_path / "none.duckdb"))
-    req = rebalance_after_window(ctx)
-    assert isinstance(req, dg.RunRequest)
+    req, funding = rebalance_after_window(ctx)  # the rebalance first, then the window's funding refresh
+    assert req.job_name == "rebalance_job" and funding.job_name == "funding_refresh_job"
+    assert funding.tags["gradient/window"] == "2025-03-01-00:00"  # nothing stored yet: a catch-up range ending here
+    assert funding.tags["dagster/asset_partition_range_end"] == "2025-03-01-00:00"
     assert req.run_config == {"ops": {"check_targets": {"config": {"window": "2025-03-01-00:00"}}}}
     assert req.tags["gradient/exclusive"] == "rebalance" and run.run_id in req.run_key
     assert req.tags["dagster/priority"] == "10"  # ahead of queued monitor runs

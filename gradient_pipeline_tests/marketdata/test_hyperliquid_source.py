@@ -59,7 +59,7 @@ def test_forming_candle_is_never_stored(exchange_resources):
 
 
 def test_the_funding_refresh_run_catches_up_at_low_priority(exchange_resources):
-    """What `funding_after_window` requests, executed: one range run of `funding_refresh_job` for every window since
+    """What `rebalance_after_window` requests after the rebalance, executed: one range run of `funding_refresh_job` for every window since
     the last one with funding stored, spending the shared budget as a background client."""
     from gradient_pipeline.definitions import defs
     from gradient_pipeline.defs.execution.schedule import funding_run_request

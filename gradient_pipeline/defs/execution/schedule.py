@@ -15,7 +15,10 @@ re-checks the checks itself, for runs launched by hand).
   up to `schedule.clock_grace_s` for it.
 - `rebalance_after_window`: on success of `trading_window_job`, requests `rebalance_job` for that window
   (run_key = the data run's id), unless trading is halted or the window's rebalance is already complete in the
-  ledger (a visible `SkipReason` with the reason). Two rebalances never overlap: the `gradient/exclusive` tag limit
+  ledger (a visible `SkipReason` with the reason). In the same tick, after it, it requests `funding_refresh_job`
+  for the window and every window since the last stored funding (funding is off the critical path: nothing the
+  targets are built from reads it; the run holds no DuckDB writer slot and spends the exchange budget at low
+  priority). A skipped window's funding is caught up by the next traded window's run. Two rebalances never overlap: the `gradient/exclusive` tag limit
   queues the second; if one is still running the sensor reports a visible skip instead of queueing more.
 
 Both default to STOPPED: turning on automatic trading is a deliberate act (UI toggle or
@@ -49,9 +52,9 @@ log = logging.getLogger(__name__)
 WINDOW_TAG = "gradient/window"
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
-# How far back the funding refresh catches up (windows): one fundingHistory page (500 hours) covers 20 days, so a
-# week of missed windows still costs one request per coin.
-FUNDING_CATCH_UP_WINDOWS = 42
+# How far back the funding refresh catches up (windows): one fundingHistory page (500 hours) covers 20 days, so up
+# to 20 days of missed windows (a halt, a failed refresh) still cost one request per coin. Beyond: `backfill`.
+FUNDING_CATCH_UP_WINDOWS = 120
 WINDOW_CLOSE_TAG = "gradient/window_close"  # exchange-clock close of the window (latency starts here)
 # Trading runs jump the run queue ahead of monitor/report runs waiting for the same DuckDB writer slot.
 TRADING_PRIORITY = {"dagster/priority": "10"}
@@ -59,7 +62,7 @@ TRADING_PRIORITY = {"dagster/priority": "10"}
 trading_window_job = dg.define_asset_job(
     "trading_window_job",
     # target_weights and what it is built from: candles → universe, returns → momentum_scores → target_weights.
-    # Funding is not upstream of the targets, so it is not on this run's (critical) path: `funding_after_window`
+    # Funding is not upstream of the targets, so it is not on this run's (critical) path: `rebalance_after_window`
     # refreshes it in its own run.
     selection=dg.AssetSelection.assets("target_weights").upstream(),
     tags={"gradient/duckdb": "writer"},
@@ -160,6 +163,7 @@ def rebalance_run_request(window_key: str, upstream_run_id: str) -> dg.RunReques
     close = parse_partition_key(window_key) + BAR
     return dg.RunRequest(
         run_key=f"rebalance-{window_key}-{upstream_run_id}",
+        job_name=rebalance_job.name,
         run_config=rebalance_run_config(window_key),
         tags={**REBALANCE_TAGS, **TRADING_PRIORITY, WINDOW_TAG: window_key, WINDOW_CLOSE_TAG: close.isoformat(),
               "gradient/upstream_run": upstream_run_id},
@@ -192,12 +196,13 @@ def rebalance_skip_reason(db_path: str, window_key: str, mode: str) -> str | Non
 @dg.run_status_sensor(
     run_status=dg.DagsterRunStatus.SUCCESS,
     monitored_jobs=[trading_window_job],
-    request_job=rebalance_job,
+    request_jobs=[rebalance_job, funding_refresh_job],
     default_status=dg.DefaultSensorStatus.STOPPED,
     minimum_interval_seconds=5,
 )
 def rebalance_after_window(context: dg.RunStatusSensorContext, gradient: GradientResource):
-    """After a window's targets are materialised and checked, rebalance to them (skips while halted or done)."""
+    """After a window's targets are materialised and checked, rebalance to them (skips while halted or done), then
+    refresh the window's funding in a second run requested after it (off the critical path)."""
     run = context.dagster_run
     key = run.tags.get("dagster/partition")
     if not key:
@@ -212,7 +217,11 @@ def rebalance_after_window(context: dg.RunStatusSensorContext, gradient: Gradien
     skip = rebalance_skip_reason(gradient.db_path, key, gradient.config.mode)
     if skip:
         return dg.SkipReason(skip)
-    return rebalance_run_request(key, run.run_id)
+    # The rebalance first: created first and at priority 10, it leaves the queue before the funding run (priority
+    # -1), and the daemon launches runs one after another. A funding run requested on its own (an earlier design
+    # had a second sensor) could be created, and launched, ahead of the rebalance and delay it.
+    funding = funding_run_request(context.instance, key, run.run_id)
+    return [rebalance_run_request(key, run.run_id)] + ([funding] if isinstance(funding, dg.RunRequest) else [])
 
 
 def _funding_done(instance: dg.DagsterInstance, keys: list[str]) -> set[str]:
@@ -246,24 +255,5 @@ def funding_run_request(instance: dg.DagsterInstance, window_key: str, upstream_
     else:
         tags.update({RANGE_START_TAG: first, RANGE_END_TAG: window_key})
         kwargs = {}
-    return dg.RunRequest(run_key=f"funding-{window_key}-{upstream_run_id}",
+    return dg.RunRequest(run_key=f"funding-{window_key}-{upstream_run_id}", job_name=funding_refresh_job.name,
                          run_config={"ops": {"funding": {"config": {"background": True}}}}, tags=tags, **kwargs)
-
-
-@dg.run_status_sensor(
-    run_status=dg.DagsterRunStatus.SUCCESS,
-    monitored_jobs=[trading_window_job],
-    request_job=funding_refresh_job,
-    default_status=dg.DefaultSensorStatus.STOPPED,
-    minimum_interval_seconds=5,
-)
-def funding_after_window(context: dg.RunStatusSensorContext):
-    """After a window's targets are built, refresh funding for it (and any window missed since the last refresh).
-
-    Off the critical path: the rebalance does not wait for it (no DuckDB writer slot, low priority on the exchange
-    budget). Runs while trading is halted too: market data keeps being recorded."""
-    run = context.dagster_run
-    key = run.tags.get("dagster/partition")
-    if not key:
-        return dg.SkipReason(f"run {run.run_id[:8]} has no partition; funding follows windowed runs only")
-    return funding_run_request(context.instance, key, run.run_id)

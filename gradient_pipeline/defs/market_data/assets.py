@@ -231,7 +231,7 @@ def funding(context: dg.AssetExecutionContext, config: MarketDataConfig, gradien
 
     A 4h partition holds the funding hours inside its window [t, t+4h) (8-hourly records before 2023-06-08).
     Not on the trading cycle's critical path: no signal or target reads it (targets need candles and the universe's
-    listing only), so the cycle refreshes it after the rebalance is launched (`funding_after_window`, a run of
+    listing only), so the cycle refreshes it after the rebalance is launched (`rebalance_after_window` requests a run of
     `funding_refresh_job` at low priority on the shared exchange budget), catching up every window it missed.
     Validated (unique (coin, ts), on the hour, finite rate, |rate| within the venue's cap of 4%/hour scaled to the
     record's interval) before the window is replaced for the coins the source covered; a coin without input keeps
