@@ -110,6 +110,9 @@ class RateLimitConfig(_Section):
 
     budget_per_minute: int = Field(1200, gt=0)
     safety_fraction: float = Field(0.9, gt=0, le=1, description="spend at most this share of the budget")
+    background_fraction: float = Field(
+        0.6, gt=0, le=1, description="background work (the funding refresh after each window) is admitted only while "
+        "the shared window holds at most this share of the budget, so the trading cycle always finds headroom")
     default_info_weight: int = Field(20, gt=0)
     info_weights: dict[str, int] = Field(
         default_factory=lambda: {

@@ -178,9 +178,9 @@ def check_clock(ctx: PreflightContext) -> CheckResult:
 
 
 def refresh_weight(n_coins: int, cfg) -> int:
-    """Σ request weight of one 4h market-data refresh, priced by the client's own limiter (`WeightLimiter`): per coin
-    one candleSnapshot (the closed and the forming candle) and one fundingHistory (the look-back hours), plus the
-    universe snapshot."""
+    """Σ request weight of one 4h window run's market-data refresh (the critical path), priced by the client's own
+    limiter (`WeightLimiter`): per coin one candleSnapshot (the closed and the forming candle), plus the universe
+    snapshot. Funding is refreshed after the rebalance is launched, at low priority, so it is not counted."""
     from gradient_pipeline.exchange.hyperliquid.ratelimit import WeightLimiter
 
     limiter = WeightLimiter(cfg.rate_limit)
@@ -188,8 +188,7 @@ def refresh_weight(n_coins: int, cfg) -> int:
     def weight(body: dict, n_items: int) -> int:
         return limiter.base_weight("/info", body) + limiter.extra_weight("/info", body, [None] * n_items)
 
-    per_coin = (weight({"type": "candleSnapshot"}, 2)
-                + weight({"type": "fundingHistory"}, cfg.data.funding_lookback_hours))
+    per_coin = weight({"type": "candleSnapshot"}, 2)
     return n_coins * per_coin + weight({"type": "metaAndAssetCtxs"}, 0)
 
 

@@ -1,8 +1,8 @@
 """`gradient-pipeline warm-up`: the first step of a deployment — market data and signal assets for the history the
 strategy needs, from the configured source, recorded in the project's Dagster instance, with a progress bar.
 
-What it runs: `trading_window_job` (candles, funding, universe → returns → momentum_scores → target_weights, with
-their checks) as consecutive **range runs** of `--chunk-days` each (single-run backfill policy: one run per chunk,
+What it runs: `warm_up_job` (the window run's assets plus funding: candles, funding, universe → returns →
+momentum_scores → target_weights, with their checks) as consecutive **range runs** of `--chunk-days` each (single-run backfill policy: one run per chunk,
 each visible in the UI's Runs list). Chunks go oldest first because every signal window continues the EWMA state
 stored by the window before it. The range ends at the source's newest complete window (by the exchange clock for
 `hyperliquid`), so the schedule's first tick afterwards finds exactly one new window.
@@ -131,7 +131,7 @@ def _warm_up(args: argparse.Namespace) -> int:
     total = sum(c.windows for c in chunks)
     console.print(f"warm-up {chunks[0].first_key} … {chunks[-1].last_key}: {total} windows from {src.name} "
                   f"in {len(chunks)} run(s); DAGSTER_HOME={home}")
-    job = defs.resolve_job_def("trading_window_job")
+    job = defs.resolve_job_def("warm_up_job")
     op_config = {"source": source or "", "freqtrade_dir": args.path or ""}
     run_config = {**quiet, "ops": {name: {"config": op_config} for name in MARKET_DATA_OPS}}
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("windows"),

@@ -62,6 +62,7 @@ class WeightLimiter:
         self._clock = clock
         self._lock = threading.Lock()
         self._buckets: dict[str, tuple[float, float]] = {}  # ip -> (tokens, last refill time)
+        self.rejected = 0  # requests answered with HTTP 429 since start (all IPs; `reset` keeps it)
 
     def _refill(self, ip: str) -> float:
         now = self._clock()
@@ -75,6 +76,7 @@ class WeightLimiter:
         with self._lock:
             tokens = self._refill(ip)
             if tokens < weight:
+                self.rejected += 1
                 return False
             self._buckets[ip] = (tokens - weight, self._buckets[ip][1])
             return True

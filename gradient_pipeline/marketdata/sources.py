@@ -19,6 +19,7 @@ away.
 from __future__ import annotations
 
 import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Protocol
@@ -32,6 +33,7 @@ from gradient_pipeline.timegrid import BAR, utc_naive
 
 OHLCV = ["coin", "ts", "open", "high", "low", "close", "volume"]
 COIN_INFO_COLUMNS = ["coin", "asset_index", "sz_decimals", "max_leverage", "only_isolated"]
+FETCH_THREADS = 4  # candle requests in flight at once (hyperliquid source)
 LIVE_CTX_COLUMNS = ["coin", "is_delisted", "day_ntl_vlm", "mark_px", "oracle_px", "open_interest", "funding", "mid_px"]
 
 
@@ -157,7 +159,12 @@ class HyperliquidSource:
     """The Hyperliquid info endpoint at the configured base URL (mainnet, testnet or the local exchange).
 
     Candles are fetched per listed coin for exactly the requested range (one paginated `candleSnapshot` each), so
-    the 4h update costs the same however much history is stored. The exchange back-fills zero-volume candles before
+    the 4h update costs the same however much history is stored (one request per coin is the least the API allows:
+    `candleSnapshot` takes one coin).
+
+    `background=True` (the funding refresh that follows each window's rebalance): the client spends the shared
+    per-IP budget at low priority — a request is admitted only while the window of every process holds at most
+    `rate_limit.background_fraction` of the budget (`background_config`), so a trading run never waits behind it. The exchange back-fills zero-volume candles before
     a coin's first trade: a coin not in `traded_before` (no stored candle in the window before `start`) starts at
     its first candle with volume > 0. Static facts and the delisted flag come from `meta`; the asset contexts
     (mark, oracle, 24h notional volume, open interest, funding) are a live snapshot, used only for the newest window.
@@ -165,11 +172,12 @@ class HyperliquidSource:
 
     name = "hyperliquid"
 
-    def __init__(self, cfg: GradientConfig):
+    def __init__(self, cfg: GradientConfig, background: bool = False):
         from gradient_pipeline.exchange.hyperliquid import HyperliquidClient, MarketData
 
         self.cfg = cfg
-        self.market = MarketData(HyperliquidClient.from_config(cfg))
+        self.background = background
+        self.market = MarketData(HyperliquidClient.from_config(background_config(cfg) if background else cfg))
 
     @cached_property
     def _now(self) -> pd.Timestamp:
@@ -189,8 +197,17 @@ class HyperliquidSource:
 
     def candles(self, start, end, traded_before: set[str] = frozenset()) -> CandleBatch:
         parts, dropped = [], []
-        for coin in self._coins():
-            got = self.market.candles(coin, utc_naive(start), utc_naive(end), "4h", now=self._now)
+        coins, now = self._coins(), self._now  # clock and universe first: shared by the fetch threads
+        self.market.client.info()
+
+        def fetch(coin: str):
+            return self.market.candles(coin, utc_naive(start), utc_naive(end), "4h", now=now)
+
+        # A few requests in flight: each waits on the shared weight budget anyway, and overlapping their round
+        # trips keeps the refresh at the budget's pace instead of the sum of request latencies (the critical path).
+        with ThreadPoolExecutor(max_workers=FETCH_THREADS, thread_name_prefix="candles") as pool:
+            fetched = list(pool.map(fetch, coins))
+        for coin, got in zip(coins, fetched):
             f = _normalise_candles(got, coin)
             if coin not in traded_before and len(f):
                 traded = f["volume"].to_numpy() > 0
@@ -262,8 +279,24 @@ def _normalise_universe(frame) -> pd.DataFrame:
     return u
 
 
-def open_source(cfg: GradientConfig, name: str | None = None, freqtrade_dir: str | None = None) -> MarketDataSource:
-    """The configured source (`cfg.data.source`, `cfg.data.freqtrade_dir`), optionally overridden per run."""
+def background_config(cfg: GradientConfig) -> GradientConfig:
+    """`cfg` with the client's share of the shared rate budget lowered to `rate_limit.background_fraction`.
+
+    Why this is a priority: every client admits a request only if the weight inside the one shared 60 s window
+    (all processes, `SharedWeightLedger`) stays within its own capacity. A background client's capacity is lower, so
+    while foreground work keeps the window above it the background client waits, and the foreground always has
+    `safety_fraction - background_fraction` of the budget free for it.
+    """
+    rate = cfg.rate_limit
+    share = min(rate.safety_fraction, rate.background_fraction)
+    return cfg.model_copy(update={"rate_limit": rate.model_copy(update={"safety_fraction": share})})
+
+
+def open_source(cfg: GradientConfig, name: str | None = None, freqtrade_dir: str | None = None,
+                background: bool = False) -> MarketDataSource:
+    """The configured source (`cfg.data.source`, `cfg.data.freqtrade_dir`), optionally overridden per run.
+
+    `background`: spend the exchange budget at low priority (see `HyperliquidSource`; a directory has no budget)."""
     name = name or cfg.data.source
     if name == "freqtrade":
         directory = freqtrade_dir or cfg.data.freqtrade_dir
@@ -271,5 +304,5 @@ def open_source(cfg: GradientConfig, name: str | None = None, freqtrade_dir: str
             raise SourceError("source freqtrade needs a directory: set data.freqtrade_dir or pass freqtrade_dir / --path")
         return FreqtradeSource(os.path.expanduser(directory))
     if name == "hyperliquid":
-        return HyperliquidSource(cfg)
+        return HyperliquidSource(cfg, background=background)
     raise SourceError(f"unknown market-data source {name!r} (expected 'hyperliquid' or 'freqtrade')")

@@ -11,12 +11,15 @@ from gradient_pipeline.config import parse_config
 from gradient_pipeline.definitions import defs
 from gradient_pipeline.defs.execution.schedule import (
     exchange_clock_after_grace,
+    funding_run_request,
+    warm_up_job,
     rebalance_after_window,
     schedule_decision,
     trading_cycle_schedule,
     trading_window_job,
     window_tick,
 )
+from gradient_pipeline.defs.market_data.jobs import funding_refresh_job
 from gradient_pipeline.defs.resources import GradientResource
 from gradient_pipeline.book import connect, ledger
 from gradient_pipeline.monitoring.halt import set_halt
@@ -87,9 +90,37 @@ def test_window_before_the_partitions_start_is_a_skip():
 def test_window_job_builds_targets_with_their_upstream_in_one_process():
     job = defs.resolve_job_def(trading_window_job.name)
     nodes = {n.name for n in job.graph.node_defs}
-    assert {"candles", "funding", "universe", "returns", "momentum_scores", "target_weights"} <= nodes
+    assert {"candles", "universe", "returns", "momentum_scores", "target_weights"} <= nodes
     assert "executed_orders" not in nodes  # trading is never part of an asset selection
+    # funding is off the critical path: nothing the targets are built from reads it, it has its own run
+    assert "funding" not in nodes
     assert job.executor_def.name == "in_process"
+    warm = defs.resolve_job_def(warm_up_job.name)  # the warm-up still stores funding history, in the same run
+    assert {"funding", "target_weights"} <= {n.name for n in warm.graph.node_defs}
+    assert defs.resolve_job_def(funding_refresh_job.name).executor_def.name == "in_process"
+    assert "gradient/duckdb" not in funding_refresh_job.tags  # never holds the writer slot the cycle queues for
+
+
+def test_funding_follows_each_window_and_catches_up_what_it_missed():
+    instance = dg.DagsterInstance.ephemeral()
+    run = _succeeded_window_run(instance, "2025-03-01-08:00")
+    instance.report_runless_asset_event(dg.AssetMaterialization("funding", partition="2025-03-01-00:00"))
+    req = funding_run_request(instance, "2025-03-01-08:00", run.run_id)
+    assert isinstance(req, dg.RunRequest) and req.job_name == "funding_refresh_job"
+    # the two windows since the last stored one, in one range run, at low priority on the exchange budget
+    assert req.tags["dagster/asset_partition_range_start"] == "2025-03-01-04:00"
+    assert req.tags["dagster/asset_partition_range_end"] == "2025-03-01-08:00"
+    assert req.run_config == {"ops": {"funding": {"config": {"background": True}}}}
+    assert run.run_id in req.run_key
+    for key in ("2025-03-01-04:00", "2025-03-01-08:00"):
+        instance.report_runless_asset_event(dg.AssetMaterialization("funding", partition=key))
+    skip = funding_run_request(instance, "2025-03-01-08:00", run.run_id)
+    assert isinstance(skip, dg.SkipReason) and "already stored" in skip.skip_message
+    nxt = funding_run_request(instance, "2025-03-01-12:00", "r2")
+    assert nxt.partition_key == "2025-03-01-12:00" and "dagster/asset_partition_range_start" not in nxt.tags
+    # nothing stored in the catch-up horizon: at most that many windows, never an unbounded range
+    far = funding_run_request(instance, "2025-04-01-00:00", "r3", catch_up=6)
+    assert far.tags["dagster/asset_partition_range_start"] == "2025-03-31-04:00"
 
 
 def _succeeded_window_run(instance, key):
@@ -109,8 +140,10 @@ def test_sensor_requests_a_rebalance_for_the_window_and_skips_while_one_runs(tmp
     instance = dg.DagsterInstance.ephemeral()
     run = _succeeded_window_run(instance, "2025-03-01-00:00")
     ctx = _sensor_ctx(instance, run, str(tmp_path / "none.duckdb"))
-    req = rebalance_after_window(ctx)
-    assert isinstance(req, dg.RunRequest)
+    req, funding = rebalance_after_window(ctx)  # the rebalance first, then the window's funding refresh
+    assert req.job_name == "rebalance_job" and funding.job_name == "funding_refresh_job"
+    assert funding.tags["gradient/window"] == "2025-03-01-00:00"  # nothing stored yet: a catch-up range ending here
+    assert funding.tags["dagster/asset_partition_range_end"] == "2025-03-01-00:00"
     assert req.run_config == {"ops": {"check_targets": {"config": {"window": "2025-03-01-00:00"}}}}
     assert req.tags["gradient/exclusive"] == "rebalance" and run.run_id in req.run_key
     assert req.tags["dagster/priority"] == "10"  # ahead of queued monitor runs

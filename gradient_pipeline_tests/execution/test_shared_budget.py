@@ -72,3 +72,33 @@ def test_config_puts_the_ledger_beside_the_duckdb_file(tmp_path, monkeypatch):
     assert client.limiter.ledger is not None and client.limiter.ledger.host == "127.0.0.1:9"
     off = parse_config({"rate_limit": {"shared_ledger": False}})
     assert shared_ledger_path(off) is None
+
+
+def test_background_work_only_uses_what_the_cycle_leaves(tmp_path):
+    """The funding refresh (background) is admitted only below `background_fraction` of the shared window; the
+    trading cycle's requests (foreground) still fit up to the full capacity, so they never wait behind it."""
+    from gradient_pipeline.marketdata.sources import background_config
+
+    cfg = parse_config({"duckdb_path": str(tmp_path / "g.duckdb"),
+                        "rate_limit": {"budget_per_minute": 100, "safety_fraction": 0.9, "background_fraction": 0.5}})
+    path = shared_ledger_path(cfg)
+    fg = HyperliquidClient.from_config(cfg).limiter
+    bg = HyperliquidClient.from_config(background_config(cfg)).limiter
+    assert (fg.capacity, bg.capacity) == (90, 50) and fg.ledger.path == bg.ledger.path == path
+    fg.ledger._clock = bg.ledger._clock = lambda: 1000.0  # one instant: nothing leaves the window
+    fg._sleep = bg._sleep = _no_wait
+    for _ in range(4):
+        bg.acquire(10)
+    try:
+        bg.acquire(20)  # 40 + 20 > 50: background waits
+        raise AssertionError("background admitted past its share")
+    except _BudgetExhausted:
+        pass
+    fg.acquire(20)  # foreground: 60 ≤ 90, admitted at once
+    fg.acquire(30)  # 90 ≤ 90
+    try:
+        bg.acquire(1)
+        raise AssertionError("background admitted while the window is over its share")
+    except _BudgetExhausted:
+        pass
+    assert fg.used() == 90

@@ -63,6 +63,7 @@ def test_over_budget_gets_429_with_body_null(local_exchange_factory):
     assert err.value.status_code == 429 and err.value.error_message == "null"
     raw = requests.post(ex.base_url + "/info", json={"type": "meta"}, timeout=5)
     assert (raw.status_code, raw.text) == (429, "null")
+    assert ex.exchange.limiter.rejected == 2  # the exchange counts what it refused (soak test: 0 in a cycle)
     # The operator surface is not rate limited, and a reset refills the budget.
     assert requests.get(ex.base_url + "/_local/clock", timeout=5).status_code == 200
     ex.reset_rate_limits()

@@ -56,3 +56,30 @@ def test_forming_candle_is_never_stored(exchange_resources):
     assert read_table(res, "candles").empty
     assert dg.materialize([candles], resources=res, partition_key="2025-04-10-04:00").success
     assert set(read_table(res, "candles")["ts"]) == {pd.Timestamp("2025-04-10 04:00")}
+
+
+def test_the_funding_refresh_run_catches_up_at_low_priority(exchange_resources):
+    """What `rebalance_after_window` requests after the rebalance, executed: one range run of `funding_refresh_job` for every window since
+    the last one with funding stored, spending the shared budget as a background client."""
+    from gradient_pipeline.definitions import defs
+    from gradient_pipeline.defs.execution.schedule import funding_run_request
+    from gradient_pipeline.marketdata.sources import open_source
+
+    res = exchange_resources
+    cfg = res["gradient"].config
+    assert open_source(cfg, background=True).market.client.limiter.capacity == int(
+        cfg.rate_limit.budget_per_minute * cfg.rate_limit.background_fraction)
+    with dg.instance_for_test() as instance:
+        instance.report_runless_asset_event(dg.AssetMaterialization("funding", partition="2025-04-09-20:00"))
+        req = funding_run_request(instance, "2025-04-10-04:00", "window-run", partitions_start="2025-01-01-00:00")
+        result = defs.resolve_job_def("funding_refresh_job").execute_in_process(
+            instance=instance, run_config=req.run_config, tags=req.tags, partition_key=req.partition_key,
+            resources=res)
+        assert result.success
+        done = instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=dg.AssetKey("funding"),
+                                  asset_partitions=["2025-04-10-00:00", "2025-04-10-04:00"]), limit=5).records
+        assert {r.partition_key for r in done} == {"2025-04-10-00:00", "2025-04-10-04:00"}
+    fund = read_table(res, "funding")
+    assert fund["ts"].min() == pd.Timestamp("2025-04-10 00:00") and fund["ts"].max() == pd.Timestamp("2025-04-10 07:00")
+    assert set(fund["coin"]) == set(COINS) and len(fund) == 3 * 8

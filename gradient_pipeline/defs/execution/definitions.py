@@ -1,4 +1,4 @@
-"""Execution definitions: lineage asset, rebalance job, trading-window job, schedule and sensor."""
+"""Execution definitions: lineage asset, rebalance job, trading-window and warm-up jobs, schedule and sensor."""
 
 import dagster as dg
 
@@ -8,11 +8,12 @@ from gradient_pipeline.defs.execution.schedule import (
     rebalance_after_window,
     trading_cycle_schedule,
     trading_window_job,
+    warm_up_job,
 )
 
 defs = dg.Definitions(
     assets=[executed_orders],
-    jobs=[rebalance_job, trading_window_job],
+    jobs=[rebalance_job, trading_window_job, warm_up_job],
     schedules=[trading_cycle_schedule],
     sensors=[rebalance_after_window],
     # Op outputs are small dicts; they must not go to a DuckDB IO manager (dagster-notes §2.8).

@@ -10,7 +10,7 @@ Where the time goes, in order (seconds):
 | `close_to_tick` | the window's close → the schedule's tick asked the exchange | exchange (tag `gradient/tick_lag_s`) |
 | `window_queue` | window run created → dequeued | wall (Dagster run events) |
 | `window_startup` | window run dequeued/starting → its first step starts | wall |
-| `refresh` | first market-data step starts → last market-data step ends (candles, funding, universe) | wall |
+| `refresh` | first market-data step starts → last market-data step ends (candles, universe; funding is refreshed after the rebalance is launched, off this path) | wall |
 | `signals` | end of refresh → the window run ends (returns, scores, targets, checks, run wind-down) | wall |
 | `sensor_pickup` | window run ends → rebalance run created by `rebalance_after_window` | wall |
 | `queue_wait` | rebalance run created → dequeued (behind other DuckDB writers) | wall |

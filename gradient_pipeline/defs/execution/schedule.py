@@ -15,7 +15,10 @@ re-checks the checks itself, for runs launched by hand).
   up to `schedule.clock_grace_s` for it.
 - `rebalance_after_window`: on success of `trading_window_job`, requests `rebalance_job` for that window
   (run_key = the data run's id), unless trading is halted or the window's rebalance is already complete in the
-  ledger (a visible `SkipReason` with the reason). Two rebalances never overlap: the `gradient/exclusive` tag limit
+  ledger (a visible `SkipReason` with the reason). In the same tick, after it, it requests `funding_refresh_job`
+  for the window and every window since the last stored funding (funding is off the critical path: nothing the
+  targets are built from reads it; the run holds no DuckDB writer slot and spends the exchange budget at low
+  priority). A skipped window's funding is caught up by the next traded window's run. Two rebalances never overlap: the `gradient/exclusive` tag limit
   queues the second; if one is still running the sensor reports a visible skip instead of queueing more.
 
 Both default to STOPPED: turning on automatic trading is a deliberate act (UI toggle or
@@ -39,6 +42,7 @@ from gradient_pipeline.defs.execution.jobs import (
     rebalance_job,
     rebalance_run_config,
 )
+from gradient_pipeline.defs.market_data.jobs import funding_refresh_job
 from gradient_pipeline.defs.partitions import PARTITIONS_START
 from gradient_pipeline.defs.resources import GradientResource
 from gradient_pipeline.timegrid import BAR, latest_complete_bar_open, parse_partition_key, partition_key, utc_naive
@@ -47,18 +51,34 @@ from gradient_pipeline import runtags
 log = logging.getLogger(__name__)
 
 WINDOW_TAG = runtags.WINDOW
-WINDOW_CLOSE_TAG = runtags.WINDOW_CLOSE
+RANGE_START_TAG = "dagster/asset_partition_range_start"
+RANGE_END_TAG = "dagster/asset_partition_range_end"
+# How far back the funding refresh catches up (windows): one fundingHistory page (500 hours) covers 20 days, so up
+# to 20 days of missed windows (a halt, a failed refresh) still cost one request per coin. Beyond: `backfill`.
+FUNDING_CATCH_UP_WINDOWS = 120
+WINDOW_CLOSE_TAG = runtags.WINDOW_CLOSE  # exchange-clock close of the window (latency starts here)
 # Trading runs jump the run queue ahead of monitor/report runs waiting for the same DuckDB writer slot.
 TRADING_PRIORITY = {"dagster/priority": "10"}
 
 trading_window_job = dg.define_asset_job(
     "trading_window_job",
+    # target_weights and what it is built from: candles → universe, returns → momentum_scores → target_weights.
+    # Funding is not upstream of the targets, so it is not on this run's (critical) path: `rebalance_after_window`
+    # refreshes it in its own run.
     selection=dg.AssetSelection.assets("target_weights").upstream(),
     tags=runtags.DUCKDB_WRITER,
     # One process for every step: per-step process start-up (5–7 s each) dominated the signal steps, and the
     # market-data steps gain nothing from running in parallel — they share one exchange budget.
     executor_def=dg.in_process_executor,
     description="Market data → signals → target_weights (with their blocking checks) for one 4h window.",
+)
+
+warm_up_job = dg.define_asset_job(
+    "warm_up_job",
+    selection=dg.AssetSelection.assets("target_weights").upstream() | dg.AssetSelection.assets("funding"),
+    tags=runtags.DUCKDB_WRITER,
+    executor_def=dg.in_process_executor,
+    description="The window run's assets plus funding, for a range of history (`gradient-pipeline warm-up`).",
 )
 
 
@@ -144,6 +164,7 @@ def rebalance_run_request(window_key: str, upstream_run_id: str) -> dg.RunReques
     close = parse_partition_key(window_key) + BAR
     return dg.RunRequest(
         run_key=f"rebalance-{window_key}-{upstream_run_id}",
+        job_name=rebalance_job.name,
         run_config=rebalance_run_config(window_key),
         tags={**REBALANCE_TAGS, **TRADING_PRIORITY, WINDOW_TAG: window_key, WINDOW_CLOSE_TAG: close.isoformat(),
               runtags.UPSTREAM_RUN: upstream_run_id},
@@ -176,12 +197,13 @@ def rebalance_skip_reason(db_path: str, window_key: str, mode: str) -> str | Non
 @dg.run_status_sensor(
     run_status=dg.DagsterRunStatus.SUCCESS,
     monitored_jobs=[trading_window_job],
-    request_job=rebalance_job,
+    request_jobs=[rebalance_job, funding_refresh_job],
     default_status=dg.DefaultSensorStatus.STOPPED,
     minimum_interval_seconds=5,
 )
 def rebalance_after_window(context: dg.RunStatusSensorContext, gradient: GradientResource):
-    """After a window's targets are materialised and checked, rebalance to them (skips while halted or done)."""
+    """After a window's targets are materialised and checked, rebalance to them (skips while halted or done), then
+    refresh the window's funding in a second run requested after it (off the critical path)."""
     run = context.dagster_run
     key = run.tags.get("dagster/partition")
     if not key:
@@ -196,4 +218,43 @@ def rebalance_after_window(context: dg.RunStatusSensorContext, gradient: Gradien
     skip = rebalance_skip_reason(gradient.db_path, key, gradient.config.mode)
     if skip:
         return dg.SkipReason(skip)
-    return rebalance_run_request(key, run.run_id)
+    # The rebalance first: created first and at priority 10, it leaves the queue before the funding run (priority
+    # -1), and the daemon launches runs one after another. A funding run requested on its own (an earlier design
+    # had a second sensor) could be created, and launched, ahead of the rebalance and delay it.
+    funding = funding_run_request(context.instance, key, run.run_id)
+    return [rebalance_run_request(key, run.run_id)] + ([funding] if isinstance(funding, dg.RunRequest) else [])
+
+
+def _funding_done(instance: dg.DagsterInstance, keys: list[str]) -> set[str]:
+    recs = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey("funding"), asset_partitions=keys), limit=len(keys)).records
+    return {r.partition_key for r in recs}
+
+
+def funding_run_request(instance: dg.DagsterInstance, window_key: str, upstream_run_id: str,
+                        catch_up: int = FUNDING_CATCH_UP_WINDOWS,
+                        partitions_start: str = PARTITIONS_START) -> dg.RunRequest | dg.SkipReason:
+    """The funding refresh after a window run: every window since the last one with funding stored, up to this one.
+
+    One run, one request per coin for the whole range (a partition-range run), spending the shared exchange budget
+    at low priority (`background`), so it never delays the rebalance launched for the same window.
+    """
+    last = parse_partition_key(window_key)
+    first_allowed = max(last - (catch_up - 1) * BAR, parse_partition_key(partitions_start))
+    keys = [partition_key(t) for t in pd.date_range(first_allowed, last, freq=BAR)]
+    done = _funding_done(instance, keys)
+    if window_key in done:
+        return dg.SkipReason(f"funding for window {window_key} is already stored")
+    first = window_key
+    for key in reversed(keys[:-1]):  # walk back to the newest window that has funding stored
+        if key in done:
+            break
+        first = key
+    tags = {WINDOW_TAG: window_key, runtags.UPSTREAM_RUN: upstream_run_id}
+    if first == window_key:
+        kwargs = {"partition_key": window_key}
+    else:
+        tags.update({RANGE_START_TAG: first, RANGE_END_TAG: window_key})
+        kwargs = {}
+    return dg.RunRequest(run_key=f"funding-{window_key}-{upstream_run_id}", job_name=funding_refresh_job.name,
+                         run_config={"ops": {"funding": {"config": {"background": True}}}}, tags=tags, **kwargs)

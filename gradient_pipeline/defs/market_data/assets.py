@@ -43,6 +43,7 @@ class MarketDataConfig(dg.Config):
     source: str = ""
     freqtrade_dir: str = ""
     prune: bool = False  # allow deleting stored rows the source no longer has (never for coins without input)
+    background: bool = False  # low priority on the shared exchange budget (the funding refresh after a window)
 
 
 def _window(context: dg.AssetExecutionContext) -> tuple[pd.Timestamp, pd.Timestamp]:
@@ -66,9 +67,20 @@ def _from_source(what: str, fn: Callable[[], T]) -> T:
         raise dg.Failure(description=f"{what}: {err}", allow_retries=False) from None
 
 
-def _source(config: MarketDataConfig, gradient: GradientResource) -> MarketDataSource:
-    return _from_source("market-data source", lambda: open_source(
-        gradient.config, config.source or None, config.freqtrade_dir or None))
+# One source per run and process: the steps of a window run (in-process executor) share its exchange clock and its
+# universe snapshot (`metaAndAssetCtxs`, weight 20), so every step cuts at the same instant and the snapshot is
+# fetched once per run, not once per step. Only the newest run's source is kept.
+_RUN_SOURCE: dict[tuple, MarketDataSource] = {}
+
+
+def _source(context, config: MarketDataConfig, gradient: GradientResource) -> MarketDataSource:
+    key = (context.run_id, config.source, config.freqtrade_dir, config.background, gradient.config_path)
+    if key not in _RUN_SOURCE:
+        src = _from_source("market-data source", lambda: open_source(
+            gradient.config, config.source or None, config.freqtrade_dir or None, background=config.background))
+        _RUN_SOURCE.clear()
+        _RUN_SOURCE[key] = src
+    return _RUN_SOURCE[key]
 
 
 def _require_complete(source: MarketDataSource, end: pd.Timestamp) -> pd.Timestamp:
@@ -166,7 +178,7 @@ def candles(context: dg.AssetExecutionContext, config: MarketDataConfig, gradien
     """
     start, end = _window(context)
     bounds = gradient.config.validation
-    source = _source(config, gradient)
+    source = _source(context, config, gradient)
     complete_end = _require_complete(source, end)
     with gradient.db() as conn:
         tables.ensure(conn)
@@ -210,18 +222,24 @@ def candles(context: dg.AssetExecutionContext, config: MarketDataConfig, gradien
     )
 
 
-@dg.asset(**_COMMON, metadata={"partition_expr": "ts", "table": "funding"}, check_specs=[_inputs_spec("funding")])
+# Step priority 1: in a run that builds funding and universe together (backfill, warm-up) funding is written
+# first, so the universe snapshot's `funding` column sees it; the trading cycle refreshes funding in its own run.
+@dg.asset(**_COMMON, metadata={"partition_expr": "ts", "table": "funding"}, check_specs=[_inputs_spec("funding")],
+          op_tags={"dagster/priority": "1"})
 def funding(context: dg.AssetExecutionContext, config: MarketDataConfig, gradient: GradientResource) -> dg.MaterializeResult:
     """Hourly funding rates, table `funding` (key coin, ts = funding hour, naive UTC; + means longs pay).
 
     A 4h partition holds the funding hours inside its window [t, t+4h) (8-hourly records before 2023-06-08).
+    Not on the trading cycle's critical path: no signal or target reads it (targets need candles and the universe's
+    listing only), so the cycle refreshes it after the rebalance is launched (`rebalance_after_window` requests a run of
+    `funding_refresh_job` at low priority on the shared exchange budget), catching up every window it missed.
     Validated (unique (coin, ts), on the hour, finite rate, |rate| within the venue's cap of 4%/hour scaled to the
     record's interval) before the window is replaced for the coins the source covered; a coin without input keeps
     its rows and fails `funding_inputs_complete`.
     """
     start, end = _window(context)
     bounds = gradient.config.validation
-    source = _source(config, gradient)
+    source = _source(context, config, gradient)
     _require_complete(source, end)
     batch = _from_source(f"funding from source {source.name}", lambda: source.funding(start, end))
     rows = _validate(prepare_funding(batch.frame), schemas.FUNDING)
@@ -239,10 +257,13 @@ def funding(context: dg.AssetExecutionContext, config: MarketDataConfig, gradien
     )
 
 
-@dg.asset(**_COMMON, metadata={"partition_expr": "ts", "table": "universe"}, deps=[candles, funding])
+@dg.asset(**_COMMON, metadata={"partition_expr": "ts", "table": "universe"}, deps=[candles])
 def universe(context: dg.AssetExecutionContext, config: MarketDataConfig, gradient: GradientResource) -> dg.MaterializeResult:
     """Per-window universe snapshot, table `universe` (key ts = window open, coin): who is listed or delisted,
     szDecimals, max leverage, 24h notional volume, and (hyperliquid, newest window) mark/oracle/OI/funding.
+    `funding` is the live rate for the newest window at hyperliquid, else the last stored hourly rate inside the
+    window when the snapshot was built (the `funding` table is the record; this asset does not wait for it: it is on
+    the trading cycle's critical path and funding is not).
 
     Listed = the coin has a stored candle in the window; delisted = the source says it stopped trading (freqtrade:
     its data ended before the directory's end; hyperliquid: `isDelisted` in `meta`, newest window only).
@@ -252,7 +273,7 @@ def universe(context: dg.AssetExecutionContext, config: MarketDataConfig, gradie
     newest) is kept and counted (`stored_rows_kept`), unless the run prunes.
     """
     start, end = _window(context)
-    source = _source(config, gradient)
+    source = _source(context, config, gradient)
     complete_end = _require_complete(source, end)
     with gradient.db() as conn:
         tables.ensure(conn)
