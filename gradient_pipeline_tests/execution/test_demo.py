@@ -33,7 +33,8 @@ def test_demo_trades_two_cycles_through_dagster(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("DAGSTER_HOME", str(home))
     with dg.DagsterInstance.get() as instance:
         runs = instance.get_runs(filters=dg.RunsFilter(tags={"gradient/demo": "cycle-2"}))
-        assert {r.job_name for r in runs} == {"trading_window_job", "rebalance_job"}
+        # each cycle: the window's data, its rebalance, then the dashboard's monitor run
+        assert {r.job_name for r in runs} == {"trading_window_job", "rebalance_job", "monitor_job"}
         assert all(r.status == dg.DagsterRunStatus.SUCCESS for r in runs)
         mats = instance.fetch_materializations(dg.AssetKey("executed_orders"), limit=10).records
         assert len(mats) == 2
