@@ -8,6 +8,9 @@ from dataclasses import dataclass
 from gradient_pipeline.config import GradientConfig
 
 
+MAX_EXPONENT = 200  # 2 ** 200 ≈ 1.6e60: past any cap, far below float overflow
+
+
 @dataclass(frozen=True)
 class Backoff:
     """Capped exponential backoff (pure): delay after `failures` consecutive failed passes."""
@@ -19,7 +22,9 @@ class Backoff:
     def delay(self, failures: int) -> float:
         if failures <= 0:
             return 0.0
-        return min(self.max_s, self.initial_s * self.factor ** (failures - 1))
+        # The exponent is capped: a loop that keeps trying through a long outage reaches failure ~1,025, where
+        # factor ** n overflows a float (OverflowError) — the delay is max_s long before that.
+        return min(self.max_s, self.initial_s * self.factor ** min(failures - 1, MAX_EXPONENT))
 
     @classmethod
     def from_config(cls, cfg: GradientConfig) -> Backoff:

@@ -43,6 +43,7 @@ from sqlalchemy.engine import Connection
 
 from gradient_pipeline.book import alerts as store
 from gradient_pipeline.book.alerts import clear_alert, is_active  # noqa: F401 - re-exported
+from gradient_pipeline.backoff import Backoff
 from gradient_pipeline.book.halt import utcnow
 from gradient_pipeline.config import PRIVATE_KEY_ENV_VAR, GradientConfig
 
@@ -130,7 +131,7 @@ def retry_delay_s(attempts: int, cfg: GradientConfig | None) -> float:
     a = cfg.alerts if cfg is not None else None
     initial = a.retry_backoff_initial_s if a else 60.0
     cap = a.retry_backoff_max_s if a else 3600.0
-    return min(cap, initial * 2.0 ** max(0, attempts - 1))
+    return Backoff(initial, cap).delay(max(1, attempts))
 
 
 def _deliver_one(url: str, title: str, body: str, severity: str) -> tuple[bool, str | None]:

@@ -33,6 +33,12 @@ def _fast_cfg(paper_account, tmp_path):
 def test_backoff_is_capped_exponential():
     b = Backoff(initial_s=0.5, max_s=30.0)
     assert [b.delay(n) for n in range(0, 9)] == [0.0, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0]
+    # a loop that keeps trying through a long outage: past failure ~1,025 factor ** n would overflow a float
+    # (found by the 2,000-schedule simulation bench: OverflowError at schedule 1945)
+    assert b.delay(5_000) == 30.0 and Backoff(initial_s=0.001, max_s=0.05).delay(10**6) == 0.05
+    from gradient_pipeline.monitoring.alerts import retry_delay_s
+
+    assert retry_delay_s(1, None) == 60.0 and retry_delay_s(3, None) == 240.0 and retry_delay_s(5_000, None) == 3600.0
 
 
 def test_cli_flattens_through_12_failed_account_reads(paper_account, alert_receiver, tmp_path):
