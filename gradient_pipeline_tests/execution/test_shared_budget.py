@@ -102,3 +102,32 @@ def test_background_work_only_uses_what_the_cycle_leaves(tmp_path):
     except _BudgetExhausted:
         pass
     assert fg.used() == 90
+
+
+def test_many_openers_of_a_fresh_ledger_all_get_through(tmp_path):
+    """A rebalance run and its observers open the (not yet existing) ledger together: switching a fresh file to WAL
+    needs it alone and SQLite refuses at once with `database is locked` rather than waiting. Every opener must get
+    through, and the file ends in WAL mode."""
+    import sqlite3
+    import threading
+
+    for attempt in range(20):
+        path = tmp_path / f"fresh-{attempt}.sqlite"
+        start = threading.Barrier(8)
+        errors: list[BaseException] = []
+
+        def open_and_spend() -> None:
+            start.wait()
+            try:
+                SharedWeightLedger(path, "exchange.test:1").charge(1)
+            except BaseException as exc:  # noqa: BLE001 — collected and asserted on below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=open_and_spend) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert not errors, f"attempt {attempt}: {errors!r}"
+        assert SharedWeightLedger(path, "exchange.test:1").used() == 8
+        assert sqlite3.connect(path).execute("PRAGMA journal_mode").fetchone()[0] == "wal"
