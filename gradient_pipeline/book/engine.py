@@ -35,6 +35,8 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 
+from gradient_pipeline.sqlite_wal import enable_wal
+
 BOOK_URL_ENV = "GRADIENT_BOOK_URL"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
@@ -88,10 +90,10 @@ def _configure_sqlite(engine: Engine) -> None:
         dbapi_conn.isolation_level = None  # SQLAlchemy emits BEGIN itself (below), the driver must not
         cur = dbapi_conn.cursor()
         cur.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
-        cur.execute("PRAGMA journal_mode = WAL")
         cur.execute("PRAGMA synchronous = FULL")
         cur.execute("PRAGMA foreign_keys = ON")
         cur.close()
+        enable_wal(dbapi_conn, engine.url.database)
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn):

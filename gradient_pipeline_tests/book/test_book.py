@@ -115,3 +115,36 @@ def test_snapshots_at_one_exchange_time_the_last_written_wins(book_conn):
     ledger.snapshot(book_conn, t, "monitor", None, 8_989.0, 0.0, {})  # the monitor after the stop: flat
     assert latest_equity(book_conn)[1:] == (8_989.0, "monitor")
     assert list(equity_history(book_conn)["source"]) == ["emergency_stop", "monitor"]
+
+
+def test_several_engines_open_a_fresh_sqlite_book_at_once(tmp_path):
+    """Two Dagster runs opening a book file nobody has opened yet: each connection switches the file to WAL, which
+    SQLite refuses at once (`database is locked`) while another holds it. Every opener gets through; the file is WAL."""
+    import threading
+
+    for attempt in range(10):
+        url = f"sqlite:///{tmp_path / f'book-{attempt}.sqlite'}"
+        start = threading.Barrier(6)
+        errors: list[BaseException] = []
+
+        def open_and_read() -> None:
+            engine = book_engine.create_book_engine(url)
+            start.wait()
+            try:
+                with engine.connect() as conn:
+                    conn.exec_driver_sql("SELECT 1").fetchone()
+            except BaseException as exc:  # noqa: BLE001 — collected and asserted on below
+                errors.append(exc)
+            finally:
+                engine.dispose()
+
+        threads = [threading.Thread(target=open_and_read) for _ in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert not errors, f"attempt {attempt}: {errors!r}"
+        engine = book_engine.create_book_engine(url)
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        engine.dispose()

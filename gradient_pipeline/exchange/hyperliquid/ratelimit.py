@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from gradient_pipeline.config import RateLimitConfig
+from gradient_pipeline.sqlite_wal import enable_wal
 
 WINDOW_S = 60.0
 
@@ -259,7 +260,7 @@ class SharedWeightLedger:
         conn = getattr(self._local, "conn", None)
         if conn is None:
             conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
-            _enable_wal(conn, self.path)
+            enable_wal(conn, self.path)
             conn.execute("PRAGMA synchronous=OFF")
             self._local.conn = conn
         return conn
@@ -309,32 +310,6 @@ class SharedWeightLedger:
         row = self._conn().execute("SELECT coalesce(sum(weight), 0) FROM spend WHERE host = ? AND t > ?",
                                    (self.host, self._clock() - WINDOW_S)).fetchone()
         return int(row[0])
-
-
-def _enable_wal(conn: sqlite3.Connection, path: Path, deadline_s: float = 30.0) -> None:
-    """Put the ledger file in WAL mode (persistent: once any process has done it, it stays so).
-
-    Switching the journal mode needs the file to itself, and SQLite answers `database is locked` at once instead of
-    waiting out the busy timeout when another process holds it — which happens when several processes open a fresh
-    ledger together (a rebalance run and its observer). So: skip when already WAL, else retry for `deadline_s`.
-    """
-    start = time.monotonic()
-    delay = 0.005
-    while True:
-        try:
-            if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() == "wal":
-                return
-            conn.execute("PRAGMA journal_mode=WAL")
-            return
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) and "busy" not in str(exc):
-                raise
-            if time.monotonic() - start > deadline_s:
-                raise sqlite3.OperationalError(
-                    f"rate ledger {path}: could not switch to WAL mode within {deadline_s:.0f} s ({exc}); "
-                    "another process holds the file — delete it if no gradient-pipeline process is running") from exc
-            time.sleep(delay)
-            delay = min(delay * 2, 0.25)
 
 
 def ledger_host(base_url: str) -> str:
