@@ -291,7 +291,7 @@ def run_schedule(sim: _Sim, index: int, seed: int, windows: int) -> ScheduleResu
             if not stop_checked and not halted_before and rng.random() < P_SHOCK:
                 if _shock_positions(handle, client):
                     res.faults["price_shock"] += 1
-                    res.violations += [f"window {w}: {v}" for v in _drawdown_episode(cfg, client, db)]
+                    res.violations += [f"window {w}: {v}" for v in _drawdown_episode(cfg, client, db, handle)]
     except Exception as err:  # noqa: BLE001 - an exception is a violation of "terminal with a reason"
         res.violations.append(f"exception: {type(err).__name__}: {str(err)[:300]}")
     finally:
@@ -335,7 +335,7 @@ def _shock_positions(handle, client) -> bool:
     return bool(state.positions)
 
 
-def _drawdown_episode(cfg, client, db: str, at_stop=None) -> list[str]:
+def _drawdown_episode(cfg, client, db: str, handle, at_stop=None) -> list[str]:
     """Tick the drawdown check up to K times; when it says stop, call `at_stop()` (if given), run the emergency
     stop and alert. Returns violations of invariant 6 (past the stop ⇒ a stop within K ticks and flat; no stop
     below it)."""
@@ -357,7 +357,8 @@ def _drawdown_episode(cfg, client, db: str, at_stop=None) -> list[str]:
             if d.drawdown_pct is not None and d.drawdown_pct < cfg.emergency_stop_drawdown_pct:
                 out.append(f"stop fired at {d.drawdown_pct:.1f}%, below the stop level")
             report = emergency_stop(cfg, db, f"simulated drawdown {d.drawdown_pct:.1f}%", source="drawdown_sensor",
-                                    trading=client, say=lambda m: None, lock_wait_s=0.5, second_lock_wait_s=30)
+                                    trading=client, say=lambda m: None, lock_wait_s=0.5, second_lock_wait_s=30,
+                                    sleep=_market_time_passes(handle, cfg))
             with connect(db) as conn:
                 delivery = raise_alert(conn, messages.drawdown_stop(
                     d.drawdown_pct, d.equity, d.hwm, cfg.emergency_stop_drawdown_pct, report.summary()), cfg)
@@ -373,6 +374,24 @@ def _drawdown_episode(cfg, client, db: str, at_stop=None) -> list[str]:
     elif stopped_at is not None and client.account_state().positions:
         out.append("stop fired but the account is not flat")
     return out
+
+
+def _market_time_passes(handle, cfg):
+    """The emergency stop's backoff sleep: a real (short) sleep, and the replay clock moves on by what the
+    production backoff would have slept (the simulation's backoff cap is ~600× shorter than the default). A
+    deployment's clock never stands still: the book its own reduce-only IOCs emptied (a thin book after a shock)
+    refills while it waits; on a frozen replay clock it never would, and the stop would retry forever."""
+    import pandas as pd
+
+    from gradient_pipeline.config import RiskConfig
+
+    scale = RiskConfig.model_fields["flatten_backoff_max_s"].default / cfg.risk.flatten_backoff_max_s
+
+    def sleep(seconds: float) -> None:
+        time.sleep(seconds)
+        handle.advance(pd.Timedelta(seconds=seconds * scale))
+
+    return sleep
 
 
 def _long_writer_window(handle, cfg, client, db, window, targets, adv, res: ScheduleResult):
@@ -405,7 +424,7 @@ def _long_writer_window(handle, cfg, client, db, window, targets, adv, res: Sche
         if _shock_positions(handle, client):
             res.faults["price_shock"] += 1
             alive: list[bool] = []
-            violations += _drawdown_episode(cfg, client, db, at_stop=lambda: alive.append(thread.is_alive()))
+            violations += _drawdown_episode(cfg, client, db, handle, at_stop=lambda: alive.append(thread.is_alive()))
             if alive == [False]:  # the stop came too late to test anything: a slow machine, not a safety failure
                 res.notes["long_writer_ended_first"] += 1
     thread.join(timeout=60)

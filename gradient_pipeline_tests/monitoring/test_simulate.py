@@ -12,6 +12,8 @@ import logging
 import os
 import re
 
+import pytest
+
 from gradient_pipeline.app.simulate import schedule_seed, simulate
 
 SEED = 1  # its 200 schedules draw one kill -9 (schedule 99): every fault kind is exercised
@@ -47,3 +49,15 @@ def test_a_schedule_replays_exactly_from_its_index():
     assert first[0] == again[0] == 0, first[1]
     summary = [ln.split("; ")[0] for ln in first[1][:2]]
     assert summary == [ln.split("; ")[0] for ln in again[1][:2]]  # same windows, same faults (rate aside)
+
+
+@pytest.mark.timeout(300)
+def test_a_stop_on_a_thin_book_after_a_shock_ends_flat():
+    """Schedule 1945 of seed 7 (found by the 2,000-schedule bench): a long rebalance on a thin book, then a shock.
+    The stop's first reduce-only IOC empties the short side's book; the book refills only as the market's time
+    passes. On a replay clock that stood still during the stop it retried forever; the simulation's backoff sleep
+    now moves the clock as a deployment's would, and the stop ends flat."""
+    violations, lines = _run(0, 7, windows=3, only=1945)
+    assert violations == 0, "\n".join(lines)
+    kinds = json.loads(lines[1].split("fault kinds: ", 1)[1].rsplit("; ", 1)[0])
+    assert {"long_writer", "thin_book", "price_shock"} <= set(kinds), kinds
