@@ -3,7 +3,7 @@ data, and a `Trader` that signs actions with the real SDK exactly as `hyperliqui
 
 from __future__ import annotations
 
-import itertools
+import threading
 import time
 
 from eth_account import Account
@@ -29,12 +29,16 @@ def make_market(data_dir, start: str = START, coins=COINS, book: BookConfig | No
     return MarketView(RecordedData(data_dir, coins=list(coins)), clock, book), clock
 
 
-_nonce_source = itertools.count(int(time.time() * 1000))
+_last_nonce = [0]
+_nonce_lock = threading.Lock()
 
 
 def next_nonce() -> int:
-    """Strictly increasing, wall-clock based like the SDK's, but never repeating within a test run."""
-    return max(next(_nonce_source), int(time.time() * 1000))
+    """Strictly increasing, wall-clock based like the SDK's, but never repeating within a test run (two signed
+    actions inside one millisecond get consecutive nonces; the clock takes over again when it has moved past)."""
+    with _nonce_lock:
+        _last_nonce[0] = max(_last_nonce[0] + 1, int(time.time() * 1000))
+        return _last_nonce[0]
 
 
 def statuses(resp: dict) -> list:
