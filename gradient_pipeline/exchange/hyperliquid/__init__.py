@@ -11,24 +11,23 @@
 - `account`: the cheap per-tick equity read; `factory`: the one place a client is built from config + env.
 """
 
-from gradient_pipeline.exchange.hyperliquid.client import HyperliquidClient
-from gradient_pipeline.exchange.hyperliquid.errors import (
-    ExchangeError,
-    ExchangeRequestError,
-    ExchangeUnavailableError,
-    RateLimitedError,
-    UnknownCoinError,
-    WireFormatError,
-)
-from gradient_pipeline.exchange.hyperliquid.market_data import MarketData
+from __future__ import annotations
 
-__all__ = [
-    "ExchangeError",
-    "ExchangeRequestError",
-    "ExchangeUnavailableError",
-    "HyperliquidClient",
-    "MarketData",
-    "RateLimitedError",
-    "UnknownCoinError",
-    "WireFormatError",
-]
+import importlib
+
+# Lazy (PEP 562): `import gradient_pipeline.exchange.hyperliquid.errors` (what the Dagster definitions need at load
+# time) must not import the SDK, eth_account and the HTTP stack — every run process and code server pays for that.
+_EXPORTS = {
+    "HyperliquidClient": "client",
+    "MarketData": "market_data",
+    **{name: "errors" for name in ("ExchangeError", "ExchangeRequestError", "ExchangeUnavailableError",
+                                   "RateLimitedError", "UnknownCoinError", "WireFormatError")},
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
