@@ -82,6 +82,9 @@ def add_commands(subparsers) -> None:
     sim.add_argument("--seed", type=int, default=0)
     sim.add_argument("--windows", type=int, default=3, help="consecutive 4h windows per schedule")
     sim.add_argument("--schedule", type=int, help="replay only this schedule index")
+    sim.add_argument("--jobs", type=int, default=1,
+                     help="worker processes, each with its own local exchange and book (default 1; a schedule's "
+                     "outcome does not depend on it)")
     sim.set_defaults(handler=_simulate)
 
     drill = subparsers.add_parser(
@@ -136,7 +139,7 @@ def _simulate(args) -> int:
     from gradient_pipeline.app.simulate import simulate
 
     logging.disable(logging.CRITICAL)  # faults are the point here: the summary says what happened
-    violations = simulate(args.schedules, args.seed, args.windows, args.schedule)
+    violations = simulate(args.schedules, args.seed, args.windows, args.schedule, jobs=max(1, args.jobs))
     return 1 if violations else 0
 
 

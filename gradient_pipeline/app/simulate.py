@@ -494,50 +494,28 @@ def _stop_after_this_schedule(signum, frame) -> None:
     interrupted.set()
 
 
-def simulate(schedules: int, seed: int, windows: int = 3, only: int | None = None, say=print,
-             progress_every: int = 0) -> int:
-    """Run the schedules; print the summary line, the fault kinds and the rate, and per failing schedule the
-    replay command. Returns the number of violations. `progress_every` > 0: a running tally every that many
-    schedules (long bench runs)."""
+def _run_block(seed: int, windows: int, indices, on_result=None) -> list[ScheduleResult]:
+    """Run the schedules `indices` in this process: one exchange, one alert receiver, one book (see `_Sim`). Stops
+    after the running schedule once `interrupted` is set. The process environment is restored afterwards."""
     from types import SimpleNamespace
 
     saved = {k: os.environ.get(k) for k in ENV_KEYS}
-    interrupted.clear()
-    handlers = {}
-    if threading.current_thread() is threading.main_thread():  # Ctrl-C ends with the tally of finished schedules
-        handlers = {sig: signal.signal(sig, _stop_after_this_schedule) for sig in (signal.SIGINT, signal.SIGTERM)}
     for k in ("GRADIENT_BOOK_URL", "GRADIENT_CONFIG", "GRADIENT_DUCKDB_PATH"):
         os.environ.pop(k, None)  # each schedule's book is the SQLite file beside its own DuckDB path
     shm = Path("/dev/shm")
     workdir = Path(tempfile.mkdtemp(prefix="gradient-simulate-", dir=shm if shm.is_dir() else None))
     receiver = SimpleNamespace()
     _quiet_receiver(receiver)
-    t0 = time.monotonic()
-    total_w = total_v = 0
-    faults: Counter = Counter()
-    notes: Counter = Counter()
-    failing: list[ScheduleResult] = []
+    results: list[ScheduleResult] = []
     sim = None
-    done = 0
     try:
         sim = _Sim(workdir, receiver.url)
-        indices = [only] if only is not None else range(schedules)
         for i in indices:
             if interrupted.is_set():
                 break
-            r = run_schedule(sim, i, schedule_seed(seed, i), windows)
-            done += 1
-            total_w += r.windows
-            total_v += len(r.violations)
-            faults.update(r.faults)
-            notes.update(r.notes)
-            if r.violations:
-                failing.append(r)
-                say(f"schedule {r.index} (seed {r.seed}): " + "; ".join(r.violations[:3]))
-            if progress_every and (i + 1) % progress_every == 0:
-                rate = (i + 1) / ((time.monotonic() - t0) / 60)
-                say(f"... {i + 1} schedules, {total_w} windows, {sum(faults.values())} faults injected, {total_v} "
-                    f"violations ({rate:.1f} schedules/min)")
+            results.append(run_schedule(sim, i, schedule_seed(seed, i), windows))
+            if on_result is not None:
+                on_result(results[-1])
     finally:
         if sim is not None:
             sim.stop()
@@ -548,20 +526,98 @@ def simulate(schedules: int, seed: int, windows: int = 3, only: int | None = Non
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+    return results
+
+
+def _worker_block(seed: int, windows: int, indices: list[int]) -> list[ScheduleResult]:
+    """A `--jobs` worker process's share: a block of schedules (SIGINT/SIGTERM end it after the running one)."""
+    import logging
+
+    logging.disable(logging.CRITICAL)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, _stop_after_this_schedule)
+    return _run_block(seed, windows, indices)
+
+
+class _Tally:
+    """The running totals, the progress lines and the failing schedules (in the order they finish)."""
+
+    def __init__(self, say, progress_every: int):
+        self.say, self.progress_every = say, progress_every
+        self.t0 = time.monotonic()
+        self.done = self.windows = self.violations = 0
+        self.faults: Counter = Counter()
+        self.notes: Counter = Counter()
+        self.failing: list[ScheduleResult] = []
+
+    def add(self, r: ScheduleResult) -> None:
+        self.done += 1
+        self.windows += r.windows
+        self.violations += len(r.violations)
+        self.faults.update(r.faults)
+        self.notes.update(r.notes)
+        if r.violations:
+            self.failing.append(r)
+            self.say(f"schedule {r.index} (seed {r.seed}): " + "; ".join(r.violations[:3]))
+        if self.progress_every and self.done % self.progress_every == 0:
+            rate = self.done / ((time.monotonic() - self.t0) / 60)
+            self.say(f"... {self.done} schedules, {self.windows} windows, {sum(self.faults.values())} faults "
+                     f"injected, {self.violations} violations ({rate:.1f} schedules/min)")
+
+
+def simulate(schedules: int, seed: int, windows: int = 3, only: int | None = None, say=print,
+             progress_every: int = 0, jobs: int = 1) -> int:
+    """Run the schedules; print the summary line, the fault kinds and the rate, and per failing schedule the
+    replay command. Returns the number of violations. `progress_every` > 0: a running tally every that many
+    schedules (long bench runs). `jobs` > 1: that many worker processes, each with its own exchange and book,
+    take blocks of schedules (a schedule's outcome depends only on its seed and index, not on who runs it)."""
+    interrupted.clear()
+    handlers = {}
+    if threading.current_thread() is threading.main_thread():  # Ctrl-C ends with the tally of finished schedules
+        handlers = {sig: signal.signal(sig, _stop_after_this_schedule) for sig in (signal.SIGINT, signal.SIGTERM)}
+    tally = _Tally(say, progress_every)
+    try:
+        if only is not None or jobs <= 1:
+            _run_block(seed, windows, [only] if only is not None else range(schedules), on_result=tally.add)
+        else:
+            _run_in_workers(schedules, seed, windows, jobs, tally)
+    finally:
         for sig, handler in handlers.items():
             signal.signal(sig, handler)
-    minutes = (time.monotonic() - t0) / 60
-    n = done
+    minutes = (time.monotonic() - tally.t0) / 60
+    n = tally.done
     if n < (1 if only is not None else schedules):
         say(f"INTERRUPTED after {n} of {schedules} schedules (SIGINT/SIGTERM): the figures below cover those")
-    say(f"{n} schedules, {total_w} windows, {sum(faults.values())} faults injected, {total_v} violations")
-    say(f"fault kinds: {json.dumps(dict(sorted(faults.items())))}; {n / minutes if minutes else 0:.1f} schedules/min")
-    if notes:
-        say(f"notes: {json.dumps(dict(sorted(notes.items())))}")
-    for r in failing:
+    say(f"{n} schedules, {tally.windows} windows, {sum(tally.faults.values())} faults injected, "
+        f"{tally.violations} violations")
+    say(f"fault kinds: {json.dumps(dict(sorted(tally.faults.items())))}; "
+        f"{n / minutes if minutes else 0:.1f} schedules/min")
+    if tally.notes:
+        say(f"notes: {json.dumps(dict(sorted(tally.notes.items())))}")
+    for r in sorted(tally.failing, key=lambda r: r.index):
         say(f"schedule {r.index} (seed {r.seed}): " + "; ".join(r.violations[:3]))
         say(f"  replay: gradient-pipeline simulate --seed {seed} --schedule {r.index} --windows {windows}")
-    return total_v
+    return tally.violations
+
+
+WORKER_BLOCK = 50  # at most, schedules per task: the exchange start and book migration a block pays (~1 s) stay a
+                   # few per cent; small runs get smaller blocks (about four per worker) to keep every worker busy
+
+
+def _run_in_workers(schedules: int, seed: int, windows: int, jobs: int, tally: _Tally) -> None:
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    size = max(1, min(WORKER_BLOCK, -(-schedules // (4 * jobs))))
+    blocks = [list(range(a, min(a + size, schedules))) for a in range(0, schedules, size)]
+    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        pending = [pool.submit(_worker_block, seed, windows, b) for b in blocks]
+        for done in as_completed(pending):
+            for r in done.result():
+                tally.add(r)
+            if interrupted.is_set():  # the workers stop after their running schedule (they got the signal too)
+                for f in pending:
+                    f.cancel()
 
 
 def _quiet_receiver(receiver) -> None:

@@ -32,7 +32,7 @@ def _run(*args, **kwargs) -> tuple[int, list[str]]:
 
 def test_200_seeded_schedules_hold_every_invariant_with_every_fault_kind():
     n = int(os.environ.get("GRADIENT_SIMULATE_SCHEDULES", "200"))
-    violations, lines = _run(n, SEED, windows=2)
+    violations, lines = _run(n, SEED, windows=2, jobs=2)  # two worker processes, each its own exchange and book
     assert violations == 0, "\n".join(lines)
     m = re.fullmatch(r"(\d+) schedules, (\d+) windows, (\d+) faults injected, 0 violations", lines[0])
     assert m and int(m[1]) == n and int(m[2]) == 2 * n and int(m[3]) > n, lines
@@ -40,6 +40,14 @@ def test_200_seeded_schedules_hold_every_invariant_with_every_fault_kind():
     if n >= 200:
         assert ALL_KINDS <= set(kinds), f"fault kinds never injected: {sorted(ALL_KINDS - set(kinds))}"
     assert sum(kinds.values()) == int(m[3])
+
+
+def test_worker_processes_change_nothing_but_the_rate():
+    """`--jobs`: a schedule's outcome depends only on its seed and index, not on which process ran it or after what."""
+    alone = _run(8, 4, windows=2)
+    shared = _run(8, 4, windows=2, jobs=2)
+    assert alone[0] == shared[0] == 0, alone[1] + shared[1]
+    assert [ln.split("; ")[0] for ln in alone[1][:2]] == [ln.split("; ")[0] for ln in shared[1][:2]]
 
 
 def test_a_schedule_replays_exactly_from_its_index():
