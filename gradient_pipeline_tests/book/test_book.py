@@ -16,6 +16,7 @@ from gradient_pipeline.book import halt, ledger
 from gradient_pipeline.book.locks import RebalanceBusy, rebalance_lock
 from gradient_pipeline.book.schema import OPERATIONAL_TABLES, metadata
 from gradient_pipeline.exchange.hyperliquid.payloads import parse_fill
+from gradient_pipeline_tests.concurrently import all_at_once
 
 
 def _diff(conn) -> list:
@@ -120,29 +121,20 @@ def test_snapshots_at_one_exchange_time_the_last_written_wins(book_conn):
 def test_several_engines_open_a_fresh_sqlite_book_at_once(tmp_path):
     """Two Dagster runs opening a book file nobody has opened yet: each connection switches the file to WAL, which
     SQLite refuses at once (`database is locked`) while another holds it. Every opener gets through; the file is WAL."""
-    import threading
-
-    for attempt in range(10):
+    for attempt in range(150):  # a race: each attempt loses it only now and then
         url = f"sqlite:///{tmp_path / f'book-{attempt}.sqlite'}"
-        start = threading.Barrier(6)
-        errors: list[BaseException] = []
+
+        engines = [book_engine.create_book_engine(url) for _ in range(6)]  # one per "run"; none connected yet
 
         def open_and_read() -> None:
-            engine = book_engine.create_book_engine(url)
-            start.wait()
+            engine = engines.pop()
             try:
                 with engine.connect() as conn:
                     conn.exec_driver_sql("SELECT 1").fetchone()
-            except BaseException as exc:  # noqa: BLE001 — collected and asserted on below
-                errors.append(exc)
             finally:
                 engine.dispose()
 
-        threads = [threading.Thread(target=open_and_read) for _ in range(6)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(60)
+        errors = all_at_once(len(engines), open_and_read)
         assert not errors, f"attempt {attempt}: {errors!r}"
         engine = book_engine.create_book_engine(url)
         with engine.connect() as conn:

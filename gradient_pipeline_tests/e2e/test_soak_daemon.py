@@ -5,7 +5,7 @@ paper-phase recipe of docs/GRADIENT_LIVE_OPERATIONS.md, step for step (warm-up, 
 
 Asserted from the Dagster instance, the operations book and the exchange: four consecutive windows each
 materialised once, rebalanced once through the sensor and their funding refreshed once after it, with no failed
-run and no HTTP 429 answered by the exchange; equity snapshots throughout; the latency breakdown recorded per
+run, no failure alert and no HTTP 429 answered by the exchange; equity snapshots throughout; the latency breakdown recorded per
 cycle; then a price shock against the book that the drawdown sensor turns into a flat, halted account, and the next
 window skipped (not traded) with the halt as its reason.
 
@@ -182,6 +182,9 @@ def _soak(instance, ex, db, master, cfg, open_trading):
     print("latency of the last cycle (s):", breakdown)
     sources = dict(_ledger(db, "SELECT source, count(*) FROM equity GROUP BY source"))
     assert sources.get("monitor", 0) >= 1 and sources.get("rebalance_end", 0) >= len(WINDOWS), sources
+
+    # no failure alert in a normal cycle (every alert is logged in the book, delivered or not: no URL is configured)
+    assert not _ledger(db, "SELECT kind, title FROM alerts_sent WHERE severity = 'failure'")
 
     # 4. a price shock against the book: longs ×0.5, shorts ×1.6 → drawdown far past 20% → flat and halted
     positions = open_trading(cfg).account_state().positions
