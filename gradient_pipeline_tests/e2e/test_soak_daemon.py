@@ -142,8 +142,10 @@ def _instance(tmp_path):
 
 
 def _rebalanced(db: str):
-    return {str(w): s for w, s in _ledger(db, "SELECT window_ts, status FROM rebalances WHERE status IN "
-                                              "('complete', 'partial') AND rebalance_id NOT LIKE 'emergency-%'")}
+    # a raw SELECT returns SQLite's stored text ('2025-03-01 00:00:00.000000'), PostgreSQL's a datetime: one form
+    return {str(pd.Timestamp(w)): s for w, s in _ledger(
+        db, "SELECT window_ts, status FROM rebalances WHERE status IN ('complete', 'partial') "
+            "AND rebalance_id NOT LIKE 'emergency-%'")}
 
 
 def _soak(instance, ex, db, master, cfg, open_trading):
