@@ -80,7 +80,7 @@ def _wait(what: str, cond, timeout: float, every: float = 2.0):
 
 @pytest.mark.e2e
 @pytest.mark.timeout(2400)
-def test_daemon_trades_every_window_then_halts_on_a_shock(tmp_path, local_exchange_factory):
+def test_daemon_trades_every_window_then_halts_on_a_shock(tmp_path, local_exchange_factory, monkeypatch):
     from gradient_pipeline.config import load_config
     from gradient_pipeline.monitoring.account import open_trading
 
@@ -99,6 +99,9 @@ def test_daemon_trades_every_window_then_halts_on_a_shock(tmp_path, local_exchan
         "risk": {"equity_sensor_interval_s": int(os.environ.get("GRADIENT_SOAK_EQUITY_S", "3600"))},
     }))
     env = _env(tmp_path, cfg_path, master, agent)
+    # this process reads the account too (positions before the shock, flat after it): the same account, no key
+    monkeypatch.setenv("GRADIENT_ACCOUNT_ADDRESS", master.address)
+    monkeypatch.delenv("GRADIENT_PRIVATE_KEY", raising=False)
     (tmp_path / "dh").mkdir()
     shutil.copyfile(REPO / "dagster.yaml", tmp_path / "dh" / "dagster.yaml")
     cli = [sys.executable, "-m", "gradient_pipeline.cli"]
