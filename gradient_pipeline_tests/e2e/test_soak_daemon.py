@@ -30,6 +30,8 @@ import pytest
 
 import sqlalchemy as sa
 
+from dagster._core.scheduler.instigation import TickStatus  # not exported at the top level in 1.13
+
 from gradient_pipeline import book
 from gradient_pipeline.timegrid import parse_partition_key
 
@@ -208,7 +210,7 @@ def _soak(instance, ex, db, master, cfg, open_trading):
     # 5. the next window after the halt: materialised, then skipped (not traded), with the halt as the reason
     def skipped_after_halt():
         ticks = instance.get_ticks(_sensor_origin(instance), _sensor_selector(instance), limit=50)
-        reasons = [t.skip_reason or "" for t in ticks if t.status == dg.TickStatus.SKIPPED]
+        reasons = [t.skip_reason or "" for t in ticks if t.status == TickStatus.SKIPPED]
         runs = [r for r in instance.get_runs() if r.job_name == "rebalance_job"
                 and r.tags.get("gradient/outcome") == "skipped" and "halted" in r.tags.get("gradient/skip_reason", "")]
         return any("halted" in s for s in reasons) or runs
