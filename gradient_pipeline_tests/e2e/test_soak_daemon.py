@@ -202,8 +202,11 @@ def _soak(instance, ex, db, master, cfg, open_trading):
     _wait("halted", lambda: _ledger(db, "SELECT halted FROM halt_state ORDER BY id DESC LIMIT 1")
           == [(True,)], 600)
     _wait("flat", lambda: not open_trading(cfg).account_state().positions, 120)
-    stops = [r for r in instance.get_runs() if r.job_name == "emergency_stop_job"]
-    assert stops and all(r.status == dg.DagsterRunStatus.SUCCESS for r in stops)
+    # the book says halted and the account is flat a moment before the stop's run itself ends: wait for it too
+    stops = _wait("the emergency stop run to end", lambda: [
+        r for r in instance.get_runs(filters=dg.RunsFilter(job_name="emergency_stop_job"))
+        if r.status in (dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED)], 120)
+    assert all(r.status == dg.DagsterRunStatus.SUCCESS for r in stops), [(r.run_id[:8], r.status) for r in stops]
     print(f"shock → halted and flat in {time.time() - shocked_at:.0f}s")
     halted_at = pd.Timestamp(_ledger(db, "SELECT max(changed_at) FROM halt_state WHERE halted")[0][0]).to_pydatetime()
 
