@@ -41,9 +41,9 @@ from dataclasses import dataclass
 
 from sqlalchemy.engine import Connection
 
+from gradient_pipeline.backoff import Backoff
 from gradient_pipeline.book import alerts as store
 from gradient_pipeline.book.alerts import clear_alert, is_active  # noqa: F401 - re-exported
-from gradient_pipeline.backoff import Backoff
 from gradient_pipeline.book.halt import utcnow
 from gradient_pipeline.config import PRIVATE_KEY_ENV_VAR, GradientConfig
 

@@ -198,7 +198,8 @@ def test_funding_rate_of_5_is_refused(case):
             "  - coin ETH at 2025-04-02 09:00:00: rule '|rate| <= 0.04 per hour (0.04 per 1h record)' failed "
             "(rate=5)") in out
     # the universe is built from candles alone (funding is off the window run's critical path), so only funding
-    # is refused; the stored funding (and everything else) is untouched
+    # is refused — the universe still runs; the stored funding (and everything else) is untouched
+    assert "step universe failed" not in out and "failed): universe" not in out, out
     assert snapshot(db) == before
 
 

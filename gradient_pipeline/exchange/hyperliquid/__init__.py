@@ -14,6 +14,19 @@
 from __future__ import annotations
 
 import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # what type checkers and IDEs see; at run time `__getattr__` below imports on first use
+    from gradient_pipeline.exchange.hyperliquid.client import HyperliquidClient
+    from gradient_pipeline.exchange.hyperliquid.errors import (
+        ExchangeError,
+        ExchangeRequestError,
+        ExchangeUnavailableError,
+        RateLimitedError,
+        UnknownCoinError,
+        WireFormatError,
+    )
+    from gradient_pipeline.exchange.hyperliquid.market_data import MarketData
 
 # Lazy (PEP 562): `import gradient_pipeline.exchange.hyperliquid.errors` (what the Dagster definitions need at load
 # time) must not import the SDK, eth_account and the HTTP stack — every run process and code server pays for that.
